@@ -1,0 +1,1 @@
+"""sora-bot's core: everything that does not speak Slack."""

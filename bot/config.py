@@ -1,0 +1,202 @@
+"""Settings: the only reader of the environment. Every problem is reported at once, in plain words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+PROVIDERS = ("local", "openai", "fal", "veo")
+
+# What to tell a person about each variable when it is wrong: the name and what to set it to.
+_HELP: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "the bot token from your Slack app's OAuth page (starts with xoxb-)",
+    "SLACK_SIGNING_SECRET": "the signing secret from your Slack app's Basic Information page",
+    "SLACK_APP_TOKEN": "an app-level token with connections:write (starts with xapp-), for Socket Mode",
+    "SLACK_API_URL": "the Slack Web API base URL, e.g. https://slack.com/api/",
+    "DATABASE_URL": "sqlite:///path/to/file.db or postgresql+psycopg://user@host/db",
+    "SORA_BOT_DATA_DIR": "a writable folder for the database and clips, e.g. ./data",
+    "VIDEO_PROVIDER": "one of " + ", ".join(PROVIDERS),
+    "VIDEO_MODEL": "a model id your provider accepts",
+    "OPENAI_API_KEY": "an OpenAI (or gateway) API key",
+    "OPENAI_BASE_URL": "an http(s) URL ending in /v1",
+    "FAL_KEY": "your fal.ai key",
+    "FAL_BASE_URL": "an http(s) URL, default https://queue.fal.run",
+    "GEMINI_API_KEY": "your Gemini API key",
+    "GEMINI_BASE_URL": "an http(s) URL, default https://generativelanguage.googleapis.com",
+    "SORA_BOT_VOTE_MINUTES": "a whole number of minutes between 1 and 10080 (a week)",
+    "SORA_BOT_TICK_SECONDS": "a number of seconds between 0.1 and 60",
+    "SORA_BOT_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
+}
+
+
+def _env(name: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(name))
+
+
+class Settings(BaseSettings):
+    """Read from the environment (and a `.env` file in the working directory, if present)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL")
+    )
+    database_url: str | None = _env("DATABASE_URL")
+    data_dir: Path = Field(default=Path("data"), validation_alias=AliasChoices("SORA_BOT_DATA_DIR"))
+    video_provider: str = Field(default="local", validation_alias=AliasChoices("VIDEO_PROVIDER"))
+    video_model: str | None = _env("VIDEO_MODEL")
+    openai_api_key: SecretStr | None = _env("OPENAI_API_KEY")
+    openai_base_url: str | None = _env("OPENAI_BASE_URL")
+    fal_key: SecretStr | None = _env("FAL_KEY")
+    fal_base_url: str = Field(default="https://queue.fal.run", validation_alias=AliasChoices("FAL_BASE_URL"))
+    gemini_api_key: SecretStr | None = _env("GEMINI_API_KEY")
+    gemini_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com", validation_alias=AliasChoices("GEMINI_BASE_URL")
+    )
+    vote_minutes: int = Field(
+        default=60, ge=1, le=10080, validation_alias=AliasChoices("SORA_BOT_VOTE_MINUTES")
+    )
+    tick_seconds: float = Field(
+        default=2.0, ge=0.1, le=60, validation_alias=AliasChoices("SORA_BOT_TICK_SECONDS")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=AliasChoices("SORA_BOT_LOG_LEVEL")
+    )
+
+    @field_validator("slack_api_url", "fal_base_url", "gemini_base_url", "openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("video_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in PROVIDERS:
+            raise ValueError(f"unknown provider {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value[len("postgres://") :]
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        if not value.startswith(("sqlite://", "postgresql+psycopg://")):
+            raise ValueError("unsupported database")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings)
+
+    # --- derived values -------------------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sora-bot.db'}"
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        assert value is None or isinstance(value, SecretStr)
+        return None if value is None else value.get_secret_value()
+
+    def serve_problems(self) -> list[str]:
+        """What `serve` additionally needs: a bot token, and a signing secret unless in Socket Mode."""
+        problems: list[str] = []
+        token = self.secret("slack_bot_token")
+        if not token:
+            problems.append(_describe("SLACK_BOT_TOKEN", "is not set"))
+        elif not token.startswith("xoxb-"):
+            problems.append(_describe("SLACK_BOT_TOKEN", "does not look like a bot token"))
+        app_token = self.secret("slack_app_token")
+        if app_token is not None and not app_token.startswith("xapp-"):
+            problems.append(_describe("SLACK_APP_TOKEN", "does not look like an app-level token"))
+        if not self.socket_mode and not self.secret("slack_signing_secret"):
+            problems.append(
+                _describe("SLACK_SIGNING_SECRET", "is not set (HTTP mode verifies every request)")
+            )
+        return problems
+
+    def provider_problems(self) -> list[str]:
+        """Keys a configured provider needs: never half-use a provider."""
+        needs = {"openai": "openai_api_key", "fal": "fal_key", "veo": "gemini_api_key"}
+        key = needs.get(self.video_provider)
+        if key is not None and not self.secret(key):
+            return [_describe(key.upper(), f"is not set, but VIDEO_PROVIDER is {self.video_provider}")]
+        return []
+
+
+class _IsolatedSettings(Settings):
+    """Settings from an explicit mapping only: tests and tools must not pick up the caller's environment."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _describe(variable: str, problem: str, got: object = None) -> str:
+    shown = "" if got is None else f" (got {str(got)[:60]!r})"
+    return f"{variable} {problem}{shown}; set it to {_HELP.get(variable, 'a valid value')}."
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `environ` (only) or, when None, the process environment and `.env`.
+
+    Raises ConfigError listing every malformed variable at once.
+    """
+    try:
+        if environ is None:
+            return Settings()
+        values: dict[str, Any] = {k.upper(): v for k, v in environ.items()}
+        return _IsolatedSettings(**values)
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            loc = error.get("loc") or ("?",)
+            variable = str(loc[0]).upper()
+            message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+            problems.append(_describe(variable, f"is invalid: {message}", error.get("input")))
+        raise ConfigError(problems) from None

@@ -1,0 +1,218 @@
+"""Plain types the whole core speaks: prompts, findings, generation requests, jobs, thread references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class Aspect(StrEnum):
+    LANDSCAPE = "16:9"
+    PORTRAIT = "9:16"
+    SQUARE = "1:1"
+
+    @property
+    def size(self) -> str:
+        """The frame size in the Sora grammar (`WIDTHxHEIGHT`) providers map from."""
+        return _SIZES[self]
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        width, height = self.size.split("x")
+        return int(width), int(height)
+
+
+_SIZES = {Aspect.LANDSCAPE: "1280x720", Aspect.PORTRAIT: "720x1280", Aspect.SQUARE: "1024x1024"}
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class JobStatus(StrEnum):
+    """A generation's lifecycle: queued → submitting → in_progress → completed | failed | cancelled."""
+
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class RoundStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class GenerationKind(StrEnum):
+    CREATE = "create"
+    REMIX = "remix"
+    RECUT = "recut"
+    EXTEND = "extend"
+    LOOP = "loop"
+    BLEND = "blend"
+    AGAIN = "again"
+
+
+class Capability(StrEnum):
+    TEXT_TO_VIDEO = "text_to_video"
+    IMAGE_TO_VIDEO = "image_to_video"
+    REMIX = "remix"
+    EXTEND = "extend"
+    FIRST_LAST_FRAME = "first_last_frame"
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One storyboard card: what happens, starting at `start` seconds."""
+
+    text: str
+    start: float
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """The structured prompt: five layers plus the output intent."""
+
+    subject: str
+    action: str
+    camera: str
+    environment: str
+    finish: str
+    intent: str
+    beats: tuple[Beat, ...] = ()
+
+    LAYERS = ("subject", "action", "camera", "environment", "finish", "intent")
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "action": self.action,
+            "camera": self.camera,
+            "environment": self.environment,
+            "finish": self.finish,
+            "intent": self.intent,
+            "beats": [{"text": b.text, "start": b.start} for b in self.beats],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> PromptSpec:
+        raw_beats = data.get("beats") or []
+        assert isinstance(raw_beats, list)
+        return cls(
+            subject=str(data.get("subject", "")),
+            action=str(data.get("action", "")),
+            camera=str(data.get("camera", "")),
+            environment=str(data.get("environment", "")),
+            finish=str(data.get("finish", "")),
+            intent=str(data.get("intent", "")),
+            beats=tuple(Beat(text=str(b["text"]), start=float(b["start"])) for b in raw_beats),
+        )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One checklist result: which rule, how serious, what is wrong and the concrete fix."""
+
+    rule: str
+    severity: Severity
+    message: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a provider is asked to make. `idempotency_key` is our generation id, stable across retries."""
+
+    prompt: str
+    spec: PromptSpec
+    seconds: int
+    aspect: Aspect
+    variation: int
+    idempotency_key: str
+    model: str | None = None
+    reference_image: Path | None = None
+
+    @property
+    def size(self) -> str:
+        return self.aspect.size
+
+
+@dataclass(frozen=True)
+class ProviderJob:
+    """A provider's view of one job. `poll_after` is the provider's hint in seconds, when it gives one."""
+
+    job_id: str
+    status: JobStatus
+    progress: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    poll_after: float | None = None
+    seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class ThreadRef:
+    """Where a round lives in Slack: the channel and the parent message's ts."""
+
+    channel_id: str
+    thread_ts: str
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Votes for one variation."""
+
+    generation_id: int
+    number: int
+    votes: int
+    voters: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class VariationView:
+    """Everything a variation message shows. `votes` is None while a blind round is open."""
+
+    round_id: int
+    generation_id: int
+    number: int
+    kind: GenerationKind
+    prompt: str
+    status: JobStatus
+    progress: int
+    seconds: int
+    aspect: Aspect
+    provider: str
+    round_open: bool
+    parent_number: int | None = None
+    change: str | None = None
+    error: str | None = None
+    votes: int | None = None
+    is_winner: bool = False
+    queue_position: int | None = None
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """Everything the round's parent message and its winner announcement show."""
+
+    round_id: int
+    channel_id: str
+    owner_id: str
+    title: str
+    status: RoundStatus
+    closes_at_epoch: int
+    blind: bool
+    estimated_cost: float
+    variations: tuple[VariationView, ...]
+    winner_number: int | None = None
+    voters: int = 0

@@ -1,0 +1,67 @@
+"""The Protocols the core needs from the outside world, in its own words: video, Slack, files, time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from bot.domain import Capability, GenerationRequest, ProviderJob, RoundView, ThreadRef, VariationView
+
+
+class VideoProvider(Protocol):
+    """A video backend. `submit` must be called once per generation row; the core keeps the job id."""
+
+    name: str
+    capabilities: frozenset[Capability]
+
+    def submit(self, request: GenerationRequest) -> ProviderJob: ...
+
+    def fetch(self, job_id: str) -> ProviderJob: ...
+
+    def download(self, job_id: str, into: Path) -> Path: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def cost_per_second(self, model: str | None) -> float: ...
+
+
+class Publisher(Protocol):
+    """Where the core's results appear (Slack in production, a recording in tests).
+
+    Text arguments are plain text written by the core or its users; the publisher escapes them.
+    """
+
+    def post_round(self, view: RoundView) -> str:
+        """Post the round's parent message; returns its ts (the thread)."""
+        ...
+
+    def update_round(self, thread: ThreadRef, view: RoundView) -> None: ...
+
+    def post_variation(self, thread: ThreadRef, view: VariationView) -> str: ...
+
+    def update_variation(self, thread: ThreadRef, message_ts: str, view: VariationView) -> None: ...
+
+    def upload_file(self, thread: ThreadRef, path: Path, *, title: str, comment: str) -> str:
+        """Upload a clip or image into the thread; returns the file id."""
+        ...
+
+    def announce_winner(self, thread: ThreadRef, view: RoundView) -> str: ...
+
+    def post_notice(self, thread: ThreadRef, text: str) -> str: ...
+
+    def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
+        """A message only `user_id` sees (ephemeral in Slack)."""
+        ...
+
+
+class AssetStore(Protocol):
+    """Where finished clips live; provider URLs expire, our copies do not."""
+
+    def path_for(self, name: str) -> Path: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """An aware UTC datetime."""
+        ...

@@ -1,0 +1,1 @@
+"""Video providers behind one contract (`bot.ports.VideoProvider`), and the registry that builds them."""

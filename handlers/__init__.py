@@ -1,0 +1,1 @@
+"""The thin Slack edge: listeners, Block Kit builders and the Slack publisher."""

@@ -1,0 +1,256 @@
+"""Block Kit builders: every message and card the bot shows, from the core's views. User text is escaped here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.domain import JobStatus, RoundStatus, RoundView, Severity, VariationView
+from bot.workflow import DraftCard, PatternCard, StatusReport
+
+Message = dict[str, Any]
+
+GENERATE = "draft_generate"
+CANCEL = "draft_cancel"
+CLOSE = "round_close"
+
+_SEVERITY_ICON = {Severity.ERROR: ":no_entry:", Severity.WARNING: ":warning:", Severity.INFO: ":bulb:"}
+_LAYER_LABELS = (
+    ("subject", "Subject"),
+    ("action", "Action"),
+    ("camera", "Camera"),
+    ("environment", "Environment"),
+    ("finish", "Finish"),
+    ("intent", "Output intent"),
+)
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, so user text can never become a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, 3000)}]}
+
+
+def _button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def money(amount: float) -> str:
+    return "free (offline renderer)" if amount == 0 else f"${amount:,.2f}"
+
+
+# --- draft ------------------------------------------------------------------------------------
+
+
+def draft_card(card: DraftCard) -> Message:
+    fields = []
+    for name, label in _LAYER_LABELS:
+        value = getattr(card.spec, name) or "—"
+        marker = " _(default)_" if name in card.filled else ""
+        fields.append({"type": "mrkdwn", "text": clip(f"*{label}*\n{escape(value)}{marker}", 2000)})
+    settings = (
+        f"Checklist {card.score}/100 · {card.aspect.value} · {card.seconds} s · "
+        f"{card.variations} variations · {card.provider} · estimated cost {money(card.estimated_cost)}"
+    )
+    if card.goal is not None:
+        settings = f"Goal: {card.goal.value.replace('_', ' ')} · " + settings
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Draft"}},
+        _section(f"*Idea:* {escape(clip(card.idea, 500))}"),
+        {"type": "section", "fields": fields},
+        _context(settings),
+    ]
+    if card.findings:
+        lines = [
+            f"{_SEVERITY_ICON[f.severity]} {escape(f.message)} _Fix:_ {escape(f.fix)}"
+            for f in card.findings[:8]
+        ]
+        blocks.append(_section("*Checklist*\n" + "\n".join(lines)))
+    else:
+        blocks.append(_section(":white_check_mark: *Checklist:* nothing to fix."))
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": f"draft-{card.draft_id}",
+            "elements": [
+                _button("Generate", GENERATE, str(card.draft_id), style="primary"),
+                _button("Cancel", CANCEL, str(card.draft_id)),
+            ],
+        }
+    )
+    return {"text": f"Draft: {escape(clip(card.spec.subject or card.idea, 150))}", "blocks": blocks}
+
+
+# --- round ------------------------------------------------------------------------------------
+
+
+def _tally_line(view: RoundView) -> str:
+    if view.blind and view.status == RoundStatus.OPEN:
+        return f"Votes are hidden until the round closes · {view.voters} voted so far"
+    parts = []
+    for v in view.variations:
+        count = v.votes or 0
+        parts.append(f"#{v.number} {'▇' * min(count, 10)} {count}".replace("  ", " "))
+    return " · ".join(parts) + f"  ({view.voters} voter{'s' if view.voters != 1 else ''})"
+
+
+def round_message(view: RoundView) -> Message:
+    title = escape(clip(view.title, 200))
+    count = len(view.variations)
+    blocks: list[dict[str, Any]] = [
+        _section(
+            f":clapper: *{title}*\n<@{view.owner_id}> started {count} variations. Watch them arrive in the thread."
+        ),
+    ]
+    if view.status == RoundStatus.OPEN:
+        closes = f"<!date^{view.closes_at_epoch}^{{date_short_pretty}} {{time}}|soon>"
+        blocks.append(
+            _section(f"*Vote* by reacting :+1: :heart: or :fire: on a variation's message. Closes {closes}.")
+        )
+    elif view.winner_number is not None:
+        blocks.append(_section(f":trophy: *Closed.* #{view.winner_number} won."))
+    else:
+        blocks.append(_section("*Closed* with no winner."))
+    blocks.append(_context(_tally_line(view) + f" · estimated cost {money(view.estimated_cost)}"))
+    if view.status == RoundStatus.OPEN:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"round-{view.round_id}",
+                "elements": [_button("Close voting", CLOSE, str(view.round_id), style="danger")],
+            }
+        )
+    return {"text": f"Round: {title}", "blocks": blocks}
+
+
+def _status_line(view: VariationView) -> str:
+    if view.status == JobStatus.QUEUED:
+        place = f" (#{view.queue_position} in line)" if view.queue_position else ""
+        return f":hourglass_flowing_sand: queued{place}"
+    if view.status == JobStatus.SUBMITTING:
+        return ":outbox_tray: sending to the renderer…"
+    if view.status == JobStatus.IN_PROGRESS:
+        return f":film_projector: rendering {view.progress}%"
+    if view.status == JobStatus.COMPLETED:
+        return ":white_check_mark: ready — the clip is below"
+    if view.status == JobStatus.CANCELLED:
+        return ":no_entry_sign: cancelled"
+    return f":x: failed: {escape(view.error or 'no reason given')}"
+
+
+def variation_message(view: VariationView) -> Message:
+    heading = f"*#{view.number}*"
+    if view.parent_number is not None:
+        heading += f" · {view.kind.value} of #{view.parent_number}"
+    if view.change:
+        heading += f": “{escape(clip(view.change, 200))}”"
+    if view.is_winner:
+        heading = ":trophy: " + heading + " · *winner*"
+    lines = [heading, _status_line(view)]
+    if view.votes is not None:
+        lines.append(f"Votes: {view.votes}")
+    details = f"{view.seconds} s · {view.aspect.value} · {view.provider}"
+    blocks = [
+        _section("\n".join(lines)),
+        _context(f"{details}\n>{escape(clip(view.prompt, 2800))}"),
+    ]
+    return {"text": f"Variation #{view.number}: {_status_line(view)}", "blocks": blocks}
+
+
+def winner_message(view: RoundView) -> Message:
+    if view.winner_number is None:
+        text = (
+            "Voting closed with no votes. The owner can still choose: reply `pick #N`, "
+            "or `remix #N <change>` to try again."
+        )
+    else:
+        winner = next(v for v in view.variations if v.number == view.winner_number)
+        votes = winner.votes or 0
+        text = (
+            f":trophy: *#{winner.number} wins* with {votes} vote{'s' if votes != 1 else ''} "
+            f"from {view.voters} voter{'s' if view.voters != 1 else ''}.\n"
+            f"Saved as a pattern: find it again with `/sora recall <words>`. "
+            f"Reply `remix #{winner.number} <one change>` to keep going."
+        )
+    return {"text": text, "blocks": [_section(text)]}
+
+
+# --- recall, help, errors ---------------------------------------------------------------------
+
+
+def recall_results(query: str, cards: Sequence[PatternCard]) -> Message:
+    shown = escape(clip(query, 100))
+    if not cards:
+        text = f"No saved patterns match “{shown}” yet. Winners are saved when a round closes."
+        return {"text": text, "blocks": [_section(text)]}
+    blocks: list[dict[str, Any]] = [_section(f"*Patterns matching “{shown}”*")]
+    for card in cards:
+        outcome = (
+            f"#{card.winner_number} won with {card.votes} of {card.voters} voters · {card.rounds_closed_at}"
+        )
+        settings = f"{card.settings.get('seconds', '?')} s · {card.settings.get('aspect', '?')}"
+        if card.rhythm:
+            settings += " · rhythm " + ", ".join(f"{float(str(b['start'])):g}s" for b in card.rhythm)
+        blocks.append(_section(f"*{escape(clip(card.title, 150))}*\n>{escape(clip(card.prompt, 2000))}"))
+        blocks.append(_context(f"{outcome} · {settings}"))
+    return {"text": f"{len(cards)} pattern(s) match “{shown}”", "blocks": blocks[:50]}
+
+
+HELP = (
+    "*sora-bot* turns an idea into a few short video variations your team votes on.\n"
+    "• `/sora draft <idea>` — a structured prompt, checklist and cost before anything is spent "
+    "(add `--goal social`, `ad`, `product`, `loop`, `storyboard` or `style`)\n"
+    "• *Generate* on the draft — variations arrive in a thread; react :+1: :heart: :fire: to vote\n"
+    "• In the thread: `remix #2 make it golden hour`, `again`, `pick #2`, `help`\n"
+    "• `/sora recall <words>` — find winning prompts again\n"
+    "• `/sora status` — what is running"
+)
+
+
+def status_message(report: StatusReport) -> Message:
+    providers = ", ".join(
+        f"*{p}*" + (" (default)" if p == report.default_provider else "") for p in report.providers
+    )
+    text = (
+        f"*Providers configured:* {providers}\n"
+        f"*In this channel:* {report.queued} queued · {report.running} rendering · "
+        f"{report.open_rounds} round{'s' if report.open_rounds != 1 else ''} open for votes\n"
+        f"*Yours in progress:* {report.mine}"
+    )
+    return notice_mrkdwn(text)
+
+
+def notice_mrkdwn(text: str) -> Message:
+    """A message whose mrkdwn the bot wrote itself (no user text inside)."""
+    return {"text": text, "blocks": [_section(text)]}
+
+
+def notice(text: str) -> Message:
+    """A plain notice written by the core; escaped whole."""
+    safe = escape(text)
+    return {"text": safe, "blocks": [_section(safe)]}
+
+
+def user_error(message: str) -> Message:
+    """An error for the person who caused it; the message may quote their text, so it is escaped."""
+    safe = f":warning: {escape(message)}"
+    return {"text": safe, "blocks": [_section(safe)]}

@@ -1,0 +1,54 @@
+"""Event listeners: reactions are votes, thread replies are commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App, BoltContext
+
+from bot.workflow import Workflow
+from handlers.errors import reported
+
+
+def register(app: App, workflow: Workflow) -> None:
+    guarded = reported(workflow.publisher)
+
+    def tell(channel_id: str, user_id: str, text: str | None, thread_ts: str | None = None) -> None:
+        if text:
+            workflow.publisher.tell_user(channel_id, user_id, text, thread_ts=thread_ts)
+
+    @app.event("reaction_added")
+    @guarded
+    def handle_reaction_added(event: dict[str, Any], context: BoltContext) -> None:
+        item = event.get("item") or {}
+        if item.get("type") != "message" or event.get("user") == context.bot_user_id:
+            return
+        outcome = workflow.record_vote(
+            channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"], emoji=event["reaction"]
+        )
+        tell(item["channel"], event["user"], outcome.message)
+
+    @app.event("reaction_removed")
+    @guarded
+    def handle_reaction_removed(event: dict[str, Any], context: BoltContext) -> None:
+        item = event.get("item") or {}
+        if item.get("type") != "message" or event.get("user") == context.bot_user_id:
+            return
+        workflow.remove_vote(
+            channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"], emoji=event["reaction"]
+        )
+
+    @app.event("message")
+    @guarded
+    def handle_message(event: dict[str, Any], context: BoltContext) -> None:
+        thread_ts, ts = event.get("thread_ts"), event.get("ts")
+        # Only plain human replies inside a thread: no edits, deletions, bot posts or top-level chatter.
+        if event.get("subtype") or event.get("bot_id") or not thread_ts or thread_ts == ts:
+            return
+        user_id = event.get("user")
+        if not user_id or user_id == context.bot_user_id:
+            return
+        outcome = workflow.handle_reply(
+            channel_id=event["channel"], thread_ts=thread_ts, user_id=user_id, text=event.get("text") or ""
+        )
+        tell(event["channel"], user_id, outcome.message, thread_ts)

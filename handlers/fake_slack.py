@@ -1,0 +1,1536 @@
+"""A fake Slack for the demo and the tests: a local Web API server and a simulator that signs requests."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import mimetypes
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, TypeVar
+
+from slack_sdk.signature import SignatureVerifier
+
+T = TypeVar("T")
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+TEAM_ID = "T0001"
+
+_FIRST_TS_SECONDS = 1_700_000_000
+_TS_STEP_MICROS = 100
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request the fake received.
+
+    `method` is the Web API method (`chat.postMessage`), or `upload` / `response_url` / `download` for the
+    file upload, response_url and file download endpoints, which are not Web API methods, or `not_found`.
+    """
+
+    method: str
+    params: dict[str, Any]
+    authorization: str | None
+    at: float
+    path: str
+    status: int
+    response: dict[str, Any] | None
+
+
+@dataclass
+class UploadedFile:
+    id: str
+    filename: str
+    title: str
+    length: int
+    url_private: str
+    alt_txt: str | None = None
+    content: bytes | None = None
+    completed: bool = False
+    channel_id: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    message_ts: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if self.content is not None else self.length
+
+    @property
+    def mimetype(self) -> str:
+        return mimetypes.guess_type(self.filename)[0] or "application/octet-stream"
+
+    def to_slack(self) -> dict[str, Any]:
+        """The file object Slack puts in a message's `files` list."""
+        return {
+            "id": self.id,
+            "name": self.filename,
+            "title": self.title,
+            "mimetype": self.mimetype,
+            "filetype": self.filename.rsplit(".", 1)[-1].lower() if "." in self.filename else "",
+            "size": self.size,
+            "user": BOT_USER_ID,
+            "url_private": self.url_private,
+            "url_private_download": self.url_private,
+        }
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+    bot_id: str | None = None
+    files: list[UploadedFile] = field(default_factory=list)
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+    edited_ts: str | None = None
+    deleted: bool = False
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    @property
+    def edited(self) -> bool:
+        return self.edited_ts is not None
+
+    def to_slack(self) -> dict[str, Any]:
+        """The message as Slack shows it in payloads (`block_actions.message`, history)."""
+        out: dict[str, Any] = {
+            "type": "message",
+            "ts": self.ts,
+            "user": self.user,
+            "text": self.text,
+            "team": TEAM_ID,
+        }
+        if self.blocks:
+            out["blocks"] = copy.deepcopy(self.blocks)
+        if self.bot_id:
+            out["bot_id"] = self.bot_id
+        if self.thread_ts:
+            out["thread_ts"] = self.thread_ts
+        if self.files:
+            out["files"] = [f.to_slack() for f in self.files]
+            out["upload"] = True
+        if self.reactions:
+            out["reactions"] = [
+                {"name": name, "users": list(users), "count": len(users)}
+                for name, users in self.reactions.items()
+            ]
+        if self.edited_ts:
+            out["edited"] = {"user": self.user, "ts": self.edited_ts}
+        return out
+
+
+@dataclass
+class Ephemeral:
+    """A message only `user` sees; always authored by the bot."""
+
+    channel: str
+    user: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+    source: str = "chat.postEphemeral"  # or "response_url"
+    response_url_id: str | None = None
+    edited: bool = False
+
+
+@dataclass
+class View:
+    id: str
+    trigger_id: str | None
+    view: dict[str, Any]  # as Slack returns it: with id, hash, root_view_id, state
+    opened_with: str  # "views.open" or "views.push"
+    updates: int = 0
+
+
+@dataclass
+class _ResponseUrl:
+    id: str
+    channel: str
+    user: str
+    original_ts: str | None
+    original_is_ephemeral: bool
+    last_ephemeral_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class _Fault:
+    status: int
+    retry_after: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    payload: dict[str, Any] | None = None
+
+
+class _ApiError(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class FakeSlack:
+    """A stateful Slack Web API on 127.0.0.1 that records every call; use `with FakeSlack() as fake:`."""
+
+    def __init__(
+        self,
+        *,
+        users: Mapping[str, str] | None = None,
+        channels: Mapping[str, str] | None = None,
+        bot_name: str = "sora",
+        team_name: str = "Sora Demo",
+        team_domain: str = "sora-demo",
+        app_id: str = "A0001",
+        valid_tokens: frozenset[str] | None = None,
+    ) -> None:
+        self.bot_user_id = BOT_USER_ID
+        self.bot_id = BOT_ID
+        self.team_id = TEAM_ID
+        self.bot_name = bot_name
+        self.team_name = team_name
+        self.team_domain = team_domain
+        self.app_id = app_id
+        self._user_names = dict(users or {})
+        self._channel_names = dict(channels or {})
+        self._valid_tokens = valid_tokens
+        # One re-entrant lock so query helpers can be called from a wait_for predicate under the Condition.
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._version = 0
+        self._ids = itertools.count(1)
+        self._ts_counter = itertools.count(1)
+        self._calls: list[Call] = []
+        self._messages: dict[tuple[str, str], Message] = {}
+        self._channel_order: list[str] = []
+        self._ephemerals: list[Ephemeral] = []
+        self._files: dict[str, UploadedFile] = {}
+        self._views: dict[str, View] = {}
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.delete": self._chat_delete,
+            "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+            "users.info": self._users_info,
+            "conversations.info": self._conversations_info,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
+        }
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+
+    def start(self) -> FakeSlack:
+        if self._server is not None:
+            return self
+        server = _Server(self)
+        self._port = int(server.server_port)
+        # A short poll interval keeps stop() fast; tests start and stop a fake per test.
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeSlack is not started; call start() or use it as a context manager")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    def user_name(self, user_id: str) -> str:
+        if user_id == self.bot_user_id:
+            return self.bot_name
+        with self._lock:
+            return self._user_names.get(user_id) or _derived_name(user_id, "user")
+
+    def channel_name(self, channel_id: str) -> str:
+        with self._lock:
+            return self._channel_names.get(channel_id) or _derived_name(channel_id, "channel")
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: int | None = 1,
+        error: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Fail the next `times` calls to `method`: HTTP `status` + Retry-After, or `{"ok": false, error}`.
+
+        `method` may also be `upload` or `response_url` to fail those endpoints.
+        """
+        with self._lock:
+            self._faults.setdefault(method, deque()).extend([_Fault(status, retry_after, error)] * times)
+
+    def new_response_url(
+        self,
+        channel_id: str,
+        user_id: str,
+        *,
+        original_ts: str | None = None,
+        original_is_ephemeral: bool = False,
+    ) -> str:
+        """A response_url as Slack puts in commands and clicks; replace_original targets `original_*`."""
+        with self._lock:
+            rid = f"R{next(self._ids):07d}"
+            self._response_urls[rid] = _ResponseUrl(
+                rid, channel_id, user_id, original_ts, original_is_ephemeral
+            )
+        return f"{self.base_url}/response/{rid}"
+
+    def record_user_message(
+        self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None
+    ) -> Message:
+        with self._lock:
+            message = Message(
+                channel=channel_id,
+                ts=self._next_ts(),
+                user=user_id,
+                text=text,
+                thread_ts=self._thread_root(channel_id, thread_ts),
+            )
+            self._store_message(message)
+            self._notify()
+            return copy.deepcopy(message)
+
+    def record_reaction(
+        self, channel_id: str, ts: str, name: str, user_id: str, *, added: bool = True
+    ) -> bool:
+        """Add or remove `user_id`'s reaction; False when the message is unknown to the fake."""
+        with self._lock:
+            message = self._messages.get((channel_id, ts))
+            if message is None:
+                return False
+            users = message.reactions.setdefault(_emoji(name), [])
+            if added and user_id not in users:
+                users.append(user_id)
+            elif not added and user_id in users:
+                users.remove(user_id)
+            if not users:
+                del message.reactions[_emoji(name)]
+            self._notify()
+            return True
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        with self._lock:
+            return [copy.deepcopy(c) for c in self._calls if method is None or c.method == method]
+
+    def messages(self, channel: str, *, thread_ts: str | None = None) -> list[Message]:
+        """Top-level messages of `channel`, or the replies of the thread `thread_ts`, in ts order."""
+        with self._lock:
+            found = [
+                m
+                for m in self._messages.values()
+                if m.channel == channel
+                and (not m.is_reply if thread_ts is None else m.is_reply and m.thread_ts == thread_ts)
+            ]
+            return [copy.deepcopy(m) for m in sorted(found, key=lambda m: _ts_key(m.ts))]
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        with self._lock:
+            found = self._messages.get((channel, ts))
+            return copy.deepcopy(found) if found is not None else None
+
+    def ephemerals(self, channel: str | None = None, user: str | None = None) -> list[Ephemeral]:
+        with self._lock:
+            return [
+                copy.deepcopy(e)
+                for e in self._ephemerals
+                if (channel is None or e.channel == channel) and (user is None or e.user == user)
+            ]
+
+    def files(self) -> list[UploadedFile]:
+        with self._lock:
+            return [copy.deepcopy(f) for f in self._files.values()]
+
+    def views(self) -> list[View]:
+        with self._lock:
+            return [copy.deepcopy(v) for v in self._views.values()]
+
+    def wait_for(
+        self, predicate: Callable[[], T | None], *, timeout: float = 10.0, what: str = "condition"
+    ) -> T:
+        """Wait until `predicate()` is truthy and return its value; Bolt runs listeners in the background."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                seen = self._version
+            # Evaluated outside the lock so a predicate that calls the fake over HTTP cannot deadlock it.
+            result = predicate()
+            if result:
+                return result
+            with self._changed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"timed out waiting for {what}")
+                if self._version == seen:
+                    # Capped so predicates on state outside the fake (a listener's list) are re-checked too.
+                    self._changed.wait(min(remaining, 0.05))
+
+    def transcript(self, *, show_ts: bool = False) -> str:
+        """The workspace as a person reads it: channels, messages, threads, reactions, files, ephemerals."""
+        with self._lock:
+            lines: list[str] = []
+            for channel in self._channel_order:
+                if lines:
+                    lines.append("")
+                lines.append(f"#{self.channel_name(channel)} ({channel})")
+                top: list[Message | Ephemeral] = [
+                    m for m in self._messages.values() if m.channel == channel and not m.is_reply
+                ]
+                top += [e for e in self._ephemerals if e.channel == channel and e.thread_ts is None]
+                for item in sorted(top, key=lambda i: _ts_key(i.ts)):
+                    lines += self._render(item, indent="  ", marker="", show_ts=show_ts)
+                    if isinstance(item, Message):
+                        replies: list[Message | Ephemeral] = [
+                            m
+                            for m in self._messages.values()
+                            if m.channel == channel and m.is_reply and m.thread_ts == item.ts
+                        ]
+                        replies += [
+                            e for e in self._ephemerals if e.channel == channel and e.thread_ts == item.ts
+                        ]
+                        for reply in sorted(replies, key=lambda i: _ts_key(i.ts)):
+                            lines += self._render(reply, indent="    ", marker="↳ ", show_ts=show_ts)
+            return "\n".join(lines) if lines else "(no messages)"
+
+    def _dispatch(self, verb: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+        url = urllib.parse.urlsplit(path)
+        parts = [p for p in url.path.split("/") if p]
+        authorization = headers.get("Authorization")
+        if len(parts) == 2 and parts[0] == "api":
+            try:
+                params = _parse_params(url.query, headers.get("Content-Type") or "", body)
+            except ValueError:
+                return self._finish(
+                    parts[1], path, {}, authorization, _json_reply(200, _error("invalid_json"))
+                )
+            return self._api(parts[1], path, params, authorization)
+        if len(parts) == 2 and parts[0] == "upload" and verb == "POST":
+            return self._upload(parts[1], path, body, authorization)
+        if len(parts) == 2 and parts[0] == "response" and verb == "POST":
+            return self._response_url(parts[1], path, body)
+        if len(parts) >= 2 and parts[0] == "files" and verb == "GET":
+            return self._download(parts[1], path, authorization)
+        return self._finish("not_found", path, {}, authorization, _text_reply(404, "not_found"))
+
+    def _api(self, method: str, path: str, params: dict[str, Any], authorization: str | None) -> _Reply:
+        with self._lock:
+            fault = self._take_fault(method)
+            if fault is not None:
+                reply = fault
+            elif method not in self._methods:
+                reply = _json_reply(200, _error("unknown_method"))
+            elif not self._authorized(authorization, params):
+                reply = _json_reply(200, _error("invalid_auth"))
+            else:
+                try:
+                    reply = _json_reply(200, self._methods[method](params))
+                except _ApiError as err:
+                    reply = _json_reply(200, _error(err.error))
+                except Exception as exc:  # a bug in the fake must reach the test as a failed call, not a hang
+                    reply = _json_reply(500, _error(f"fake_slack_bug: {exc!r}"))
+            return self._finish(method, path, params, authorization, reply)
+
+    def _finish(
+        self, method: str, path: str, params: dict[str, Any], authorization: str | None, reply: _Reply
+    ) -> _Reply:
+        with self._lock:
+            self._calls.append(
+                Call(
+                    method=method,
+                    params=copy.deepcopy(params),
+                    authorization=authorization,
+                    at=time.time(),
+                    path=path,
+                    status=reply.status,
+                    response=copy.deepcopy(reply.payload),
+                )
+            )
+            self._notify()
+        return reply
+
+    def _take_fault(self, method: str) -> _Reply | None:
+        queue = self._faults.get(method)
+        if not queue:
+            return None
+        fault = queue.popleft()
+        if fault.error is not None:
+            return _json_reply(200, _error(fault.error))
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        error = "ratelimited" if fault.status == 429 else "internal_error"
+        return _json_reply(fault.status, _error(error), headers=headers)
+
+    def _authorized(self, authorization: str | None, params: Mapping[str, Any]) -> bool:
+        token = ""
+        if authorization and authorization.startswith("Bearer "):
+            token = authorization.removeprefix("Bearer ").strip()
+        elif isinstance(params.get("token"), str):
+            token = params["token"]
+        if self._valid_tokens is not None:
+            return token in self._valid_tokens
+        return token.startswith("xoxb-")
+
+    def _upload(self, file_id: str, path: str, body: bytes, authorization: str | None) -> _Reply:
+        with self._lock:
+            params: dict[str, Any] = {"file_id": file_id, "length": len(body)}
+            reply = self._take_fault("upload")
+            if reply is None:
+                pending = self._files.get(file_id)
+                if pending is None:
+                    reply = _text_reply(404, "file_not_found")
+                else:
+                    pending.content = body
+                    reply = _text_reply(200, f"OK - {len(body)}")
+            return self._finish("upload", path, params, authorization, reply)
+
+    def _download(self, file_id: str, path: str, authorization: str | None) -> _Reply:
+        with self._lock:
+            found = self._files.get(file_id)
+            if not self._authorized(authorization, {}):
+                reply = _text_reply(403, "invalid_auth")
+            elif found is None or found.content is None:
+                reply = _text_reply(404, "file_not_found")
+            else:
+                reply = _Reply(200, found.content, {"Content-Type": found.mimetype})
+            return self._finish("download", path, {"file_id": file_id}, authorization, reply)
+
+    def _response_url(self, rid: str, path: str, body: bytes) -> _Reply:
+        with self._lock:
+            try:
+                decoded = json.loads(body or b"{}")
+            except ValueError:
+                decoded = None
+            params: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
+            reply = self._take_fault("response_url")
+            if reply is None:
+                target = self._response_urls.get(rid)
+                if target is None:
+                    reply = _text_reply(404, "no_service")
+                elif decoded is None:
+                    reply = _text_reply(400, "invalid_payload")
+                else:
+                    self._respond(target, params)
+                    reply = _text_reply(200, "ok")
+            return self._finish("response_url", path, params, None, reply)
+
+    def _respond(self, target: _ResponseUrl, params: Mapping[str, Any]) -> None:
+        text = str(params.get("text") or "")
+        blocks = _json_list(params.get("blocks"))
+        if params.get("delete_original"):
+            self._delete_original(target)
+            return
+        if params.get("replace_original"):
+            if target.original_ts is not None and not target.original_is_ephemeral:
+                original = self._messages.get((target.channel, target.original_ts))
+                if original is not None:
+                    original.text, original.blocks, original.edited_ts = text, blocks, _now_ts()
+                    return
+            ephemeral = self._ephemeral_by_ts(
+                target.original_ts if target.original_is_ephemeral else target.last_ephemeral_ts
+            )
+            if ephemeral is not None:
+                ephemeral.text, ephemeral.blocks, ephemeral.edited = text, blocks, True
+                return
+        thread_ts = params.get("thread_ts") or None
+        if params.get("response_type") == "in_channel":
+            self._store_message(
+                Message(
+                    channel=target.channel,
+                    ts=self._next_ts(),
+                    user=self.bot_user_id,
+                    text=text,
+                    blocks=blocks,
+                    bot_id=self.bot_id,
+                    thread_ts=self._thread_root(target.channel, thread_ts),
+                )
+            )
+            return
+        ephemeral = Ephemeral(
+            channel=target.channel,
+            user=target.user,
+            ts=self._next_ts(),
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            source="response_url",
+            response_url_id=target.id,
+        )
+        self._add_ephemeral(ephemeral)
+        target.last_ephemeral_ts = ephemeral.ts
+
+    def _delete_original(self, target: _ResponseUrl) -> None:
+        if target.original_ts is not None and not target.original_is_ephemeral:
+            self._delete_message(target.channel, target.original_ts)
+            return
+        ts = target.original_ts if target.original_is_ephemeral else target.last_ephemeral_ts
+        self._ephemerals = [e for e in self._ephemerals if e.ts != ts]
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": f"https://{self.team_domain}.slack.com/",
+            "team": self.team_name,
+            "user": self.bot_name,
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        text, blocks = _text_and_blocks(params)
+        message = Message(
+            channel=channel,
+            ts=self._next_ts(),
+            user=self.bot_user_id,
+            text=text,
+            blocks=blocks,
+            bot_id=self.bot_id,
+            thread_ts=self._thread_root(channel, params.get("thread_ts") or None),
+        )
+        self._store_message(message)
+        return {"ok": True, "channel": channel, "ts": message.ts, "message": message.to_slack()}
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._own_message(params, "cant_update_message")
+        if "text" in params:
+            message.text = str(params["text"] or "")
+        if "blocks" in params:
+            # Slack keeps the previous blocks when `blocks` is omitted, and clears them on an empty list.
+            message.blocks = _json_list(params["blocks"])
+        message.edited_ts = _now_ts()
+        return {
+            "ok": True,
+            "channel": message.channel,
+            "ts": message.ts,
+            "text": message.text,
+            "message": message.to_slack(),
+        }
+
+    def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        user = _require(params, "user", "user_not_found")
+        text, blocks = _text_and_blocks(params)
+        ephemeral = Ephemeral(
+            channel=channel,
+            user=user,
+            ts=self._next_ts(),
+            text=text,
+            blocks=blocks,
+            thread_ts=params.get("thread_ts") or None,
+        )
+        self._add_ephemeral(ephemeral)
+        return {"ok": True, "message_ts": ephemeral.ts}
+
+    def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._own_message(params, "cant_delete_message")
+        self._delete_message(message.channel, message.ts)
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._reacted_message(params)
+        users = message.reactions.setdefault(_emoji(params["name"]), [])
+        if self.bot_user_id in users:
+            raise _ApiError("already_reacted")
+        users.append(self.bot_user_id)
+        return {"ok": True}
+
+    def _reactions_remove(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._reacted_message(params)
+        name = _emoji(params["name"])
+        users = message.reactions.get(name, [])
+        if self.bot_user_id not in users:
+            raise _ApiError("no_reaction")
+        users.remove(self.bot_user_id)
+        if not users:
+            del message.reactions[name]
+        return {"ok": True}
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._open_view(params, method="views.open")
+
+    def _views_push(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._open_view(params, method="views.push")
+
+    def _open_view(self, params: dict[str, Any], *, method: str) -> dict[str, Any]:
+        trigger_id = _require(params, "trigger_id", "invalid_trigger_id")
+        spec = _json_dict(_require(params, "view", "invalid_arguments"))
+        vid = f"V{next(self._ids):07d}"
+        latest = list(self._views.values())[-1] if self._views else None
+        root = latest.view["root_view_id"] if method == "views.push" and latest else vid
+        previous = latest.id if method == "views.push" and latest else None
+        view = {
+            "type": "modal",
+            "callback_id": "",
+            "private_metadata": "",
+            "external_id": "",
+            "blocks": [],
+            **spec,
+            "id": vid,
+            "team_id": self.team_id,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+            "state": {"values": {}},
+            "hash": _new_hash(),
+            "root_view_id": root,
+            "previous_view_id": previous,
+        }
+        self._views[vid] = View(id=vid, trigger_id=trigger_id, view=view, opened_with=method)
+        return {"ok": True, "view": copy.deepcopy(view)}
+
+    def _views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        spec = _json_dict(_require(params, "view", "invalid_arguments"))
+        found: View | None = None
+        if params.get("view_id"):
+            found = self._views.get(params["view_id"])
+        elif params.get("external_id"):
+            found = next(
+                (v for v in self._views.values() if v.view.get("external_id") == params["external_id"]), None
+            )
+        if found is None:
+            raise _ApiError("not_found")
+        if params.get("hash") and params["hash"] != found.view["hash"]:
+            raise _ApiError("hash_conflict")
+        kept = {
+            k: found.view[k]
+            for k in ("id", "team_id", "app_id", "bot_id", "root_view_id", "previous_view_id")
+        }
+        found.view = {
+            "type": "modal",
+            "callback_id": "",
+            "private_metadata": "",
+            "external_id": "",
+            "blocks": [],
+            **spec,
+            **kept,
+            "state": {"values": {}},
+            "hash": _new_hash(),
+        }
+        found.updates += 1
+        return {"ok": True, "view": copy.deepcopy(found.view)}
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user_id = _require(params, "user", "user_not_found")
+        name = self.user_name(user_id)
+        is_bot = user_id == self.bot_user_id
+        return {
+            "ok": True,
+            "user": {
+                "id": user_id,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": name.title(),
+                "deleted": False,
+                "is_bot": is_bot,
+                "tz": "Europe/London",
+                "profile": {
+                    "display_name": name,
+                    "real_name": name.title(),
+                    "bot_id": self.bot_id if is_bot else None,
+                },
+            },
+        }
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = _require(params, "channel", "channel_not_found")
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": self.channel_name(channel),
+                "is_channel": channel.startswith("C"),
+                "is_group": channel.startswith("G"),
+                "is_im": channel.startswith("D"),
+                "is_private": False,
+                "is_archived": False,
+                "is_member": True,
+                "created": _FIRST_TS_SECONDS,
+            },
+        }
+
+    def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = _require(params, "filename", "invalid_arguments")
+        try:
+            length = int(_require(params, "length", "invalid_arguments"))
+        except ValueError:
+            raise _ApiError("invalid_arguments") from None
+        file_id = f"F{next(self._ids):07d}"
+        self._files[file_id] = UploadedFile(
+            id=file_id,
+            filename=filename,
+            title=filename,
+            length=length,
+            url_private=f"{self.base_url}/files/{file_id}/{filename}",
+            alt_txt=params.get("alt_txt") or None,
+        )
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, params: dict[str, Any]) -> dict[str, Any]:
+        entries = _json_list(_require(params, "files", "invalid_arguments"))
+        if not entries:
+            raise _ApiError("invalid_arguments")
+        completed: list[UploadedFile] = []
+        for entry in entries:
+            found = self._files.get(str(entry.get("id")))
+            if found is None or found.content is None:
+                raise _ApiError("file_not_found")
+            found.title = str(entry.get("title") or found.filename)
+            completed.append(found)
+        channel = params.get("channel_id") or (str(params.get("channels") or "").split(",")[0] or None)
+        thread_ts = params.get("thread_ts") or None
+        comment = params.get("initial_comment") or None
+        message_ts: str | None = None
+        if channel:
+            # Slack shares the files as one message from the uploader, with initial_comment as its text.
+            message = Message(
+                channel=channel,
+                ts=self._next_ts(),
+                user=self.bot_user_id,
+                text=comment or "",
+                bot_id=self.bot_id,
+                thread_ts=self._thread_root(channel, thread_ts),
+            )
+            self._store_message(message)
+            message_ts = message.ts
+        for f in completed:
+            f.completed, f.channel_id, f.thread_ts = True, channel, thread_ts
+            f.initial_comment, f.message_ts = comment, message_ts
+        if message_ts is not None and channel:
+            self._messages[(channel, message_ts)].files = list(completed)
+        # Real Slack shares asynchronously and answers only id + title: no message ts to rely on here.
+        return {"ok": True, "files": [{"id": f.id, "title": f.title, "name": f.filename} for f in completed]}
+
+    def _notify(self) -> None:
+        self._version += 1
+        self._changed.notify_all()
+
+    def _next_ts(self) -> str:
+        micros = next(self._ts_counter) * _TS_STEP_MICROS
+        return f"{_FIRST_TS_SECONDS + micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _thread_root(self, channel: str, thread_ts: str | None) -> str | None:
+        # Slack files a reply to a reply under the thread's parent.
+        if thread_ts is None:
+            return None
+        parent = self._messages.get((channel, thread_ts))
+        return parent.thread_ts if parent is not None and parent.is_reply else thread_ts
+
+    def _store_message(self, message: Message) -> None:
+        self._messages[(message.channel, message.ts)] = message
+        self._see_channel(message.channel)
+
+    def _add_ephemeral(self, ephemeral: Ephemeral) -> None:
+        self._ephemerals.append(ephemeral)
+        self._see_channel(ephemeral.channel)
+
+    def _see_channel(self, channel: str) -> None:
+        if channel not in self._channel_order:
+            self._channel_order.append(channel)
+
+    def _ephemeral_by_ts(self, ts: str | None) -> Ephemeral | None:
+        return next((e for e in self._ephemerals if e.ts == ts), None) if ts else None
+
+    def _own_message(self, params: Mapping[str, Any], not_own_error: str) -> Message:
+        channel = _require(params, "channel", "channel_not_found")
+        ts = _require(params, "ts", "message_not_found")
+        message = self._messages.get((channel, ts))
+        if message is None or message.deleted:
+            raise _ApiError("message_not_found")
+        if message.user != self.bot_user_id:
+            raise _ApiError(not_own_error)
+        return message
+
+    def _reacted_message(self, params: Mapping[str, Any]) -> Message:
+        channel = _require(params, "channel", "channel_not_found")
+        ts = _require(params, "timestamp", "message_not_found")
+        _require(params, "name", "invalid_name")
+        message = self._messages.get((channel, ts))
+        if message is None or message.deleted:
+            raise _ApiError("message_not_found")
+        return message
+
+    def _delete_message(self, channel: str, ts: str) -> None:
+        has_replies = any(
+            m.is_reply and m.thread_ts == ts and m.channel == channel for m in self._messages.values()
+        )
+        if has_replies:
+            # Slack leaves a tombstone so the thread stays reachable.
+            tomb = self._messages[(channel, ts)]
+            tomb.deleted, tomb.text, tomb.blocks, tomb.files = True, "This message was deleted.", [], []
+        else:
+            self._messages.pop((channel, ts), None)
+
+    def _render(self, item: Message | Ephemeral, *, indent: str, marker: str, show_ts: bool) -> list[str]:
+        body = _readable_lines(item.text, item.blocks) or [""]
+        stamp = f"[{item.ts}] " if show_ts else ""
+        if isinstance(item, Ephemeral):
+            who = f"(only {item.user} sees) {self.bot_name}"
+            edited = item.edited
+        else:
+            who = self.user_name(item.user)
+            edited = item.edited
+            if item.deleted:
+                who, body, edited = "(deleted)", [item.text], False
+        head = f"{indent}{marker}{stamp}{who}: {body[0]}".rstrip() + (" (edited)" if edited else "")
+        cont = indent + " " * len(marker) + "    "
+        lines = [head] + [f"{cont}{line}".rstrip() for line in body[1:]]
+        if isinstance(item, Message):
+            for f in item.files:
+                title = f' "{f.title}"' if f.title else ""
+                lines.append(f"{cont}📎 {f.filename} ({_human_size(f.size)}){title}")
+            if item.reactions:
+                lines.append(
+                    cont
+                    + "  ".join(
+                        f":{name}: ×{len(users)} ({', '.join(users)})"
+                        for name, users in item.reactions.items()
+                    )
+                )
+        return lines
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeSlack) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, verb: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k: v for k, v in self.headers.items()}
+        reply = self.server.fake._dispatch(verb, self.path, headers, body)
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the fake records calls itself, and request lines would drown test and demo output."""
+
+
+@dataclass(frozen=True)
+class SimResponse:
+    status: int
+    headers: dict[str, str]
+    body: str
+    json: dict[str, Any] | None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class SlackSimulator:
+    """Plays Slack towards the bot: signed requests to `/slack/events`; user activity is kept in the fake."""
+
+    def __init__(
+        self,
+        fake: FakeSlack,
+        *,
+        app_url: str,
+        signing_secret: str,
+        team_id: str = TEAM_ID,
+        api_app_id: str = "A0001",
+        timeout: float = 10.0,
+    ) -> None:
+        self.fake = fake
+        self.events_url = app_url.rstrip("/") + "/slack/events"
+        self.team_id = team_id
+        self.api_app_id = api_app_id
+        self._verifier = SignatureVerifier(signing_secret)
+        self._timeout = timeout
+        # No proxies: the bot under test is always local, whatever HTTP(S)_PROXY says.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._counter = itertools.count(1)
+        self._tag = secrets.token_hex(3).upper()
+
+    def command(self, user_id: str, channel_id: str, text: str, *, command: str = "/sora") -> SimResponse:
+        fields = {
+            "token": "verification-token",
+            "team_id": self.team_id,
+            "team_domain": self.fake.team_domain,
+            "channel_id": channel_id,
+            "channel_name": self.fake.channel_name(channel_id),
+            "user_id": user_id,
+            "user_name": self.fake.user_name(user_id),
+            "command": command,
+            "text": text,
+            "api_app_id": self.api_app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.fake.new_response_url(channel_id, user_id),
+            "trigger_id": self._trigger_id(),
+        }
+        return self._post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded")
+
+    def click(
+        self,
+        user_id: str,
+        *,
+        action_id: str,
+        value: str | None = None,
+        block_id: str | None = None,
+        message: Message | Ephemeral | Mapping[str, Any] | None = None,
+        channel_id: str,
+        message_ts: str | None = None,
+        is_ephemeral: bool = False,
+        response_url: str | None = None,
+        action_text: str | None = None,
+    ) -> SimResponse:
+        """Send a `block_actions` payload for a button click on a message."""
+        message_body: dict[str, Any] | None = None
+        thread_ts: str | None = None
+        if isinstance(message, Ephemeral):
+            # Slack does not echo an ephemeral message back in the payload; only container.message_ts.
+            is_ephemeral, message_ts, thread_ts = True, message_ts or message.ts, message.thread_ts
+        elif isinstance(message, Message):
+            message_body, message_ts, thread_ts = (
+                message.to_slack(),
+                message_ts or message.ts,
+                message.thread_ts,
+            )
+        elif message is not None:
+            message_body = dict(message)
+            message_ts = message_ts or message_body.get("ts")
+            thread_ts = message_body.get("thread_ts")
+        if message_ts is None:
+            raise ValueError("click() needs a message or a message_ts")
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": is_ephemeral,
+        }
+        if thread_ts:
+            container["thread_ts"] = thread_ts
+        action: dict[str, Any] = {
+            "action_id": action_id,
+            "block_id": block_id or f"b{next(self._counter)}",
+            "value": value,
+            "type": "button",
+            "action_ts": _now_ts(),
+        }
+        if action_text is not None:
+            action["text"] = {"type": "plain_text", "text": action_text, "emoji": True}
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "token": "verification-token",
+            "user": self._user(user_id),
+            "api_app_id": self.api_app_id,
+            "team": {"id": self.team_id, "domain": self.fake.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel_id, "name": self.fake.channel_name(channel_id)},
+            "container": container,
+            "trigger_id": self._trigger_id(),
+            "response_url": response_url
+            or self.fake.new_response_url(
+                channel_id, user_id, original_ts=message_ts, original_is_ephemeral=is_ephemeral
+            ),
+            "state": {"values": {}},
+            "actions": [action],
+        }
+        if message_body is not None:
+            payload["message"] = message_body
+        return self._post_payload(payload)
+
+    def click_button(
+        self, user_id: str, *, message: Message | Ephemeral, action_id: str, channel_id: str | None = None
+    ) -> SimResponse:
+        """Click the button `action_id` found in `message`'s blocks, with its value and block_id."""
+        found = _find_button(message.blocks, action_id)
+        if found is None:
+            available = sorted(_button_ids(message.blocks))
+            raise AssertionError(
+                f"no button with action_id {action_id!r} in message {message.ts} "
+                f"(buttons: {', '.join(available) or 'none'}; text: {message.text!r})"
+            )
+        block_id, button = found
+        label = button.get("text", {}).get("text") if isinstance(button.get("text"), dict) else None
+        return self.click(
+            user_id,
+            action_id=action_id,
+            value=button.get("value"),
+            block_id=block_id,
+            message=message,
+            channel_id=channel_id or message.channel,
+            action_text=label,
+        )
+
+    def submit_view(
+        self, user_id: str, *, view: View | Mapping[str, Any], values: Mapping[str, Mapping[str, Any]]
+    ) -> SimResponse:
+        """Submit a modal. Leaf values may be plain strings, sent as `plain_text_input` values."""
+        spec = copy.deepcopy(view.view if isinstance(view, View) else dict(view))
+        vid = spec.get("id") or f"V{self._tag}{next(self._counter):04d}"
+        full = {
+            "type": "modal",
+            "callback_id": "",
+            "private_metadata": "",
+            "external_id": "",
+            "blocks": [],
+            "title": {"type": "plain_text", "text": ""},
+            "hash": _new_hash(),
+            "root_view_id": vid,
+            "previous_view_id": None,
+            "team_id": self.team_id,
+            "app_id": self.api_app_id,
+            "bot_id": BOT_ID,
+            **spec,
+            "id": vid,
+            "state": {
+                "values": {
+                    block: {
+                        action: ({"type": "plain_text_input", "value": v} if isinstance(v, str) else dict(v))
+                        for action, v in actions.items()
+                    }
+                    for block, actions in values.items()
+                }
+            },
+        }
+        payload: dict[str, Any] = {
+            "type": "view_submission",
+            "token": "verification-token",
+            "team": {"id": self.team_id, "domain": self.fake.team_domain},
+            "user": self._user(user_id),
+            "api_app_id": self.api_app_id,
+            "trigger_id": self._trigger_id(),
+            "view": full,
+            "response_urls": [],
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+        return self._post_payload(payload)
+
+    def react(
+        self,
+        user_id: str,
+        channel_id: str,
+        ts: str,
+        emoji: str,
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+    ) -> SimResponse:
+        return self._reaction("reaction_added", user_id, channel_id, ts, emoji, event_id, retry_num)
+
+    def unreact(
+        self,
+        user_id: str,
+        channel_id: str,
+        ts: str,
+        emoji: str,
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+    ) -> SimResponse:
+        return self._reaction("reaction_removed", user_id, channel_id, ts, emoji, event_id, retry_num)
+
+    def reply(
+        self, user_id: str, channel_id: str, thread_ts: str, text: str, *, event_id: str | None = None
+    ) -> SimResponse:
+        return self.post(user_id, channel_id, text, thread_ts=thread_ts, event_id=event_id)
+
+    def post(
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        event_id: str | None = None,
+    ) -> SimResponse:
+        """A user's message (top level, or in a thread), stored in the fake and sent as a `message` event."""
+        message = self.fake.record_user_message(channel_id, user_id, text, thread_ts=thread_ts)
+        event: dict[str, Any] = {
+            "type": "message",
+            "user": user_id,
+            "text": text,
+            "ts": message.ts,
+            "channel": channel_id,
+            "channel_type": "channel",
+            "event_ts": message.ts,
+            "team": self.team_id,
+            "client_msg_id": str(uuid.uuid4()),
+        }
+        if message.thread_ts is not None:
+            event["thread_ts"] = message.thread_ts
+            parent = self.fake.message(channel_id, message.thread_ts)
+            if parent is not None:
+                event["parent_user_id"] = parent.user
+        return self._post_event(event, event_id=event_id, retry_num=None)
+
+    def post_raw(
+        self, body: bytes, *, content_type: str, signature: str | None = None, timestamp: str | None = None
+    ) -> SimResponse:
+        """Send `body` as is; give a wrong `signature` or a stale `timestamp` to test request verification."""
+        return self._post(body, content_type, signature=signature, timestamp=timestamp)
+
+    def _reaction(
+        self,
+        kind: str,
+        user_id: str,
+        channel_id: str,
+        ts: str,
+        emoji: str,
+        event_id: str | None,
+        retry_num: int | None,
+    ) -> SimResponse:
+        name = _emoji(emoji)
+        # Recorded before delivery, as in Slack: the reaction exists by the time the event arrives.
+        self.fake.record_reaction(channel_id, ts, name, user_id, added=kind == "reaction_added")
+        event: dict[str, Any] = {
+            "type": kind,
+            "user": user_id,
+            "reaction": name,
+            "item": {"type": "message", "channel": channel_id, "ts": ts},
+            "event_ts": _now_ts(),
+        }
+        target = self.fake.message(channel_id, ts)
+        if target is not None:
+            event["item_user"] = target.user
+        return self._post_event(event, event_id=event_id, retry_num=retry_num)
+
+    def _post_event(
+        self, event: dict[str, Any], *, event_id: str | None, retry_num: int | None
+    ) -> SimResponse:
+        envelope = {
+            "token": "verification-token",
+            "team_id": self.team_id,
+            "context_team_id": self.team_id,
+            "api_app_id": self.api_app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{self._tag}{next(self._counter):06d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": self.fake.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+        extra = {}
+        if retry_num is not None:
+            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        return self._post(json.dumps(envelope).encode(), "application/json", extra_headers=extra)
+
+    def _post_payload(self, payload: Mapping[str, Any]) -> SimResponse:
+        body = "payload=" + urllib.parse.quote(json.dumps(payload))
+        return self._post(body.encode(), "application/x-www-form-urlencoded")
+
+    def _post(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        signature: str | None = None,
+        timestamp: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> SimResponse:
+        timestamp = timestamp or str(int(time.time()))
+        if signature is None:
+            signature = self._verifier.generate_signature(timestamp=timestamp, body=body.decode()) or ""
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+            **(extra_headers or {}),
+        }
+        request = urllib.request.Request(self.events_url, data=body, headers=headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=self._timeout) as response:
+                status, raw = response.status, response.read()
+                reply_headers = dict(response.headers.items())
+        except urllib.error.HTTPError as err:
+            with err:
+                status, raw, reply_headers = err.code, err.read(), dict(err.headers.items())
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = None
+        return SimResponse(
+            status=status,
+            headers=reply_headers,
+            body=text,
+            json=decoded if isinstance(decoded, dict) else None,
+        )
+
+    def _user(self, user_id: str) -> dict[str, str]:
+        name = self.fake.user_name(user_id)
+        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
+
+    def _trigger_id(self) -> str:
+        return f"{next(self._counter)}.{self.team_id}.{secrets.token_hex(16)}"
+
+
+def _parse_params(query: str, content_type: str, body: bytes) -> dict[str, Any]:
+    params: dict[str, Any] = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    if not body:
+        return params
+    if "json" in content_type:
+        decoded = json.loads(body)
+        if isinstance(decoded, dict):
+            params.update(decoded)
+    elif "x-www-form-urlencoded" in content_type:
+        params.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    return params
+
+
+def _require(params: Mapping[str, Any], key: str, error: str) -> Any:
+    value = params.get(key)
+    if value is None or value == "":
+        raise _ApiError(error)
+    return value
+
+
+def _json_list(value: Any) -> list[dict[str, Any]]:
+    """Blocks and `files` arrive as lists in JSON bodies but as JSON strings in form bodies."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _ApiError("invalid_blocks_format") from None
+    if not isinstance(value, list):
+        raise _ApiError("invalid_blocks_format")
+    return [dict(item) for item in value if isinstance(item, dict)]
+
+
+def _json_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _ApiError("invalid_arguments") from None
+    if not isinstance(value, dict):
+        raise _ApiError("invalid_arguments")
+    return dict(value)
+
+
+def _text_and_blocks(params: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    text = str(params.get("text") or "")
+    blocks = _json_list(params.get("blocks"))
+    if not text and not blocks and not params.get("attachments"):
+        raise _ApiError("no_text")
+    return text, blocks
+
+
+def _error(error: str) -> dict[str, Any]:
+    return {"ok": False, "error": error}
+
+
+def _json_reply(status: int, payload: dict[str, Any], *, headers: Mapping[str, str] | None = None) -> _Reply:
+    return _Reply(
+        status,
+        json.dumps(payload).encode(),
+        {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+        payload,
+    )
+
+
+def _text_reply(status: int, text: str) -> _Reply:
+    return _Reply(status, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
+
+
+def _emoji(name: str) -> str:
+    return name.strip().strip(":")
+
+
+def _now_ts() -> str:
+    return f"{time.time():.6f}"
+
+
+def _new_hash() -> str:
+    return f"{int(time.time())}.{secrets.token_hex(4)}"
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, fraction = ts.partition(".")
+    return int(seconds), int(fraction.ljust(6, "0")[:6] or 0)
+
+
+def _derived_name(ident: str, kind: str) -> str:
+    """`UALICE` → `alice`, `CDEMO` → `demo`; ids with digits keep the id (`U1` → `user-u1`)."""
+    rest = ident[1:]
+    return rest.lower() if rest.isalpha() else f"{kind}-{ident.lower()}"
+
+
+def _human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{max(1, round(size / 1024))} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _plain(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return str(obj.get("text") or "")
+    return str(obj or "")
+
+
+def _element_label(element: Mapping[str, Any]) -> str | None:
+    kind = element.get("type")
+    if kind == "button":
+        return f"[{_plain(element.get('text'))}]"
+    if kind == "overflow":
+        return "[⋯]"
+    if isinstance(kind, str) and kind.endswith("select"):
+        return f"[{_plain(element.get('placeholder')) or 'select'} ▾]"
+    if kind in ("datepicker", "timepicker", "checkboxes", "radio_buttons"):
+        return f"[{kind}]"
+    return None
+
+
+def _rich_text(element: Any) -> str:
+    if isinstance(element, dict):
+        kind = element.get("type")
+        if kind == "text":
+            return str(element.get("text") or "")
+        if kind == "user":
+            return f"<@{element.get('user_id')}>"
+        if kind == "emoji":
+            return f":{element.get('name')}:"
+        if kind == "link":
+            return str(element.get("text") or element.get("url") or "")
+        return "".join(_rich_text(child) for child in element.get("elements") or [])
+    return ""
+
+
+def _readable_lines(text: str, blocks: list[dict[str, Any]]) -> list[str]:
+    """Blocks are what people see (text is only the notification fallback), so render them when present."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        chunk: list[str] = []
+        if kind in ("header", "markdown"):
+            chunk = [_plain(block.get("text"))]
+        elif kind == "section":
+            chunk = [_plain(block.get("text"))] if block.get("text") else []
+            fields = [_plain(f) for f in block.get("fields") or []]
+            if fields:
+                chunk.append(" | ".join(fields))
+            accessory = block.get("accessory")
+            if isinstance(accessory, dict) and (label := _element_label(accessory)):
+                chunk.append(label)
+        elif kind == "context":
+            parts = [_plain(e) if e.get("type") != "image" else "" for e in block.get("elements") or []]
+            chunk = [" · ".join(p for p in parts if p)]
+        elif kind == "actions":
+            labels = [_element_label(e) for e in block.get("elements") or []]
+            chunk = [" ".join(label for label in labels if label)]
+        elif kind == "divider":
+            chunk = ["―――"]
+        elif kind == "image":
+            chunk = [f"[image: {_plain(block.get('title')) or block.get('alt_text') or ''}]"]
+        elif kind == "video":
+            chunk = [f"▶ {_plain(block.get('title'))}"]
+        elif kind == "rich_text":
+            chunk = [_rich_text(block)]
+        elif kind == "input":
+            chunk = [f"{_plain(block.get('label'))}: [input]"]
+        for piece in chunk:
+            lines.extend(line for line in piece.splitlines() if line.strip())
+    if lines:
+        return lines
+    return [line for line in text.splitlines() if line.strip()] or ([text] if text else [])
+
+
+def _iter_buttons(blocks: list[dict[str, Any]]) -> list[tuple[str | None, dict[str, Any]]]:
+    found: list[tuple[str | None, dict[str, Any]]] = []
+    for block in blocks:
+        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict):
+            elements.append(accessory)
+        found += [
+            (block.get("block_id"), e) for e in elements if isinstance(e, dict) and e.get("type") == "button"
+        ]
+    return found
+
+
+def _find_button(blocks: list[dict[str, Any]], action_id: str) -> tuple[str | None, dict[str, Any]] | None:
+    return next(
+        ((block_id, b) for block_id, b in _iter_buttons(blocks) if b.get("action_id") == action_id), None
+    )
+
+
+def _button_ids(blocks: list[dict[str, Any]]) -> set[str]:
+    return {str(b.get("action_id")) for _, b in _iter_buttons(blocks)}

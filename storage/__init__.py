@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, intent-named queries, transactions and pattern search."""

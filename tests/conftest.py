@@ -1,0 +1,113 @@
+"""Shared fixtures: isolated settings, a fake Slack, the real Bolt app served over HTTP, PostgreSQL when asked."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import Runtime, build_runtime
+from bot.clock import FrozenClock
+from bot.config import load_settings
+from handlers.fake_slack import FakeSlack, SlackSimulator
+from handlers.http import HttpServer, make_wsgi_app
+
+SECRET = "test-signing-secret"
+CHANNEL = "C0TEST"
+OWNER, BOB, CAROL, DAN = "U0OWNER", "U0BOB", "U0CAROL", "U0DAN"
+
+
+@pytest.fixture(autouse=True)
+def _no_slack_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bolt reads SLACK_* itself; a developer's real tokens must never leak into a test."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "OPENAI_", "FAL_", "GEMINI_", "SORA_BOT_")) or name in (
+            "DATABASE_URL",
+            "VIDEO_PROVIDER",
+        ):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack(
+        users={OWNER: "owner", BOB: "bob", CAROL: "carol", DAN: "dan"}, channels={CHANNEL: "video"}
+    ) as fake:
+        yield fake
+
+
+@dataclass
+class Bot:
+    """The real app over HTTP against the fake Slack; tests drive the sweep by hand with a frozen clock."""
+
+    runtime: Runtime
+    fake: FakeSlack
+    sim: SlackSimulator
+    clock: FrozenClock
+    server: HttpServer
+    data_dir: Path
+
+    @property
+    def workflow(self):  # type: ignore[no-untyped-def]
+        return self.runtime.workflow
+
+    def sweep_until_idle(self, *, rounds: int = 20) -> None:
+        for _ in range(rounds):
+            report = self.workflow.sweep()
+            assert not report.errors, report.errors
+            if not report.busy:
+                return
+            self.clock.advance(seconds=5)
+        raise AssertionError("the sweep never went idle")
+
+
+def make_bot(fake: FakeSlack, tmp_path: Path, *, database_url: str | None = None) -> Bot:
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake.api_url,
+        "SORA_BOT_DATA_DIR": str(tmp_path / "data"),
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    clock = FrozenClock()
+    runtime = build_runtime(load_settings(env), clock=clock)
+    server = HttpServer(make_wsgi_app(runtime.app, health=runtime.workflow.health), host="127.0.0.1", port=0)
+    server.start()
+    sim = SlackSimulator(fake, app_url=server.url, signing_secret=SECRET)
+    return Bot(runtime=runtime, fake=fake, sim=sim, clock=clock, server=server, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def sora(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[Bot]:
+    made = make_bot(fake_slack, tmp_path)
+    yield made
+    made.server.stop()
+    made.runtime.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in TEST_DATABASE_URL for one test; skips (saying so) when it is not set."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (CI sets it); skipping")
+    import psycopg
+
+    conninfo = base.replace("postgresql+psycopg://", "postgresql://")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    url = (
+        base
+        if base.startswith("postgresql+psycopg://")
+        else base.replace("postgresql://", "postgresql+psycopg://")
+    )
+    yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

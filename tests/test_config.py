@@ -1,0 +1,52 @@
+"""Settings: defaults, and every problem reported at once in plain words."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import load_settings
+from bot.errors import ConfigError
+
+
+def test_defaults_need_no_environment_at_all() -> None:
+    settings = load_settings({})
+    assert settings.video_provider == "local"
+    assert settings.resolved_database_url.startswith("sqlite:///") and settings.slack_api_url.endswith(
+        "/api/"
+    )
+
+
+def test_every_malformed_setting_is_reported_at_once_with_what_to_set() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "VIDEO_PROVIDER": "sora",
+                "SLACK_API_URL": "slack.com/api",
+                "SORA_BOT_VOTE_MINUTES": "soon",
+                "DATABASE_URL": "mysql://db",
+            }
+        )
+    text = str(caught.value)
+    assert len(caught.value.problems) == 4
+    for variable in ("VIDEO_PROVIDER", "SLACK_API_URL", "SORA_BOT_VOTE_MINUTES", "DATABASE_URL"):
+        assert variable in text
+    assert "one of local, openai, fal, veo" in text and "Traceback" not in text
+
+
+def test_serving_needs_a_bot_token_and_in_http_mode_a_signing_secret() -> None:
+    problems = load_settings({}).serve_problems()
+    assert any("SLACK_BOT_TOKEN" in p for p in problems) and any(
+        "SLACK_SIGNING_SECRET" in p for p in problems
+    )
+    socket = load_settings({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"})
+    assert socket.socket_mode and socket.serve_problems() == []
+    assert "does not look like a bot token" in load_settings({"SLACK_BOT_TOKEN": "abc"}).serve_problems()[0]
+
+
+def test_a_hosted_provider_without_its_key_is_refused_by_name() -> None:
+    assert "FAL_KEY" in load_settings({"VIDEO_PROVIDER": "fal"}).provider_problems()[0]
+
+
+def test_postgres_urls_get_the_installed_driver() -> None:
+    settings = load_settings({"DATABASE_URL": "postgres://u@h/db"})
+    assert settings.resolved_database_url == "postgresql+psycopg://u@h/db"
