@@ -68,6 +68,7 @@ class DraftCard:
 class RoundStarted:
     round_id: int
     thread: ThreadRef | None
+    card: DraftCard
 
 
 @dataclass(frozen=True)
@@ -267,9 +268,10 @@ class Workflow:
                     )
                 )
             round_id = round_row.id
+            card = self._draft_card(draft)
         thread = self._post_round(round_id)
         self.wake()
-        return RoundStarted(round_id=round_id, thread=thread)
+        return RoundStarted(round_id=round_id, thread=thread, card=card)
 
     def _post_round(self, round_id: int) -> ThreadRef | None:
         """Post the parent and the variation messages that are missing; safe to repeat."""

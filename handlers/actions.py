@@ -27,8 +27,7 @@ def register(app: App, workflow: Workflow) -> None:
     def handle_generate(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
         started = workflow.start_round(_id(body), actor=body["user"]["id"])
-        where = "in the channel" if started.thread is None else "in the thread below the round message"
-        respond(replace_original=True, **blocks.notice(f"Generating: the variations will appear {where}."))
+        respond(replace_original=True, **blocks.draft_card(started.card, generating=True))
 
     @app.action(blocks.CANCEL)
     @guarded

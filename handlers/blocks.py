@@ -61,7 +61,8 @@ def money(amount: float) -> str:
 # --- draft ------------------------------------------------------------------------------------
 
 
-def draft_card(card: DraftCard) -> Message:
+def draft_card(card: DraftCard, *, generating: bool = False) -> Message:
+    """The private draft card; once generated, the same card without buttons, as a record of what ran."""
     fields = []
     for name, label in _LAYER_LABELS:
         value = getattr(card.spec, name) or "—"
@@ -87,6 +88,11 @@ def draft_card(card: DraftCard) -> Message:
         blocks.append(_section("*Checklist*\n" + "\n".join(lines)))
     else:
         blocks.append(_section(":white_check_mark: *Checklist:* nothing to fix."))
+    if generating:
+        blocks.append(
+            _context(f":arrow_down: Generating {card.variations} variations: follow the round's thread.")
+        )
+        return {"text": f"Generating: {escape(clip(card.spec.subject or card.idea, 150))}", "blocks": blocks}
     blocks.append(
         {
             "type": "actions",
@@ -117,9 +123,7 @@ def round_message(view: RoundView) -> Message:
     title = escape(clip(view.title, 200))
     count = len(view.variations)
     blocks: list[dict[str, Any]] = [
-        _section(
-            f":clapper: *{title}*\n<@{view.owner_id}> started {count} variations. Watch them arrive in the thread."
-        ),
+        _section(f":clapper: *{title}*\nA round by <@{view.owner_id}> · {count} variations in the thread"),
     ]
     if view.status == RoundStatus.OPEN:
         closes = f"<!date^{view.closes_at_epoch}^{{date_short_pretty}} {{time}}|soon>"

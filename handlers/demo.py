@@ -28,10 +28,13 @@ _VARIATION = re.compile(r"^Variation #(\d+)")
 class Session:
     """Small verbs over the simulator, each waiting until Slack shows its effect."""
 
-    def __init__(self, sim: SlackSimulator, fake: FakeSlack, *, timeout: float) -> None:
+    def __init__(
+        self, sim: SlackSimulator, fake: FakeSlack, *, timeout: float, narrate: Callable[[str], None] = print
+    ) -> None:
         self.sim = sim
         self.fake = fake
         self.timeout = timeout
+        self.narrate = narrate
 
     def expect_ok(self, response: SimResponse, what: str) -> None:
         if response.status != 200:
@@ -80,10 +83,13 @@ class Session:
 
 def play(session: Session) -> None:
     """The script: a draft, three variations, three teammates voting, a winner, a remix, a recall."""
-    sim, fake = session.sim, session.fake
+    sim, fake, say = session.sim, session.fake, session.narrate
     seen = len(fake.ephemerals(CHANNEL, ALICE))
+    say(f"1. alice types  /sora draft {IDEA}")
     session.expect_ok(sim.command(ALICE, CHANNEL, f"draft {IDEA}"), "/sora draft")
     card = session.wait_for_ephemeral(ALICE, "Draft", after=seen)
+    say("   and sees a private draft card:\n" + _indent(fake.render(card), "     | "))
+    say("2. alice clicks [Generate]; the bot posts a round and renders 3 variations in its thread")
     session.expect_ok(sim.click_button(ALICE, message=card, action_id=blocks.GENERATE), "Generate")
 
     parent = session.round_parent()
@@ -93,7 +99,7 @@ def play(session: Session) -> None:
         timeout=session.timeout,
         what="the contact sheet",
     )
-
+    say("3. bob reacts :+1: and carol :fire: on #2, dan :heart: on #1")
     session.expect_ok(sim.react(BOB, CHANNEL, variations[2].ts, "+1"), "a vote")
     session.expect_ok(sim.react(CAROL, CHANNEL, variations[2].ts, "fire"), "a vote")
     session.expect_ok(sim.react(DAN, CHANNEL, variations[1].ts, "heart"), "a vote")
@@ -103,16 +109,23 @@ def play(session: Session) -> None:
         what="the tally to show three voters",
     )
 
+    say("4. alice clicks [Close voting]; the winner is announced and saved as a pattern")
     fresh_parent = fake.message(CHANNEL, parent.ts) or parent
     session.expect_ok(sim.click_button(ALICE, message=fresh_parent, action_id=blocks.CLOSE), "Close voting")
     session.wait_for_text(parent, "wins")
 
+    say("5. bob replies in the thread  remix #2 make it golden hour")
     session.expect_ok(sim.reply(BOB, CHANNEL, parent.ts, "remix #2 make it golden hour"), "a remix reply")
     session.wait_ready(parent, range(4, 5))
 
     seen = len(fake.ephemerals(CHANNEL, CAROL))
+    say("6. carol types  /sora recall neon robot")
     session.expect_ok(sim.command(CAROL, CHANNEL, "recall neon robot"), "/sora recall")
     session.wait_for_ephemeral(CAROL, "pattern", after=seen)
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
 
 
 def demo_settings(out: Path, api_url: str) -> Settings:
@@ -147,6 +160,7 @@ def run_demo(out: Path, *, build_runtime: Callable[[Settings], Any], timeout: fl
         finally:
             server.stop()
             runtime.close()
+        print("\nThe channel afterwards, as Slack would show it:\n")
         print(fake.transcript())
     clips = sorted((out / "assets").glob("*.mp4"))
     print(f"\nDone in {time.monotonic() - started:.1f} s.")

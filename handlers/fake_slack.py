@@ -6,6 +6,7 @@ import copy
 import itertools
 import json
 import mimetypes
+import re
 import secrets
 import threading
 import time
@@ -16,6 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
@@ -917,11 +919,23 @@ class FakeSlack:
         else:
             self._messages.pop((channel, ts), None)
 
+    def render(self, item: Message | Ephemeral) -> str:
+        """One message or ephemeral as `transcript()` shows it."""
+        with self._lock:
+            return "\n".join(self._render(item, indent="", marker="", show_ts=False))
+
+    def _humanise(self, line: str) -> str:
+        """What a Slack client shows for mention and date tokens."""
+        line = _DATE_TOKEN.sub(
+            lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%Y-%m-%d %H:%M UTC"), line
+        )
+        return _USER_TOKEN.sub(lambda m: "@" + self.user_name(m.group(1)), line)
+
     def _render(self, item: Message | Ephemeral, *, indent: str, marker: str, show_ts: bool) -> list[str]:
-        body = _readable_lines(item.text, item.blocks) or [""]
+        body = [self._humanise(line) for line in _readable_lines(item.text, item.blocks)] or [""]
         stamp = f"[{item.ts}] " if show_ts else ""
         if isinstance(item, Ephemeral):
-            who = f"(only {item.user} sees) {self.bot_name}"
+            who = f"(only {self.user_name(item.user)} sees) {self.bot_name}"
             edited = item.edited
         else:
             who = self.user_name(item.user)
@@ -939,7 +953,7 @@ class FakeSlack:
                 lines.append(
                     cont
                     + "  ".join(
-                        f":{name}: ×{len(users)} ({', '.join(users)})"
+                        f":{name}: ×{len(users)} ({', '.join(self.user_name(u) for u in users)})"
                         for name, users in item.reactions.items()
                     )
                 )
@@ -1474,6 +1488,10 @@ def _rich_text(element: Any) -> str:
     return ""
 
 
+_DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>")
+_USER_TOKEN = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
 def _readable_lines(text: str, blocks: list[dict[str, Any]]) -> list[str]:
     """Blocks are what people see (text is only the notification fallback), so render them when present."""
     lines: list[str] = []
@@ -1484,9 +1502,8 @@ def _readable_lines(text: str, blocks: list[dict[str, Any]]) -> list[str]:
             chunk = [_plain(block.get("text"))]
         elif kind == "section":
             chunk = [_plain(block.get("text"))] if block.get("text") else []
-            fields = [_plain(f) for f in block.get("fields") or []]
-            if fields:
-                chunk.append(" | ".join(fields))
+            # One field per line, its own lines joined: "*Camera*\nslow dolly-in" reads "*Camera*: slow dolly-in".
+            chunk += [": ".join(_plain(f).splitlines()) for f in block.get("fields") or []]
             accessory = block.get("accessory")
             if isinstance(accessory, dict) and (label := _element_label(accessory)):
                 chunk.append(label)
