@@ -286,11 +286,7 @@ class Workflow:
             except PublishError as err:
                 log.warning("could not post round %s yet: %s", round_id, err)
                 return None
-            with self.store.transaction() as repo:
-                round_row = repo.get(Round, round_id)
-                assert round_row is not None
-                round_row.parent_ts = parent_ts
-                repo.add(round_row)
+            self._save(Round, round_id, parent_ts=parent_ts)
         thread = ThreadRef(channel_id=view.channel_id, thread_ts=parent_ts)
         for variation in view.variations:
             self._post_variation_message(thread, variation)
@@ -306,11 +302,7 @@ class Workflow:
         except PublishError as err:
             log.warning("could not post variation %s yet: %s", view.generation_id, err)
             return
-        with self.store.transaction() as repo:
-            row = repo.get(Generation, view.generation_id)
-            assert row is not None
-            row.message_ts = ts
-            repo.add(row)
+        self._save(Generation, view.generation_id, message_ts=ts)
 
     # --- votes ---------------------------------------------------------------------------------
 
@@ -466,11 +458,7 @@ class Workflow:
         except PublishError as err:
             log.warning("could not announce round %s yet: %s", round_id, err)
             return
-        with self.store.transaction() as repo:
-            round_row = repo.get(Round, round_id)
-            assert round_row is not None
-            round_row.announced_ts = ts
-            repo.add(round_row)
+        self._save(Round, round_id, announced_ts=ts)
 
     # --- thread replies ------------------------------------------------------------------------
 
@@ -766,7 +754,8 @@ class Workflow:
         for generation_id, number, asset_path, round_row in pending:
             assert generation_id is not None and round_row is not None and round_row.parent_ts is not None
             if asset_path is None or not Path(asset_path).exists():
-                self._fail(generation_id, "The finished clip went missing before it could be posted.")
+                message = "The finished clip went missing before it could be posted; reply `again` to retry."
+                self._save(Generation, generation_id, status=JobStatus.FAILED.value, error=message)
                 continue
             thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
             try:
@@ -776,23 +765,19 @@ class Workflow:
             except PublishError as err:
                 log.warning("upload of generation %s failed, will retry: %s", generation_id, err)
                 continue
-            with self.store.transaction() as repo:
-                fresh = repo.get(Generation, generation_id)
-                assert fresh is not None
-                fresh.file_id = file_id
-                fresh.posted_at = self.clock.now()
-                repo.add(fresh)
+            self._save(Generation, generation_id, file_id=file_id, posted_at=self.clock.now())
             report.uploaded += 1
             self._refresh_variation(generation_id)
             self.refresh_round(round_row.id or 0)
 
-    def _fail(self, generation_id: int, message: str) -> None:
+    def _save(self, model: type[Round] | type[Generation], row_id: int, **values: object) -> None:
+        """Record what a slow call outside the transaction produced (a message ts, a file id…)."""
         with self.store.transaction() as repo:
-            fresh = repo.get(Generation, generation_id)
-            assert fresh is not None
-            fresh.status = JobStatus.FAILED.value
-            fresh.error = message
-            repo.add(fresh)
+            row = repo.get(model, row_id)
+            assert row is not None, f"{model.__name__} {row_id} vanished"
+            for name, value in values.items():
+                setattr(row, name, value)
+            repo.add(row)
 
     def _post_sheets(self, report: SweepReport) -> None:
         with self.store.read() as repo:
@@ -820,11 +805,7 @@ class Workflow:
                 except PublishError as err:
                     log.warning("contact sheet for round %s failed, will retry: %s", round_row.id, err)
                     continue
-            with self.store.transaction() as repo:
-                fresh = repo.get(Round, round_row.id)
-                assert fresh is not None
-                fresh.sheet_file_id = file_id
-                repo.add(fresh)
+            self._save(Round, round_row.id, sheet_file_id=file_id)
             report.sheets += 1
 
     def _close_due_rounds(self, report: SweepReport) -> None:
