@@ -1,0 +1,396 @@
+"""The fal.ai queue provider: submit, status, result and cancel over httpx, behind `VideoProvider`."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import mimetypes
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob
+from bot.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+_DURATIONS = (5, 10)
+_CHUNK_BYTES = 1 << 20
+# One path segment of a queue URL; job ids come back from the database, so nothing else may reach a URL.
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+# Never appears unescaped in a URL path, so it can join the three paths of an unusual layout.
+_SEPARATOR = "|"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_MODERATION_TYPES = frozenset({"content_policy_violation"})
+_UNKNOWN_OUTCOME = (
+    "fal did not answer the submit request after it was sent, so the job may or may not exist there "
+    "(and may be billed). It was not sent again automatically."
+)
+
+
+@dataclass(frozen=True)
+class FalJobRef:
+    """Where one fal request lives, as paths under the queue's base URL; the job id carries it.
+
+    The paths come from the submit response (`status_url`, `response_url`, `cancel_url`): they use only the
+    model's `owner/app`, so building them from the model id would be wrong.
+    """
+
+    response_path: str
+    status_path: str
+    cancel_path: str
+
+    def encode(self) -> str:
+        # The documented layout collapses to one readable path (`owner/app/requests/<id>`); anything else
+        # keeps all three, so a restarted process still finds them without the submit response.
+        if (self.status_path, self.cancel_path) == (
+            f"{self.response_path}/status",
+            f"{self.response_path}/cancel",
+        ):
+            return self.response_path
+        return _SEPARATOR.join((self.response_path, self.status_path, self.cancel_path))
+
+    @classmethod
+    def decode(cls, job_id: str) -> FalJobRef | None:
+        """The reference inside `job_id`, or None when it is not one of ours."""
+        parts = job_id.split(_SEPARATOR)
+        if len(parts) == 1:
+            parts = [job_id, f"{job_id}/status", f"{job_id}/cancel"]
+        if len(parts) != 3 or not all(_is_safe_path(part) for part in parts):
+            return None
+        return cls(response_path=parts[0], status_path=parts[1], cancel_path=parts[2])
+
+
+class FalProvider:
+    """Any video model on fal's queue (Kling by default): `Authorization: Key …`, poll status, fetch result.
+
+    Call `close()` when done with a provider that built its own HTTP client.
+    """
+
+    name: str = "fal"
+    capabilities: frozenset[Capability] = frozenset({Capability.TEXT_TO_VIDEO, Capability.IMAGE_TO_VIDEO})
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        base_url: str = "https://queue.fal.run",
+        model: str = "fal-ai/kling-video/v2.1/standard/text-to-video",
+        http_client: httpx.Client | None = None,
+        price_per_second: float = 0.05,
+        timeout: float = 60.0,
+    ) -> None:
+        self._base = httpx.URL(base_url.rstrip("/") + "/")
+        self._model = model.strip("/")
+        self._auth = {"Authorization": f"Key {key}"}
+        self._price_per_second = price_per_second
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout)
+
+    def submit(self, request: GenerationRequest) -> ProviderJob:
+        seconds = _snap(request.seconds, _DURATIONS)
+        model = request.model or self._model
+        body: dict[str, object] = {
+            "prompt": request.prompt,
+            "duration": str(seconds),
+            "aspect_ratio": request.aspect.value,
+        }
+        if request.reference_image is not None:
+            body["image_url"] = _data_uri(request.reference_image)
+            model = _image_model(model)
+        try:
+            response = self._http.post(self._base.join(model), json=body, headers=self._auth)
+        except httpx.TransportError as err:
+            raise _transport_error(err, creating=True) from err
+        if response.is_error:
+            raise _status_error(response)
+        data = _object(response)
+        request_id = str(data.get("request_id") or "?")
+        paths = [self._relative(data.get(key)) for key in ("response_url", "status_url", "cancel_url")]
+        if not all(paths):
+            raise ProviderError(
+                f"fal accepted request {request_id} but returned queue URLs outside {self._base}, so it "
+                "cannot be followed from here; check FAL_BASE_URL.",
+                code="unexpected_response",
+            )
+        response_path, status_path, cancel_path = (str(path) for path in paths)
+        ref = FalJobRef(response_path=response_path, status_path=status_path, cancel_path=cancel_path)
+        return ProviderJob(job_id=ref.encode(), status=JobStatus.QUEUED, seconds=seconds)
+
+    def fetch(self, job_id: str) -> ProviderJob:
+        ref = FalJobRef.decode(job_id)
+        if ref is None:
+            return _unknown(job_id)
+        response = self._request("GET", ref.status_path)
+        if response.status_code == 404:
+            return _unknown(job_id)
+        if response.is_error:
+            raise _status_error(response)
+        status = _object(response).get("status")
+        if status == "IN_QUEUE":
+            # fal reports a queue position here; the contract has no field for it, so progress stays 0.
+            return ProviderJob(job_id=job_id, status=JobStatus.QUEUED)
+        if status == "COMPLETED":
+            return self._result(job_id, ref)
+        if status != "IN_PROGRESS":
+            log.warning("fal reported status %r for %s; polling on", status, job_id)
+        return ProviderJob(job_id=job_id, status=JobStatus.IN_PROGRESS)
+
+    def download(self, job_id: str, into: Path) -> Path:
+        ref = FalJobRef.decode(job_id)
+        if ref is None:
+            raise ProviderError(f"{job_id!r} is not a fal job id.", code="unknown_job")
+        response = self._request("GET", ref.response_path)
+        if response.status_code in (404, 410):
+            raise _expired(job_id)
+        if response.is_error:
+            raise _status_error(response)
+        url = _video_url(_object(response))
+        if url is None:
+            raise ProviderError(f"fal's result for {job_id!r} names no video file.", code="no_video")
+        target = _target(into, job_id)
+        try:
+            # The file lives on fal's CDN behind a public, expiring URL: our key is never sent there.
+            with self._http.stream("GET", url, follow_redirects=True) as stream:
+                if stream.status_code in (403, 404, 410):
+                    raise _expired(job_id)
+                if stream.is_error:
+                    stream.read()
+                    raise _status_error(stream)
+                return _write_atomically(stream.iter_bytes(_CHUNK_BYTES), target)
+        except httpx.TransportError as err:
+            raise _transport_error(err) from err
+
+    def cancel(self, job_id: str) -> None:
+        ref = FalJobRef.decode(job_id)
+        if ref is None:
+            return
+        response = self._request("PUT", ref.cancel_path)
+        # 400 is ALREADY_COMPLETED and 404 NOT_FOUND: either way there is nothing left to stop.
+        if response.is_error and response.status_code not in (400, 404):
+            raise _status_error(response)
+
+    def cost_per_second(self, model: str | None) -> float:
+        return self._price_per_second
+
+    def close(self) -> None:
+        """Close the HTTP client this provider built; a client passed in belongs to the caller."""
+        if self._owns_client:
+            self._http.close()
+
+    def __enter__(self) -> FalProvider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _result(self, job_id: str, ref: FalJobRef) -> ProviderJob:
+        response = self._request("GET", ref.response_path)
+        if response.status_code in (401, 403, 429):
+            raise _status_error(response)
+        if not response.is_error and _video_url(_object(response)) is not None:
+            return ProviderJob(job_id=job_id, status=JobStatus.COMPLETED, progress=100)
+        body = _json(response)
+        # fal has no FAILED queue state: a finished request that failed answers its result with `detail`.
+        if isinstance(body, Mapping) and "detail" in body:
+            code, message = _failure(body)
+            return ProviderJob(job_id=job_id, status=JobStatus.FAILED, error=message, error_code=code)
+        if response.is_error:
+            raise _status_error(response)
+        return ProviderJob(
+            job_id=job_id,
+            status=JobStatus.FAILED,
+            error="fal finished the request but its result has no video.",
+            error_code="no_video",
+        )
+
+    def _request(self, method: str, path: str) -> httpx.Response:
+        try:
+            return self._http.request(method, self._base.join(path), headers=self._auth)
+        except httpx.TransportError as err:
+            raise _transport_error(err) from err
+
+    def _relative(self, url: object) -> str | None:
+        """`url` as a path under the base URL, or None when it points anywhere else."""
+        if not isinstance(url, str):
+            return None
+        parsed, base = httpx.URL(url), self._base
+        if (parsed.scheme, parsed.host, parsed.port) != (base.scheme, base.host, base.port):
+            return None
+        path = parsed.path
+        return (
+            path[len(base.path) :]
+            if path.startswith(base.path) and _is_safe_path(path[len(base.path) :])
+            else None
+        )
+
+
+def _is_safe_path(path: str) -> bool:
+    segments = path.split("/")
+    return bool(path) and all(_SEGMENT.match(s) and s not in (".", "..") for s in segments)
+
+
+def _image_model(model: str) -> str:
+    # fal publishes image-to-video as the sibling endpoint of text-to-video (same owner/app and version);
+    # a text-to-video endpoint would reject or ignore `image_url`.
+    head, _, last = model.rpartition("/")
+    return f"{head}/image-to-video" if head and last == "text-to-video" else model
+
+
+def _data_uri(path: Path) -> str:
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _video_url(data: Mapping[str, Any]) -> str | None:
+    video = data.get("video")
+    url = video.get("url") if isinstance(video, Mapping) else None
+    return url if isinstance(url, str) and url else None
+
+
+def _failure(body: Mapping[str, Any]) -> tuple[str, str]:
+    """The error code and plain-words message of a fal `detail` payload (a string or a validation list)."""
+    detail = body.get("detail")
+    items = detail if isinstance(detail, list) else []
+    if any(isinstance(item, Mapping) and item.get("type") in _MODERATION_TYPES for item in items):
+        return "moderation_blocked", (
+            f"fal's content moderation blocked this video ({_detail_text(detail)}). Rephrase the prompt "
+            "without real people, brands or graphic content, or try another model."
+        )
+    code = body.get("error_type") or ("invalid_input" if items else "failed")
+    return str(code), f"fal could not make this video: {_detail_text(detail)}"
+
+
+def _detail_text(detail: object) -> str:
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        messages = []
+        for item in detail:
+            if not isinstance(item, Mapping):
+                continue
+            loc = item.get("loc")
+            field = str(loc[-1]) if isinstance(loc, list) and loc else None
+            message = str(item.get("msg") or item.get("type") or "invalid")
+            messages.append(f"{field}: {message}" if field else message)
+        return "; ".join(messages) or "no reason given"
+    return "no reason given"
+
+
+def _status_error(response: httpx.Response) -> ProviderError:
+    status = response.status_code
+    body = _json(response)
+    detail = _detail_text(body.get("detail")) if isinstance(body, Mapping) else f"HTTP {status}"
+    if status == 429:
+        return ProviderError(
+            f"fal is rate limiting us: {detail}",
+            retryable=True,
+            retry_after=_retry_after(response.headers),
+            code="rate_limited",
+        )
+    if status in (401, 403):
+        return ProviderError(f"fal refused our key (HTTP {status}: {detail}); check FAL_KEY.", code="auth")
+    if status == 422 and isinstance(body, Mapping):
+        code, message = _failure(body)
+        return ProviderError(message, code=code)
+    if status >= 500 or status == 408:
+        return ProviderError(
+            f"fal failed (HTTP {status}: {detail}); trying again later.",
+            retryable=True,
+            retry_after=_retry_after(response.headers),
+            code="server_error",
+        )
+    return ProviderError(f"fal refused the request (HTTP {status}): {detail}", code=f"http_{status}")
+
+
+def _transport_error(err: httpx.TransportError, *, creating: bool = False) -> ProviderError:
+    # A connect failure never reached fal; anything later may have started (and billed) a job.
+    if creating and not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout):
+        return ProviderError(_UNKNOWN_OUTCOME, code="timeout_on_create")
+    timed_out = isinstance(err, httpx.TimeoutException)
+    return ProviderError(
+        f"fal {'did not answer in time' if timed_out else 'could not be reached'} ({type(err).__name__}); "
+        "trying again later.",
+        retryable=True,
+        code="timeout" if timed_out else "unreachable",
+    )
+
+
+def _expired(job_id: str) -> ProviderError:
+    return ProviderError(
+        f"The clip for fal job {job_id!r} is no longer available (fal's file links expire).", code="expired"
+    )
+
+
+def _unknown(job_id: str) -> ProviderJob:
+    return ProviderJob(
+        job_id=job_id,
+        status=JobStatus.FAILED,
+        error=f"fal has no request {job_id!r}: it was never submitted there, or it has expired.",
+        error_code="unknown_job",
+    )
+
+
+def _json(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _object(response: httpx.Response) -> Mapping[str, Any]:
+    body = _json(response)
+    if not isinstance(body, Mapping):
+        raise ProviderError(
+            f"fal answered {response.request.method} {response.url.path} with something other than a JSON "
+            "object.",
+            code="bad_response",
+        )
+    return body
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after` (seconds or an HTTP date)."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _snap(seconds: int, allowed: Iterable[int]) -> int:
+    """The nearest allowed duration; a tie goes to the longer one, so the action still fits."""
+    return min(allowed, key=lambda option: (abs(option - seconds), -option))
+
+
+def _target(into: Path, job_id: str) -> Path:
+    target = Path(into)
+    if target.is_dir():
+        target = target / f"{_SAFE_NAME.sub('_', job_id)[-80:] or 'video'}.mp4"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
+    """Stream into a temporary sibling, then rename: a broken download never looks like a finished clip."""
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+    try:
+        with partial.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,387 @@
+"""The OpenAI-compatible `/v1/videos` provider: the openai SDK's `client.videos` behind `VideoProvider`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mimetypes
+import os
+import re
+import secrets
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import openai
+from openai.types import Video, VideoSeconds, VideoSize
+
+from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob
+from bot.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_SECONDS: dict[int, VideoSeconds] = {4: "4", 8: "8", 12: "12"}
+_STATUSES = {
+    "queued": JobStatus.QUEUED,
+    "in_progress": JobStatus.IN_PROGRESS,
+    "completed": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+}
+# Moderation blocks arrive either as a 400 on create or as a job that later fails with one of these codes.
+_MODERATION_CODES = frozenset({"moderation_blocked", "sentinel_block"})
+_CHUNK_BYTES = 1 << 20
+# httpx and httpx2 both name the failures that happen before a request leaves the machine like this.
+_NEVER_SENT = frozenset({"ConnectError", "ConnectTimeout"})
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_UNKNOWN_OUTCOME = (
+    "The video gateway did not answer the create request after it was sent, so the job may or may not "
+    "exist there (and may be billed). It was not sent again automatically."
+)
+
+
+class OpenAICompatibleProvider:
+    """`/v1/videos` on OpenAI or any gateway serving its shape; native remix and extend.
+
+    The SDK never retries here (`max_retries=0`): it sends no idempotency key, so a retried create can
+    start and bill a second job, and the sweep already retries reads with backoff and the gateway's hints.
+    Call `close()` when done with a provider that built its own HTTP client.
+    """
+
+    name: str = "openai"
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.TEXT_TO_VIDEO, Capability.IMAGE_TO_VIDEO, Capability.REMIX, Capability.EXTEND}
+    )
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        model: str = "sora-2",
+        http_client: httpx.Client | None = None,
+        price_per_second: float = 0.10,
+        timeout: float = 60.0,
+    ) -> None:
+        self._model = model
+        self._price_per_second = price_per_second
+        self._owns_client = http_client is None
+        self._client = openai.OpenAI(
+            api_key=api_key,
+            # Explicit, so the SDK never falls back to reading OPENAI_BASE_URL itself (config.py owns the env).
+            base_url=base_url or _DEFAULT_BASE_URL,
+            max_retries=0,
+            # A client passed in brings its own timeouts, as it does for the httpx-based providers.
+            timeout=timeout if http_client is None else openai.not_given,
+            # Typed for httpx2 only, but a plain httpx.Client is accepted at runtime (openai.md §1).
+            http_client=cast(Any, http_client),
+        )
+
+    def submit(self, request: GenerationRequest) -> ProviderJob:
+        seconds = _snap(request.seconds, _SECONDS)
+        reference = openai.omit if request.reference_image is None else _reference(request.reference_image)
+        try:
+            with _sora_calls():
+                raw = self._client.videos.with_raw_response.create(
+                    prompt=request.prompt,
+                    model=request.model or self._model,
+                    seconds=_SECONDS[seconds],
+                    # The literal lists OpenAI's sizes; gateways take others (e.g. 1024x1024) unchanged.
+                    size=cast(VideoSize, request.size),
+                    input_reference=reference,
+                )
+        except openai.OpenAIError as err:
+            raise _provider_error(err, creating=True) from err
+        return _job(raw.parse(), poll_after=_poll_after(raw.headers))
+
+    def fetch(self, job_id: str) -> ProviderJob:
+        if not _usable(job_id):
+            return _unknown(job_id)
+        try:
+            with _sora_calls():
+                raw = self._client.videos.with_raw_response.retrieve(job_id)
+        except openai.NotFoundError:
+            return _unknown(job_id)
+        except openai.OpenAIError as err:
+            raise _provider_error(err) from err
+        return _job(raw.parse(), poll_after=_poll_after(raw.headers))
+
+    def download(self, job_id: str, into: Path) -> Path:
+        if not _usable(job_id):
+            raise ProviderError(f"{job_id!r} is not a video job id.", code="unknown_job")
+        target = _target(into, job_id)
+        try:
+            with (
+                _sora_calls(),
+                self._client.videos.with_streaming_response.download_content(
+                    job_id, variant="video"
+                ) as response,
+            ):
+                return _write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
+        except openai.APIStatusError as err:
+            if err.status_code in (404, 410):
+                raise ProviderError(
+                    f"The clip for job {job_id!r} is no longer available at the video gateway "
+                    "(download links expire about an hour after the job finishes).",
+                    code="expired",
+                ) from err
+            raise _provider_error(err) from err
+        except openai.OpenAIError as err:
+            raise _provider_error(err) from err
+
+    def cancel(self, job_id: str) -> None:
+        if not _usable(job_id):
+            return
+        try:
+            with _sora_calls():
+                self._client.videos.delete(job_id)
+        except openai.NotFoundError:
+            return  # already gone: nothing left to stop
+        except openai.OpenAIError as err:
+            raise _provider_error(err) from err
+
+    def remix(self, job_id: str, prompt: str) -> ProviderJob:
+        """Start a native remix of a finished job with one changed prompt (JSON `POST /videos/{id}/remix`)."""
+        if not _usable(job_id):
+            raise ProviderError(f"{job_id!r} is not a video job id.", code="unknown_job")
+        try:
+            with _sora_calls():
+                raw = self._client.videos.with_raw_response.remix(job_id, prompt=prompt)
+        except openai.OpenAIError as err:
+            raise _provider_error(err, creating=True) from err
+        return _job(raw.parse(), poll_after=_poll_after(raw.headers))
+
+    def extend(self, job_id: str, prompt: str, *, seconds: int) -> ProviderJob:
+        """Continue a finished job by about `seconds` (snapped to 4/8/12); the prompt describes the next beat."""
+        body = {"prompt": prompt, "seconds": _SECONDS[_snap(seconds, _SECONDS)], "video": {"id": job_id}}
+        try:
+            # `videos.extend(video={"id": …})` fails inside the SDK before sending (openai.md §2.2);
+            # the documented JSON route works.
+            video = self._client.post("/videos/extensions", body=body, cast_to=Video)
+        except openai.OpenAIError as err:
+            raise _provider_error(err, creating=True) from err
+        return _job(video, poll_after=None)
+
+    def cost_per_second(self, model: str | None) -> float:
+        return self._price_per_second
+
+    def close(self) -> None:
+        """Close the HTTP client this provider built; a client passed in belongs to the caller."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> OpenAICompatibleProvider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _sora_calls() -> Iterator[None]:
+    # Every `client.videos` method warns that OpenAI's own Sora API shut down; gateways still serve the
+    # shape, so the warning tells an operator nothing (and `-W error` would turn it into a failure).
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="The Sora API is scheduled to permanently shut down",
+            category=DeprecationWarning,
+        )
+        yield
+
+
+def _job(video: Video, *, poll_after: float | None) -> ProviderJob:
+    # The SDK builds responses without validation, so a gateway that omits a field leaves it unset.
+    raw_status = str(getattr(video, "status", "") or "")
+    status = _STATUSES.get(raw_status)
+    if status is None:
+        # Like the SDK's own `poll`, any status outside the four is terminal (gateways add e.g. `cancelled`).
+        log.info("video gateway reported status %r for %s; treating it as cancelled", raw_status, video.id)
+        return ProviderJob(
+            job_id=video.id,
+            status=JobStatus.CANCELLED,
+            error=f"The video gateway reports this job as {raw_status or 'unknown'}.",
+            error_code=raw_status or None,
+        )
+    error: str | None = None
+    error_code: str | None = None
+    if status == JobStatus.FAILED:
+        failure = getattr(video, "error", None)
+        error_code = getattr(failure, "code", None) or None
+        message = getattr(failure, "message", None) or "The video gateway gave no reason."
+        error = _moderation_message(message) if error_code in _MODERATION_CODES else message
+        if error_code in _MODERATION_CODES:
+            error_code = "moderation_blocked"
+    progress = getattr(video, "progress", 0) or 0
+    return ProviderJob(
+        job_id=video.id,
+        status=status,
+        progress=100 if status == JobStatus.COMPLETED else max(0, min(100, int(progress))),
+        error=error,
+        error_code=error_code,
+        poll_after=poll_after,
+        seconds=_seconds(getattr(video, "seconds", None)),
+    )
+
+
+def _usable(job_id: str) -> bool:
+    # The SDK refuses empty ids and dot segments with a ValueError; to the core they are simply unknown.
+    return job_id not in ("", ".", "..")
+
+
+def _unknown(job_id: str) -> ProviderJob:
+    return ProviderJob(
+        job_id=job_id,
+        status=JobStatus.FAILED,
+        error=f"The video gateway has no job {job_id!r}: it was never created there, or it was deleted.",
+        error_code="unknown_job",
+    )
+
+
+def _provider_error(err: openai.OpenAIError, *, creating: bool = False) -> ProviderError:
+    """Map an SDK exception to what the core needs: a plain message and whether trying again can help."""
+    if isinstance(err, openai.APIConnectionError):  # also APITimeoutError
+        if creating and not _never_sent(err):
+            return ProviderError(_UNKNOWN_OUTCOME, code="timeout_on_create")
+        timed_out = isinstance(err, openai.APITimeoutError)
+        return ProviderError(
+            f"The video gateway {'did not answer in time' if timed_out else 'could not be reached'}; "
+            "trying again later.",
+            retryable=True,
+            code="timeout" if timed_out else "unreachable",
+        )
+    if not isinstance(err, openai.APIStatusError):
+        return ProviderError(f"The video gateway's answer could not be read: {err}", code="bad_response")
+    detail = _detail(err)
+    if isinstance(err, openai.RateLimitError):
+        return ProviderError(
+            f"The video gateway is rate limiting us: {detail}",
+            retryable=True,
+            retry_after=_retry_after(err.response.headers),
+            code="rate_limited",
+        )
+    if isinstance(err, openai.InternalServerError):
+        return ProviderError(
+            f"The video gateway failed (HTTP {err.status_code}): {detail}",
+            retryable=True,
+            retry_after=_retry_after(err.response.headers),
+            code="server_error",
+        )
+    if isinstance(err, openai.AuthenticationError):
+        return ProviderError(
+            f"The video gateway refused our API key ({detail}); check OPENAI_API_KEY.", code="auth"
+        )
+    if isinstance(err, openai.PermissionDeniedError):
+        return ProviderError(
+            f"The API key may not use this video model ({detail}); check OPENAI_API_KEY and its project.",
+            code="forbidden",
+        )
+    if isinstance(err, openai.BadRequestError) and err.code in _MODERATION_CODES:
+        return ProviderError(_moderation_message(detail), code="moderation_blocked")
+    return ProviderError(
+        f"The video gateway refused the request (HTTP {err.status_code}): {detail}",
+        # 408 and 409 are the other statuses the SDK itself would have retried.
+        retryable=err.status_code in (408, 409),
+        code=err.code or f"http_{err.status_code}",
+    )
+
+
+def _moderation_message(detail: str) -> str:
+    return (
+        f"The provider's moderation blocked this video ({detail.rstrip('.')}). Rephrase the prompt without "
+        "real people, copyrighted characters or music, or graphic content, and try again."
+    )
+
+
+def _detail(err: openai.APIStatusError) -> str:
+    body = err.body
+    if isinstance(body, Mapping):
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return message
+    return f"HTTP {err.status_code}"
+
+
+def _never_sent(err: BaseException) -> bool:
+    cause = err.__cause__
+    while cause is not None:
+        if any(cls.__name__ in _NEVER_SENT for cls in type(cause).__mro__):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _reference(path: Path) -> tuple[str, bytes, str]:
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return path.name, path.read_bytes(), mime
+
+
+def _poll_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("openai-poll-after-ms")
+    try:
+        return max(0.0, float(value) / 1000) if value else None
+    except ValueError:
+        return None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if milliseconds := headers.get("retry-after-ms"):
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(milliseconds) / 1000)
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _snap(seconds: int, allowed: Iterable[int]) -> int:
+    """The nearest allowed duration; a tie goes to the longer one, so the action still fits."""
+    return min(allowed, key=lambda option: (abs(option - seconds), -option))
+
+
+def _seconds(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def _target(into: Path, job_id: str) -> Path:
+    target = Path(into)
+    if target.is_dir():
+        target = target / f"{_SAFE_NAME.sub('_', job_id)[-80:] or 'video'}.mp4"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
+    """Stream into a temporary sibling, then rename: a broken download never looks like a finished clip."""
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+    try:
+        with partial.open("wb") as out:
+            try:
+                for chunk in chunks:
+                    out.write(chunk)
+            except (ProviderError, OSError):
+                raise
+            except Exception as err:
+                # The body streams outside the SDK's error mapping, so a dropped connection arrives as a raw
+                # httpx or httpx2 exception (whichever the client uses); the clip is incomplete either way.
+                raise ProviderError(
+                    f"The clip download was interrupted ({type(err).__name__}); trying again later.",
+                    retryable=True,
+                    code="download_interrupted",
+                ) from err
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

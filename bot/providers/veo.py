@@ -1,0 +1,369 @@
+"""The Google Veo provider: Gemini API long-running operations over httpx, behind `VideoProvider`."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import mimetypes
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.domain import Aspect, Capability, GenerationRequest, JobStatus, ProviderJob
+from bot.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+_DURATIONS = (4, 6, 8)
+_ASPECTS = {Aspect.LANDSCAPE: "16:9", Aspect.PORTRAIT: "9:16"}
+# Google's own examples poll every 10 s and operations carry no progress; asking sooner only costs quota.
+_POLL_SECONDS = 10.0
+_CHUNK_BYTES = 1 << 20
+_MAX_REDIRECTS = 5
+# An operation name (`models/<model>/operations/<id>`); job ids come back from the database, so nothing
+# else may reach a URL that carries our key.
+_OPERATION = re.compile(r"^(?:[A-Za-z0-9._-]+/)*operations/[A-Za-z0-9._-]+$")
+_DOT_SEGMENTS = frozenset({".", ".."})
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# google.rpc.Code CANCELLED: the operation was cancelled, not failed.
+_RPC_CANCELLED = 1
+_UNKNOWN_OUTCOME = (
+    "Veo did not answer the generate request after it was sent, so the job may or may not exist there "
+    "(and may be billed). It was not sent again automatically."
+)
+
+
+class VeoProvider:
+    """Google Veo through the Gemini API (`predictLongRunning`, then the operation, then the file).
+
+    Call `close()` when done with a provider that built its own HTTP client.
+    """
+
+    name: str = "veo"
+    capabilities: frozenset[Capability] = frozenset({Capability.TEXT_TO_VIDEO, Capability.IMAGE_TO_VIDEO})
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str = "https://generativelanguage.googleapis.com",
+        model: str = "veo-3.1-fast-generate-preview",
+        http_client: httpx.Client | None = None,
+        price_per_second: float = 0.15,
+        timeout: float = 60.0,
+    ) -> None:
+        self._base = httpx.URL(base_url.rstrip("/") + "/")
+        self._model = model
+        self._key = {"x-goog-api-key": api_key}
+        self._price_per_second = price_per_second
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout)
+
+    def submit(self, request: GenerationRequest) -> ProviderJob:
+        seconds = _snap(request.seconds, _DURATIONS)
+        aspect = _ASPECTS.get(request.aspect)
+        if aspect is None:
+            log.info(
+                "Veo has no %s frame; variation %s is generated at 16:9", request.aspect, request.variation
+            )
+            aspect = "16:9"
+        instance: dict[str, object] = {"prompt": request.prompt}
+        if request.reference_image is not None:
+            path = request.reference_image
+            instance["image"] = {
+                "bytesBase64Encoded": base64.b64encode(path.read_bytes()).decode("ascii"),
+                "mimeType": mimetypes.guess_type(path.name)[0] or "image/png",
+            }
+        body = {
+            "instances": [instance],
+            "parameters": {"aspectRatio": aspect, "resolution": "720p", "durationSeconds": seconds},
+        }
+        url = self._base.join(f"v1beta/models/{request.model or self._model}:predictLongRunning")
+        try:
+            response = self._http.post(url, json=body, headers=self._key)
+        except httpx.TransportError as err:
+            raise _transport_error(err, creating=True) from err
+        if response.is_error:
+            raise _status_error(response)
+        name = _object(response).get("name")
+        if not isinstance(name, str) or not _is_operation(name):
+            raise ProviderError(
+                f"Veo accepted the request but named its operation {name!r}, which cannot be followed.",
+                code="unexpected_response",
+            )
+        return ProviderJob(
+            job_id=name, status=JobStatus.IN_PROGRESS, poll_after=_POLL_SECONDS, seconds=seconds
+        )
+
+    def fetch(self, job_id: str) -> ProviderJob:
+        operation = self._operation(job_id)
+        if operation is None:
+            return ProviderJob(
+                job_id=job_id,
+                status=JobStatus.FAILED,
+                error=f"Veo has no operation {job_id!r}: it was never started there, or it has expired.",
+                error_code="unknown_job",
+            )
+        if not operation.get("done"):
+            return ProviderJob(job_id=job_id, status=JobStatus.IN_PROGRESS, poll_after=_POLL_SECONDS)
+        error = operation.get("error")
+        if isinstance(error, Mapping):
+            cancelled = error.get("code") == _RPC_CANCELLED
+            return ProviderJob(
+                job_id=job_id,
+                status=JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
+                error=f"Veo could not make this video: {error.get('message') or 'no reason given'}",
+                error_code=str(error.get("status") or error.get("code") or "failed"),
+            )
+        if _video_uri(operation) is not None:
+            return ProviderJob(job_id=job_id, status=JobStatus.COMPLETED, progress=100)
+        reasons = _filtered_reasons(operation)
+        if reasons is not None:
+            return ProviderJob(
+                job_id=job_id,
+                status=JobStatus.FAILED,
+                error=(
+                    f"Veo's safety filters (moderation) blocked this video: {reasons}. Rephrase the prompt "
+                    "without real people, children, brands or graphic content, and try again."
+                ),
+                error_code="moderation_blocked",
+            )
+        return ProviderJob(
+            job_id=job_id,
+            status=JobStatus.FAILED,
+            error="Veo finished the operation but returned no video.",
+            error_code="no_video",
+        )
+
+    def download(self, job_id: str, into: Path) -> Path:
+        operation = self._operation(job_id)
+        if operation is None:
+            raise _expired(job_id)
+        uri = _video_uri(operation)
+        if uri is None:
+            raise ProviderError(f"Veo operation {job_id!r} has no finished video yet.", code="not_ready")
+        target = _target(into, job_id)
+        url = self._base.join(uri)
+        try:
+            for _ in range(_MAX_REDIRECTS + 1):
+                # The file URL wants our key and redirects to the bytes; the key goes only to the API's own
+                # origin, never to wherever a redirect points.
+                headers = self._key if _origin(url) == _origin(self._base) else {}
+                with self._http.stream("GET", url, headers=headers, follow_redirects=False) as response:
+                    if response.is_redirect:
+                        url = url.join(response.headers["location"])
+                        continue
+                    if response.status_code in (404, 410):
+                        raise _expired(job_id)
+                    if response.is_error:
+                        response.read()
+                        raise _status_error(response)
+                    return _write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
+        except httpx.TransportError as err:
+            raise _transport_error(err) from err
+        raise ProviderError(f"Veo's download of {job_id!r} redirected too many times.", code="bad_response")
+
+    def cancel(self, job_id: str) -> None:
+        if not _is_operation(job_id):
+            return
+        try:
+            response = self._http.post(self._base.join(f"v1beta/{job_id}:cancel"), headers=self._key)
+        except httpx.TransportError as err:
+            raise _transport_error(err) from err
+        # Best effort: the Gemini API may not implement cancel (501) or may have forgotten the operation.
+        if response.is_error and response.status_code not in (404, 501):
+            raise _status_error(response)
+
+    def cost_per_second(self, model: str | None) -> float:
+        return self._price_per_second
+
+    def close(self) -> None:
+        """Close the HTTP client this provider built; a client passed in belongs to the caller."""
+        if self._owns_client:
+            self._http.close()
+
+    def __enter__(self) -> VeoProvider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _operation(self, job_id: str) -> Mapping[str, Any] | None:
+        """The operation's JSON, or None when Veo does not know it (or the id is not an operation name)."""
+        if not _is_operation(job_id):
+            return None
+        try:
+            response = self._http.get(self._base.join(f"v1beta/{job_id}"), headers=self._key)
+        except httpx.TransportError as err:
+            raise _transport_error(err) from err
+        if response.status_code == 404:
+            return None
+        if response.is_error:
+            raise _status_error(response)
+        return _object(response)
+
+
+def _is_operation(name: str) -> bool:
+    return bool(_OPERATION.match(name)) and not _DOT_SEGMENTS.intersection(name.split("/"))
+
+
+def _video_uri(operation: Mapping[str, Any]) -> str | None:
+    samples = _generate_video_response(operation).get("generatedSamples")
+    if not isinstance(samples, list) or not samples or not isinstance(samples[0], Mapping):
+        return None
+    video = samples[0].get("video")
+    uri = video.get("uri") if isinstance(video, Mapping) else None
+    return uri if isinstance(uri, str) and uri else None
+
+
+def _filtered_reasons(operation: Mapping[str, Any]) -> str | None:
+    """Why Veo's responsible-AI filters dropped the video, when they did (the operation still succeeds)."""
+    result = _generate_video_response(operation)
+    reasons = result.get("raiMediaFilteredReasons")
+    if isinstance(reasons, list) and reasons:
+        return " ".join(str(reason) for reason in reasons)
+    count = result.get("raiMediaFilteredCount")
+    return "no reason given" if isinstance(count, int) and count > 0 else None
+
+
+def _generate_video_response(operation: Mapping[str, Any]) -> Mapping[str, Any]:
+    response = operation.get("response")
+    result = response.get("generateVideoResponse") if isinstance(response, Mapping) else None
+    return result if isinstance(result, Mapping) else {}
+
+
+def _status_error(response: httpx.Response) -> ProviderError:
+    status = response.status_code
+    error = _error_object(response)
+    message = str(error.get("message") or f"HTTP {status}")
+    reasons = {
+        str(detail.get("reason"))
+        for detail in error.get("details") or []
+        if isinstance(detail, Mapping) and detail.get("reason")
+    }
+    if status == 429:
+        return ProviderError(
+            f"Veo is rate limiting us: {message}",
+            retryable=True,
+            retry_after=_retry_after(response.headers) or _retry_delay(error),
+            code="rate_limited",
+        )
+    if status in (401, 403) or "API_KEY_INVALID" in reasons:
+        return ProviderError(
+            f"Veo refused our key (HTTP {status}: {message}); check GEMINI_API_KEY.", code="auth"
+        )
+    if status >= 500 or status == 408:
+        return ProviderError(
+            f"Veo failed (HTTP {status}: {message}); trying again later.",
+            retryable=True,
+            retry_after=_retry_after(response.headers),
+            code="server_error",
+        )
+    return ProviderError(
+        f"Veo refused the request (HTTP {status}): {message}",
+        code=str(error.get("status") or f"http_{status}").lower(),
+    )
+
+
+def _error_object(response: httpx.Response) -> Mapping[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, Mapping) else None
+    return error if isinstance(error, Mapping) else {}
+
+
+def _retry_delay(error: Mapping[str, Any]) -> float | None:
+    """`google.rpc.RetryInfo.retryDelay` (e.g. "30s"), which Google sends instead of a Retry-After header."""
+    for detail in error.get("details") or []:
+        delay = detail.get("retryDelay") if isinstance(detail, Mapping) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(delay[:-1]))
+    return None
+
+
+def _transport_error(err: httpx.TransportError, *, creating: bool = False) -> ProviderError:
+    # A connect failure never reached Google; anything later may have started (and billed) an operation.
+    if creating and not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout):
+        return ProviderError(_UNKNOWN_OUTCOME, code="timeout_on_create")
+    timed_out = isinstance(err, httpx.TimeoutException)
+    return ProviderError(
+        f"Veo {'did not answer in time' if timed_out else 'could not be reached'} ({type(err).__name__}); "
+        "trying again later.",
+        retryable=True,
+        code="timeout" if timed_out else "unreachable",
+    )
+
+
+def _expired(job_id: str) -> ProviderError:
+    return ProviderError(
+        f"The clip for Veo operation {job_id!r} is no longer available (Google keeps generated files only "
+        "for a limited time).",
+        code="expired",
+    )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _object(response: httpx.Response) -> Mapping[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, Mapping):
+        raise ProviderError(
+            f"Veo answered {response.request.method} {response.url.path} with something other than a JSON "
+            "object.",
+            code="bad_response",
+        )
+    return body
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after` (seconds or an HTTP date)."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _snap(seconds: int, allowed: Iterable[int]) -> int:
+    """The nearest allowed duration; a tie goes to the longer one, so the action still fits."""
+    return min(allowed, key=lambda option: (abs(option - seconds), -option))
+
+
+def _target(into: Path, job_id: str) -> Path:
+    target = Path(into)
+    if target.is_dir():
+        target = target / f"{_SAFE_NAME.sub('_', job_id)[-80:] or 'video'}.mp4"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
+    """Stream into a temporary sibling, then rename: a broken download never looks like a finished clip."""
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+    try:
+        with partial.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
