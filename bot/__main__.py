@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import safety
 from bot.assets import LocalAssetStore
 from bot.clock import SystemClock
 from bot.config import PROVIDERS, Settings, load_settings
+from bot.drafting import build_drafter
 from bot.errors import ConfigError
 from bot.ports import Clock, VideoProvider
+from bot.pricing import PriceTable
 from bot.providers.local import LocalProvider
 from bot.providers.registry import Providers
 from bot.ticker import Ticker
@@ -43,6 +46,7 @@ class Runtime:
 
     def close(self) -> None:
         self.ticker.stop()
+        self.workflow.drafter.close()
         self.store.dispose()
 
 
@@ -67,14 +71,26 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
     store = Store(settings.resolved_database_url)
     store.create_schema()
     client = make_client(token=settings.secret("slack_bot_token") or "", base_url=settings.slack_api_url)
+    openai_key = settings.secret("openai_api_key")
     workflow = Workflow(
         store=store,
         providers=build_providers(settings),
         publisher=SlackPublisher(client),
         assets=LocalAssetStore(settings.data_dir / "assets"),
         clock=clock or SystemClock(),
-        settings=WorkflowSettings(vote_minutes=settings.vote_minutes),
+        settings=WorkflowSettings(
+            vote_minutes=settings.vote_minutes,
+            daily_budget=settings.daily_budget,
+            max_concurrent=settings.max_concurrent,
+        ),
         worker_id=worker_id,
+        drafter=build_drafter(
+            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_draft_model
+        ),
+        moderation=safety.build_moderation(
+            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_moderation_model
+        ),
+        prices=PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default(),
     )
     app = build_app(
         client=client,

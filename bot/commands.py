@@ -19,6 +19,7 @@ EXAMPLE_IDEA = "a small delivery robot rolls through a rain-soaked neon alley at
 class DraftCommand:
     idea: str
     goal: Goal | None = None
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class HelpCommand:
 
 @dataclass(frozen=True)
 class SettingsCommand:
-    args: str = ""
+    """`/sora settings` alone shows the channel's defaults; `key=value` pairs change them."""
+
+    changes: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,13 +117,27 @@ def parse_command(text: str) -> Command:
     if name in ("help", "?"):
         return HelpCommand()
     if name == "settings":
-        return SettingsCommand(args=rest)
+        return parse_settings(rest)
     if name == "storyboard":
         return StoryboardCommand(args=rest)
     return _unknown(name)
 
 
+_PROVIDER_FLAG = re.compile(r"(?:^|\s)(?:--|—|–|-)provider(?:\s*=\s*|\s+|$)([a-z0-9_-]*)", re.IGNORECASE)
+
+
 def _draft(rest: str) -> Command:
+    provider: str | None = None
+    provider_flags = list(_PROVIDER_FLAG.finditer(rest))
+    for flag in provider_flags:
+        provider = flag.group(1).strip().lower()
+        if not provider:
+            return CommandError(
+                message="`--provider` needs a name.",
+                hint="e.g. `--provider local`; `/sora status` lists them.",
+            )
+    if provider_flags:
+        rest = _PROVIDER_FLAG.sub(" ", rest)
     goal: Goal | None = None
     flags = list(_GOAL_FLAG.finditer(rest))
     for flag in flags:
@@ -148,7 +165,61 @@ def _draft(rest: str) -> Command:
             message=f"That idea is {len(idea):,} characters; the limit is {MAX_IDEA_CHARS:,}.",
             hint="Keep it to one subject, one action and one camera move; use `/sora storyboard` for beats.",
         )
-    return DraftCommand(idea=idea, goal=goal)
+    return DraftCommand(idea=idea, goal=goal, provider=provider)
+
+
+SETTINGS_KEYS: dict[str, str] = {
+    "provider": "the video provider drafts here start with (`/sora status` lists them)",
+    "model": "the provider's model id, or `default`",
+    "goal": "the goal preset drafts here start with, or `none`",
+    "vote": "minutes a round stays open for votes (1–10080)",
+    "blind": "`on` hides tallies until a round closes, `off` shows them live",
+    "budget": "dollars this channel may spend per day, or `none` for no limit",
+}
+_ON = {"on", "yes", "true", "1"}
+_OFF = {"off", "no", "false", "0"}
+_CLEAR = {"none", "default", "unset", "off", "-"}
+
+
+def parse_settings(rest: str) -> SettingsCommand | CommandError:
+    """`provider=fal vote=30 blind=on budget=25 goal=social` → validated changes, or what is wrong."""
+    changes: list[tuple[str, object]] = []
+    usage = "e.g. `/sora settings vote=30 blind=on budget=25` — keys: " + ", ".join(SETTINGS_KEYS)
+    for pair in rest.replace(",", " ").split():
+        key, sep, value = pair.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if key not in SETTINGS_KEYS:
+            return CommandError(message=f"Unknown setting `{_shown(key)}`.", hint=usage)
+        if not sep or not value:
+            return CommandError(message=f"`{key}` needs a value: {SETTINGS_KEYS[key]}.", hint=usage)
+        parsed = _setting_value(key, value.lower() if key != "model" else value)
+        if isinstance(parsed, CommandError):
+            return parsed
+        changes.append((key, parsed))
+    return SettingsCommand(changes=tuple(changes))
+
+
+def _setting_value(key: str, value: str) -> object:
+    wrong = CommandError(
+        message=f"`{key}={_shown(value)}` is not valid.", hint=f"`{key}` is {SETTINGS_KEYS[key]}."
+    )
+    if key == "vote":
+        return int(value) if value.isdigit() and 1 <= int(value) <= 10080 else wrong
+    if key == "blind":
+        return True if value in _ON else False if value in _OFF else wrong
+    if key == "budget":
+        if value in _CLEAR:
+            return None
+        try:
+            amount = float(value.lstrip("$"))
+        except ValueError:
+            return wrong
+        return amount if 0 <= amount < 1_000_000 else wrong
+    if key == "goal":
+        return None if value in _CLEAR else (parse_goal(value) or wrong)
+    if key == "model":
+        return None if value.lower() in _CLEAR else value
+    return value if re.fullmatch(r"[a-z0-9_-]{1,32}", value) else wrong
 
 
 def _unknown(name: str) -> CommandError:

@@ -29,6 +29,13 @@ _HELP: dict[str, str] = {
     "FAL_BASE_URL": "an http(s) URL, default https://queue.fal.run",
     "GEMINI_API_KEY": "your Gemini API key",
     "GEMINI_BASE_URL": "an http(s) URL, default https://generativelanguage.googleapis.com",
+    "OPENAI_DRAFT_MODEL": "a Responses model id, e.g. gpt-5.4-mini",
+    "OPENAI_MODERATION_MODEL": "a moderation model id, e.g. omni-moderation-latest",
+    "OPENAI_IMAGE_MODEL": "an image model id, e.g. gpt-image-2",
+    "OPENAI_WEBHOOK_SECRET": "the signing secret of your video webhook (starts with whsec_)",
+    "SORA_BOT_PRICES": "provider[:model]=dollars-per-second pairs, e.g. openai:sora-2=0.10,fal=0.05",
+    "SORA_BOT_DAILY_BUDGET": "dollars a channel may spend per day, e.g. 25 (unset: no limit)",
+    "SORA_BOT_MAX_CONCURRENT": "how many jobs may run at one provider at once, 1 to 100",
     "SORA_BOT_VOTE_MINUTES": "a whole number of minutes between 1 and 10080 (a week)",
     "SORA_BOT_TICK_SECONDS": "a number of seconds between 0.1 and 60",
     "SORA_BOT_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
@@ -42,7 +49,9 @@ def _env(name: str) -> Any:
 class Settings(BaseSettings):
     """Read from the environment (and a `.env` file in the working directory, if present)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
@@ -61,6 +70,23 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = _env("GEMINI_API_KEY")
     gemini_base_url: str = Field(
         default="https://generativelanguage.googleapis.com", validation_alias=AliasChoices("GEMINI_BASE_URL")
+    )
+    openai_draft_model: str = Field(
+        default="gpt-5.4-mini", validation_alias=AliasChoices("OPENAI_DRAFT_MODEL")
+    )
+    openai_moderation_model: str = Field(
+        default="omni-moderation-latest", validation_alias=AliasChoices("OPENAI_MODERATION_MODEL")
+    )
+    openai_image_model: str = Field(
+        default="gpt-image-2", validation_alias=AliasChoices("OPENAI_IMAGE_MODEL")
+    )
+    openai_webhook_secret: SecretStr | None = _env("OPENAI_WEBHOOK_SECRET")
+    prices: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_PRICES"))
+    daily_budget: float | None = Field(
+        default=None, ge=0, validation_alias=AliasChoices("SORA_BOT_DAILY_BUDGET")
+    )
+    max_concurrent: int = Field(
+        default=4, ge=1, le=100, validation_alias=AliasChoices("SORA_BOT_MAX_CONCURRENT")
     )
     vote_minutes: int = Field(
         default=60, ge=1, le=10080, validation_alias=AliasChoices("SORA_BOT_VOTE_MINUTES")
@@ -83,6 +109,18 @@ class Settings(BaseSettings):
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("prices")
+    @classmethod
+    def _price_table(cls, value: str) -> str:
+        from bot.pricing import PriceTable
+
+        if value.strip():
+            try:
+                PriceTable.from_spec(value)
+            except ConfigError as err:
+                raise ValueError("; ".join(err.problems)) from None
+        return value
 
     @field_validator("video_provider")
     @classmethod
@@ -190,7 +228,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         if environ is None:
             return Settings()
-        values: dict[str, Any] = {k.upper(): v for k, v in environ.items()}
+        # An empty variable means "not set", as it does for the process environment.
+        values: dict[str, Any] = {k.upper(): v for k, v in environ.items() if v != ""}
         return _IsolatedSettings(**values)
     except ValidationError as err:
         problems = []

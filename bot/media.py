@@ -78,6 +78,17 @@ class RgbaImage:
             )
 
 
+def image_kind(data: bytes) -> str | None:
+    """ "png", "jpeg" or "webp" from a file's first bytes (what providers take as a first frame), else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
 def ffmpeg_exe() -> str:
     """The pinned ffmpeg binary shipped in the imageio-ffmpeg wheel (no system ffmpeg needed)."""
     try:

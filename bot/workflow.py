@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from bot import media, prompts, replies, votes
+from bot import media, prompts, replies, safety, storyboard, votes
 from bot.domain import (
     Aspect,
+    Beat,
     Finding,
     GenerationKind,
     GenerationRequest,
@@ -23,10 +25,12 @@ from bot.domain import (
     ThreadRef,
     VariationView,
 )
+from bot.drafting import Drafter, OfflineDrafter
 from bot.errors import InvalidInput, NotAllowed, NotFound, ProviderError, PublishError, UserError
 from bot.ports import AssetStore, Clock, Publisher
+from bot.pricing import PriceTable, UnknownPrice
 from bot.providers.registry import Providers
-from storage.models import Draft, Generation, Pattern, Round
+from storage.models import ChannelSettings, Draft, Generation, Pattern, Round
 from storage.store import Repo, Store
 
 log = logging.getLogger(__name__)
@@ -36,9 +40,16 @@ MIN_VARIATIONS = 2
 DEADLINE_ACTOR = "deadline"
 
 
+MIN_SECONDS = 2
+MAX_SECONDS = 20
+MAX_FIELD_CHARS = 400
+
+
 @dataclass(frozen=True)
 class WorkflowSettings:
     vote_minutes: int = 60
+    daily_budget: float | None = None
+    max_concurrent: int = 4
     lease_seconds: float = 120.0
     poll_min_seconds: float = 2.0
     poll_max_seconds: float = 30.0
@@ -49,6 +60,8 @@ class WorkflowSettings:
 
 @dataclass(frozen=True)
 class DraftCard:
+    """Everything the draft card shows: layers, checklist, safety, settings, estimate."""
+
     draft_id: int
     idea: str
     spec: PromptSpec
@@ -59,9 +72,56 @@ class DraftCard:
     seconds: int
     variations: int
     provider: str
+    model: str | None
     estimated_cost: float
+    estimate_summary: str
     filled: tuple[str, ...]
     prompt: str
+    safety: tuple[safety.SafetyFinding, ...] = ()
+    notes: tuple[str, ...] = ()
+    has_reference: bool = False
+    status: str = "open"
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.severity is Severity.ERROR for f in self.safety)
+
+
+@dataclass(frozen=True)
+class DraftEdit:
+    """The edit modal's fields, as typed (validated by `update_draft`)."""
+
+    subject: str
+    action: str
+    camera: str
+    environment: str
+    finish: str
+    intent: str
+    aspect: str
+    seconds: str
+    variations: str
+    provider: str | None = None
+    goal: str | None = None
+
+
+class FieldErrors(InvalidInput):
+    """Input problems keyed by field, for a modal to show next to each field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("Some fields need fixing: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+@dataclass(frozen=True)
+class ChannelDefaults:
+    channel_id: str
+    provider: str
+    model: str | None
+    goal: prompts.Goal | None
+    vote_minutes: int
+    blind: bool
+    daily_budget: float | None
+    spent_today: float
 
 
 @dataclass(frozen=True)
@@ -134,7 +194,13 @@ class Workflow:
         clock: Clock,
         settings: WorkflowSettings | None = None,
         worker_id: str | None = None,
+        drafter: Drafter | None = None,
+        moderation: safety.ModerationCheck | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
+        self.drafter: Drafter = drafter or OfflineDrafter()
+        self.moderation = moderation
+        self.prices = prices or PriceTable.default()
         self.store = store
         self.providers = providers
         self.publisher = publisher
@@ -143,6 +209,8 @@ class Workflow:
         self.settings = settings or WorkflowSettings()
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self.wake: Callable[[], None] = lambda: None
+        self._refresh_locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     # --- events --------------------------------------------------------------------------------
 
@@ -151,49 +219,159 @@ class Workflow:
         with self.store.transaction() as repo:
             return repo.mark_event_processed(event_id, now=self.clock.now())
 
+    # --- channel defaults ---------------------------------------------------------------------
+
+    def channel_defaults(self, channel_id: str) -> ChannelDefaults:
+        with self.store.read() as repo:
+            return self._defaults(repo, channel_id)
+
+    def _defaults(self, repo: Repo, channel_id: str) -> ChannelDefaults:
+        row = repo.channel_settings(channel_id)
+        provider = (row.provider if row else None) or self.providers.default
+        if (
+            provider not in self.providers.available
+        ):  # configured once, since removed: say so, use the default
+            provider = self.providers.default
+        return ChannelDefaults(
+            channel_id=channel_id,
+            provider=provider,
+            model=row.model if row else None,
+            goal=prompts.Goal(row.goal) if row and row.goal else None,
+            vote_minutes=(row.vote_minutes if row else None) or self.settings.vote_minutes,
+            blind=bool(row and row.blind),
+            daily_budget=row.daily_budget
+            if row and row.daily_budget is not None
+            else self.settings.daily_budget,
+            spent_today=repo.spent_today(channel_id, day=self._today()),
+        )
+
+    def update_settings(
+        self, *, team_id: str, channel_id: str, user_id: str, changes: Sequence[tuple[str, object]]
+    ) -> ChannelDefaults:
+        """Change a channel's defaults (`provider`, `model`, `goal`, `vote`, `blind`, `budget`)."""
+        values = dict(changes)
+        provider = values.get("provider")
+        if provider is not None:
+            self.providers.get(str(provider))  # refuses, by name, a provider that is not configured
+        with self.store.transaction() as repo:
+            row = repo.channel_settings(channel_id) or ChannelSettings(
+                channel_id=channel_id, team_id=team_id, updated_by=user_id, updated_at=self.clock.now()
+            )
+            names = {"vote": "vote_minutes", "budget": "daily_budget"}
+            for key, value in values.items():
+                setattr(row, names.get(key, key), value.value if isinstance(value, prompts.Goal) else value)
+            if "provider" in values and "model" not in values:
+                row.model = None  # a model id belongs to the provider it was set for
+            row.updated_by, row.updated_at = user_id, self.clock.now()
+            repo.add(row)
+            return self._defaults(repo, channel_id)
+
+    def _today(self) -> str:
+        return self.clock.now().date().isoformat()
+
     # --- draft ---------------------------------------------------------------------------------
 
     def create_draft(
-        self, *, team_id: str, channel_id: str, user_id: str, idea: str, goal: prompts.Goal | None = None
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        idea: str,
+        goal: prompts.Goal | None = None,
+        provider: str | None = None,
+        beats: Sequence[tuple[str, str]] = (),
+        seconds: int | None = None,
     ) -> DraftCard:
+        """Draft a structured prompt from an idea (and storyboard beats), check it, price it, keep it."""
         idea = idea.strip()
         if not idea:
             raise InvalidInput(
                 "A draft needs an idea.", hint="Try `/sora draft a robot rolls through a neon alley`."
             )
-        drafted = prompts.draft_with_notes(idea, goal=goal)
+        defaults = self.channel_defaults(channel_id)
+        goal = goal or defaults.goal
+        chosen = self.providers.get(provider or defaults.provider)
+        model = defaults.model if chosen.name == defaults.provider else None
         preset = prompts.PRESETS[goal] if goal else None
-        aspect = preset.aspect if preset else Aspect.LANDSCAPE
-        seconds = preset.seconds if preset else 4
-        variations = preset.variations if preset else 3
-        findings = prompts.lint(drafted.spec, filled=drafted.filled)
-        provider = self.providers.get()
+        length = seconds or (preset.seconds if preset else 4)
+        parsed_beats = self._beats(beats, seconds=length)
+        # The drafter may call a model: outside any transaction, and never a dead end (it falls back offline).
+        result = self.drafter.for_user(user_id).draft(idea, goal=goal)
+        spec = PromptSpec(**{**result.spec.as_dict(), "beats": parsed_beats})  # type: ignore[arg-type]
+        row = Draft(
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            idea=idea,
+            goal=goal.value if goal else None,
+            aspect=(preset.aspect if preset else Aspect.LANDSCAPE).value,
+            seconds=length,
+            variations=preset.variations if preset else 3,
+            provider=chosen.name,
+            model=model,
+            filled=list(result.filled),
+            notes=[result.note] if result.note else [],
+            created_at=self.clock.now(),
+        )
+        self._check(row, spec)
         with self.store.transaction() as repo:
-            row = repo.add(
-                Draft(
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    user_id=user_id,
-                    idea=idea,
-                    spec=drafted.spec.as_dict(),
-                    filled=list(drafted.filled),
-                    findings=[_finding_dict(f) for f in findings],
-                    goal=goal.value if goal else None,
-                    aspect=aspect.value,
-                    seconds=seconds,
-                    variations=variations,
-                    provider=provider.name,
-                    created_at=self.clock.now(),
-                )
-            )
-            assert row.id is not None
+            repo.add(row)
             return self._draft_card(row)
+
+    def _beats(self, rows: Sequence[tuple[str, str]], *, seconds: int) -> tuple[Beat, ...]:
+        if not rows:
+            return ()
+        parsed = storyboard.parse_beats(rows)
+        if isinstance(parsed, storyboard.BeatErrors):
+            raise FieldErrors({f"beat-{i}": message for i, message in parsed.errors.items()})
+        return parsed
+
+    def _check(self, row: Draft, spec: PromptSpec) -> None:
+        """Lint, storyboard spacing, safety and price: everything the card says before money is spent."""
+        findings = prompts.lint(spec, filled=row.filled)
+        if spec.beats:
+            findings += storyboard.lint_beats(spec.beats, seconds=row.seconds)
+            row.rhythm = list(storyboard.rhythm(spec.beats, seconds=row.seconds))
+        reference = Path(row.reference_path) if row.reference_path else None
+        verdict = safety.check(spec, reference=reference)
+        if self.moderation is not None:
+            verdict = safety.combine(
+                verdict, self.moderation.check_text(prompts.render(spec, seconds=row.seconds))
+            )
+        row.spec = spec.as_dict()
+        row.findings = [_finding_dict(f) for f in findings]
+        row.safety = [
+            {
+                "rule": f.rule,
+                "message": f.message,
+                "safer": f.safer,
+                "severity": f.severity.value,
+                "term": f.term,
+            }
+            for f in verdict.findings
+        ]
+        row.notes = [n for n in [*row.notes, verdict.note] if n]
+
+    def _estimate(
+        self, provider: str, model: str | None, *, seconds: int, variations: int
+    ) -> tuple[float, str]:
+        try:
+            estimate = self.prices.estimate(provider, model, seconds=seconds, variations=variations)
+        except UnknownPrice:
+            # A provider without a configured price is charged at its own idea of its rate.
+            rate = self.providers.get(provider).cost_per_second(model)
+            total = rate * seconds * variations
+            return total, f"≈ ${total:.2f} ({variations} × {seconds} s at ${rate:.2f}/s)" if total else "free"
+        return estimate.total, estimate.summary
 
     def _draft_card(self, row: Draft) -> DraftCard:
         assert row.id is not None
         spec = PromptSpec.from_dict(row.spec)
         findings = tuple(_finding_from(f) for f in row.findings)
-        provider = self.providers.get(row.provider)
+        total, summary = self._estimate(
+            row.provider, row.model, seconds=row.seconds, variations=row.variations
+        )
         return DraftCard(
             draft_id=row.id,
             idea=row.idea,
@@ -204,11 +382,172 @@ class Workflow:
             aspect=Aspect(row.aspect),
             seconds=row.seconds,
             variations=row.variations,
-            provider=provider.name,
-            estimated_cost=row.seconds * row.variations * provider.cost_per_second(row.model),
+            provider=row.provider,
+            model=row.model,
+            estimated_cost=total,
+            estimate_summary=summary,
             filled=tuple(row.filled),
             prompt=prompts.render(spec, seconds=row.seconds),
+            safety=tuple(
+                safety.SafetyFinding(
+                    rule=str(f["rule"]),
+                    message=str(f["message"]),
+                    safer=str(f["safer"]),
+                    severity=Severity(str(f["severity"])),
+                    term=str(f.get("term", "")),
+                )
+                for f in row.safety
+            ),
+            notes=tuple(row.notes),
+            has_reference=row.reference_path is not None,
+            status=row.status,
         )
+
+    def draft_card(self, draft_id: int, *, actor: str) -> DraftCard:
+        with self.store.read() as repo:
+            return self._draft_card(self._draft_owned_by(repo, draft_id, actor))
+
+    def validate_edit(self, edit: DraftEdit) -> dict[str, str]:
+        """Problems with the edit modal's values, by field; fast and pure, so a modal can show them inline."""
+        try:
+            self._parse_edit(edit)
+        except FieldErrors as err:
+            return err.errors
+        return {}
+
+    def update_draft(self, draft_id: int, *, actor: str, edit: DraftEdit) -> DraftCard:
+        """The edit modal's values: every problem reported by field at once, else the re-checked card."""
+        layers, aspect, seconds, variations, provider, goal = self._parse_edit(edit)
+        with self.store.read() as repo:
+            row = self._draft_owned_by(repo, draft_id, actor)
+            if row.status != "open":
+                raise InvalidInput("This draft was already generated or cancelled; start a new one.")
+        old = PromptSpec.from_dict(row.spec)
+        spec = PromptSpec(**{**layers, "beats": old.beats})  # type: ignore[arg-type]
+        row.aspect, row.seconds, row.variations = aspect.value, seconds, variations
+        if provider is not None and provider != row.provider:
+            row.provider, row.model = provider, None
+        row.goal = goal.value if goal else row.goal
+        row.filled = [name for name in row.filled if layers[name] == getattr(old, name)]
+        row.notes = []
+        self._check(row, spec)  # the moderation call, if any, runs outside the transaction
+        with self.store.transaction() as repo:
+            repo.add(row)
+            return self._draft_card(row)
+
+    def _parse_edit(
+        self, edit: DraftEdit
+    ) -> tuple[dict[str, str], Aspect, int, int, str | None, prompts.Goal | None]:
+        errors: dict[str, str] = {}
+        layers = {name: " ".join(getattr(edit, name).split()) for name in PromptSpec.LAYERS}
+        for name, value in layers.items():
+            if len(value) > MAX_FIELD_CHARS:
+                errors[name] = f"Keep it under {MAX_FIELD_CHARS} characters (it is {len(value)})."
+        for name in ("subject", "action"):
+            if not layers[name]:
+                errors[name] = f"A prompt needs a {name}."
+        try:
+            aspect = Aspect(edit.aspect)
+        except ValueError:
+            errors["aspect"] = "Choose 16:9, 9:16 or 1:1."
+        seconds = _whole(edit.seconds, low=MIN_SECONDS, high=MAX_SECONDS)
+        if seconds is None:
+            errors["seconds"] = f"A whole number of seconds from {MIN_SECONDS} to {MAX_SECONDS}."
+        variations = _whole(edit.variations, low=MIN_VARIATIONS, high=MAX_VARIATIONS)
+        if variations is None:
+            errors["variations"] = f"Between {MIN_VARIATIONS} and {MAX_VARIATIONS} variations."
+        provider = edit.provider or None
+        if provider is not None and provider not in self.providers.available:
+            errors["provider"] = "Not configured here; " + ", ".join(self.providers.names()) + " are."
+        goal = prompts.parse_goal(edit.goal) if edit.goal else None
+        if edit.goal and goal is None:
+            errors["goal"] = "Choose one of the listed goals."
+        if errors:
+            raise FieldErrors(errors)
+        assert seconds is not None and variations is not None
+        return layers, aspect, seconds, variations, provider, goal
+
+    def validate_storyboard(
+        self, *, idea: str, seconds: str, rows: Sequence[tuple[str, str]]
+    ) -> dict[str, str]:
+        """The storyboard modal's problems by block: the idea, the length, and each card's text or start."""
+        errors: dict[str, str] = {}
+        if not idea.strip():
+            errors["idea"] = "Say what the clip is of, e.g. a small delivery robot in a neon alley."
+        length = _whole(seconds, low=MIN_SECONDS, high=MAX_SECONDS)
+        if length is None:
+            errors["seconds"] = f"A whole number of seconds from {MIN_SECONDS} to {MAX_SECONDS}."
+        parsed = storyboard.parse_beats(rows)
+        if isinstance(parsed, storyboard.BeatErrors):
+            errors.update({f"beat-{i}": message for i, message in parsed.errors.items()})
+        elif len(parsed) < 2:
+            errors["beat-1"] = "A storyboard needs at least two cards; use `/sora draft` for a single shot."
+        elif length is not None and any(b.start >= length for b in parsed):
+            late = next(i for i, b in enumerate(parsed) if b.start >= length)
+            errors[f"beat-{late}-start"] = f"Starts after the clip ends ({length} s)."
+        return errors
+
+    def create_storyboard_draft(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        idea: str,
+        seconds: str,
+        goal: str | None,
+        rows: Sequence[tuple[str, str]],
+    ) -> DraftCard:
+        errors = self.validate_storyboard(idea=idea, seconds=seconds, rows=rows)
+        if errors:
+            raise FieldErrors(errors)
+        length = _whole(seconds, low=MIN_SECONDS, high=MAX_SECONDS)
+        return self.create_draft(
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            idea=idea,
+            goal=prompts.parse_goal(goal) if goal else prompts.Goal.STORYBOARD,
+            beats=[row for row in rows if row[0].strip() or row[1].strip()],
+            seconds=length,
+        )
+
+    def change_goal(self, draft_id: int, *, actor: str, goal: prompts.Goal) -> DraftCard:
+        """Re-draft the same idea for another goal preset (the card's goal picker)."""
+        with self.store.read() as repo:
+            row = self._draft_owned_by(repo, draft_id, actor)
+            if row.status != "open":
+                raise InvalidInput("This draft was already generated or cancelled; start a new one.")
+        preset = prompts.PRESETS[goal]
+        result = self.drafter.for_user(actor).draft(row.idea, goal=goal)
+        beats = PromptSpec.from_dict(row.spec).beats
+        spec = PromptSpec(**{**result.spec.as_dict(), "beats": beats})  # type: ignore[arg-type]
+        row.goal, row.aspect, row.seconds, row.variations = (
+            goal.value,
+            preset.aspect.value,
+            preset.seconds,
+            preset.variations,
+        )
+        row.filled, row.notes = list(result.filled), [result.note] if result.note else []
+        self._check(row, spec)
+        with self.store.transaction() as repo:
+            repo.add(row)
+            return self._draft_card(row)
+
+    def attach_reference(self, draft_id: int, *, actor: str, data: bytes, filename: str) -> DraftCard:
+        """A reference image turns the draft into image-to-video; anything but an image is refused."""
+        kind = media.image_kind(data)
+        if kind is None:
+            raise FieldErrors({"reference": f"“{filename[:60]}” is not a PNG, JPEG or WebP image."})
+        with self.store.read() as repo:
+            row = self._draft_owned_by(repo, draft_id, actor)
+        path = self.assets.path_for(f"draft-{draft_id}-reference.{kind}")
+        path.write_bytes(data)
+        row.reference_path = str(path)
+        self._check(row, PromptSpec.from_dict(row.spec))
+        with self.store.transaction() as repo:
+            repo.add(row)
+            return self._draft_card(row)
 
     def cancel_draft(self, draft_id: int, *, actor: str) -> Outcome:
         with self.store.transaction() as repo:
@@ -233,11 +572,19 @@ class Workflow:
         now = self.clock.now()
         with self.store.transaction() as repo:
             draft = self._draft_owned_by(repo, draft_id, actor)
+            card = self._draft_card(draft)
+            if card.blocked:
+                first = next(f for f in card.safety if f.severity is Severity.ERROR)
+                raise InvalidInput(
+                    f"Nothing was submitted: the safety check blocks this draft ({first.rule}). {first.message}",
+                    hint=f"Try: “{first.safer}” (use Edit).",
+                )
             if not repo.submit_draft(draft_id):
                 raise InvalidInput("This draft was already generated or cancelled.")
             spec = PromptSpec.from_dict(draft.spec)
             count = max(MIN_VARIATIONS, min(MAX_VARIATIONS, draft.variations))
-            provider = self.providers.get(draft.provider)
+            defaults = self._defaults(repo, draft.channel_id)
+            total, _ = self._estimate(draft.provider, draft.model, seconds=draft.seconds, variations=count)
             round_row = repo.add(
                 Round(
                     draft_id=draft_id,
@@ -245,12 +592,24 @@ class Workflow:
                     channel_id=draft.channel_id,
                     owner_id=actor,
                     title=spec.subject or draft.idea[:80],
-                    closes_at=now + timedelta(minutes=self.settings.vote_minutes),
-                    estimated_cost=draft.seconds * count * provider.cost_per_second(draft.model),
+                    closes_at=now + timedelta(minutes=defaults.vote_minutes),
+                    blind=defaults.blind,
+                    estimated_cost=total,
                     created_at=now,
                 )
             )
             assert round_row.id is not None
+            self._charge(
+                repo,
+                defaults,
+                team_id=draft.team_id,
+                user_id=actor,
+                amount=total,
+                round_id=round_row.id,
+                provider=draft.provider,
+                model=draft.model,
+                seconds=draft.seconds * count,
+            )
             for number in range(1, count + 1):
                 repo.add(
                     Generation(
@@ -264,14 +623,51 @@ class Workflow:
                         aspect=draft.aspect,
                         provider=draft.provider,
                         model=draft.model,
+                        reference_path=draft.reference_path,
                         created_at=now,
                     )
                 )
             round_id = round_row.id
+            draft.status = "submitted"
             card = self._draft_card(draft)
         thread = self._post_round(round_id)
         self.wake()
         return RoundStarted(round_id=round_id, thread=thread, card=card)
+
+    def _charge(
+        self,
+        repo: Repo,
+        defaults: ChannelDefaults,
+        *,
+        team_id: str,
+        user_id: str,
+        amount: float,
+        round_id: int,
+        provider: str,
+        model: str | None,
+        seconds: int,
+    ) -> None:
+        """Spend from the channel's daily budget, atomically; raising rolls the whole use case back."""
+        spent = repo.charge(
+            team_id=team_id,
+            channel_id=defaults.channel_id,
+            user_id=user_id,
+            amount=amount,
+            budget=defaults.daily_budget,
+            day=self._today(),
+            now=self.clock.now(),
+            provider=provider,
+            model=model,
+            seconds=seconds,
+            round_id=round_id,
+        )
+        if spent is not None:
+            assert defaults.daily_budget is not None
+            raise InvalidInput(
+                f"Nothing was submitted: this channel's daily budget is ${defaults.daily_budget:.2f}, "
+                f"${spent:.2f} is spent today and this needs ${amount:.2f}.",
+                hint="Fewer variations or seconds (Edit) cost less; `/sora settings budget=…` changes the budget.",
+            )
 
     def _post_round(self, round_id: int) -> ThreadRef | None:
         """Post the parent and the variation messages that are missing; safe to repeat."""
@@ -521,10 +917,23 @@ class Workflow:
             spec = PromptSpec.from_dict(parent.spec)
             if change is not None:
                 spec = prompts.apply_change(spec, change)
+            defaults = self._defaults(repo, round_row.channel_id)
+            total, _ = self._estimate(parent.provider, parent.model, seconds=parent.seconds, variations=1)
+            self._charge(
+                repo,
+                defaults,
+                team_id=round_row.team_id,
+                user_id=actor,
+                amount=total,
+                round_id=round_id,
+                provider=parent.provider,
+                model=parent.model,
+                seconds=parent.seconds,
+            )
             if round_row.status == RoundStatus.CLOSED.value:
                 # A new variation is votable: the thread's round reopens for a fresh vote window.
                 round_row.status = RoundStatus.OPEN.value
-                round_row.closes_at = now + timedelta(minutes=self.settings.vote_minutes)
+                round_row.closes_at = now + timedelta(minutes=defaults.vote_minutes)
                 round_row.closed_at = None
                 repo.add(round_row)
             repo.add(
@@ -541,6 +950,7 @@ class Workflow:
                     aspect=parent.aspect,
                     provider=parent.provider,
                     model=parent.model,
+                    reference_path=parent.reference_path,
                     created_at=now,
                 )
             )
@@ -566,6 +976,47 @@ class Workflow:
         except Exception as err:  # report, never raise: a health check must answer
             return {"ok": False, "database": f"unreachable: {type(err).__name__}"}
         return {"ok": True, "database": "ok", "providers": list(self.providers.names())}
+
+    # --- cancel and provider callbacks ----------------------------------------------------------
+
+    def cancel_generation(self, generation_id: int, *, actor: str) -> Outcome:
+        """Stop a queued or running job; only the person who asked for it may."""
+        with self.store.transaction() as repo:
+            row = repo.get(Generation, generation_id)
+            if row is None:
+                raise NotFound("That variation no longer exists.")
+            if row.requested_by != actor:
+                raise NotAllowed(f"Only the person who asked for #{row.number} can cancel it.")
+            if JobStatus(row.status).is_terminal:
+                return Outcome(False, f"#{row.number} has already {row.status.replace('_', ' ')}.")
+            job_id, provider, round_id = row.provider_job_id, row.provider, row.round_id
+            row.status, row.error = JobStatus.CANCELLED.value, None
+            repo.release(row)
+        if job_id:
+            try:
+                self.providers.get(provider).cancel(job_id)
+            except (ProviderError, UserError) as err:  # ours is cancelled either way; the provider may bill
+                log.warning("provider %s could not cancel %s: %s", provider, job_id, err)
+        self.refresh_round(round_id)
+        return Outcome(True)
+
+    def cancel_by_reaction(self, *, channel_id: str, message_ts: str, user_id: str) -> Outcome:
+        with self.store.read() as repo:
+            row = repo.generation_by_message(channel_id, message_ts)
+        if row is None or row.id is None:
+            return Outcome(False)
+        return self.cancel_generation(row.id, actor=user_id)
+
+    def job_event(self, *, provider: str, job_id: str) -> bool:
+        """A provider says a job changed (a webhook): poll it now instead of at its next turn."""
+        with self.store.transaction() as repo:
+            row = repo.generation_by_job(provider, job_id)
+            if row is None or row.status != JobStatus.IN_PROGRESS.value:
+                return False
+            row.next_poll_at = self.clock.now()
+            repo.add(row)
+        self.wake()
+        return True
 
     # --- status -------------------------------------------------------------------------------
 
@@ -626,11 +1077,22 @@ class Workflow:
                 lease=timedelta(seconds=self.settings.lease_seconds),
                 limit=8,
             )
+            room = {
+                name: self.settings.max_concurrent - repo.count_inflight(name)
+                for name in {r.provider for r in claimed}
+            }
+            started = []
             for row in claimed:
+                if room[row.provider] <= 0:
+                    repo.release(row)  # the provider is at its limit: stays queued, its place in line kept
+                    continue
+                room[row.provider] -= 1
                 # Written before the provider call, so a crash leaves a row that says "maybe submitted".
                 row.status = JobStatus.SUBMITTING.value
                 row.attempts += 1
                 repo.add(row)
+                started.append(row)
+            claimed = started
         for row in claimed:
             assert row.id is not None
             self._submit_one(row)
@@ -647,6 +1109,7 @@ class Workflow:
             variation=row.number,
             idempotency_key=f"generation-{row.id}",
             model=row.model,
+            reference_image=Path(row.reference_path) if row.reference_path else None,
         )
         now = self.clock.now()
         try:
@@ -668,12 +1131,19 @@ class Workflow:
         with self.store.transaction() as repo:
             fresh = repo.get(Generation, row.id)
             assert fresh is not None
-            fresh.provider_job_id = job.job_id
+            fresh.provider_job_id = job.job_id  # stored the moment it is known: never submitted twice
             fresh.submitted_at = now
-            fresh.status = JobStatus.IN_PROGRESS.value
-            fresh.progress = job.progress
-            fresh.next_poll_at = now + timedelta(seconds=job.poll_after or 0.0)
+            cancelled = fresh.status == JobStatus.CANCELLED.value  # cancelled while we were submitting it
+            if not cancelled:
+                fresh.status = JobStatus.IN_PROGRESS.value
+                fresh.progress = job.progress
+                fresh.next_poll_at = now + timedelta(seconds=job.poll_after or 0.0)
             repo.release(fresh)
+        if cancelled:
+            try:
+                self.providers.get(row.provider).cancel(job.job_id)
+            except (ProviderError, UserError) as err:
+                log.warning("could not cancel %s after a late submit: %s", job.job_id, err)
 
     def _poll_running(self, report: SweepReport) -> None:
         now = self.clock.now()
@@ -709,6 +1179,9 @@ class Workflow:
         with self.store.transaction() as repo:
             fresh = repo.get(Generation, row.id)
             assert fresh is not None
+            if fresh.status != JobStatus.IN_PROGRESS.value:  # cancelled meanwhile: the row's word stands
+                repo.release(fresh)
+                return
             polls = fresh.attempts = fresh.attempts + 1
             timed_out = fresh.submitted_at is not None and now - fresh.submitted_at > timedelta(
                 minutes=self.settings.job_timeout_minutes
@@ -826,8 +1299,20 @@ class Workflow:
 
     # --- views ---------------------------------------------------------------------------------
 
+    def _refresh_lock(self, round_id: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._refresh_locks.setdefault(round_id, threading.Lock())
+
     def refresh_round(self, round_id: int) -> None:
-        """Bring the parent message and every variation message up to date with the rows."""
+        """Bring the parent message and every variation message up to date with the rows.
+
+        Read and publish under one lock per round: two votes refreshing at once could otherwise post
+        their views out of order and leave the older tally showing.
+        """
+        with self._refresh_lock(round_id):
+            self._refresh_round(round_id)
+
+    def _refresh_round(self, round_id: int) -> None:
         with self.store.read() as repo:
             round_row = repo.get(Round, round_id)
             if round_row is None or round_row.parent_ts is None:
@@ -845,6 +1330,14 @@ class Workflow:
             log.warning("could not refresh round %s: %s", round_id, err)
 
     def _refresh_variation(self, generation_id: int) -> None:
+        with self.store.read() as repo:
+            row = repo.get(Generation, generation_id)
+            if row is None or row.message_ts is None:
+                return
+        with self._refresh_lock(row.round_id):
+            self._refresh_variation_locked(generation_id)
+
+    def _refresh_variation_locked(self, generation_id: int) -> None:
         with self.store.read() as repo:
             row = repo.get(Generation, generation_id)
             if row is None or row.message_ts is None:
@@ -915,6 +1408,11 @@ class Workflow:
             winner_number=None if is_open else winner_number,
             voters=tally.voters,
         )
+
+
+def _whole(text: str, *, low: int, high: int) -> int | None:
+    text = text.strip().removesuffix("s").strip()
+    return int(text) if text.isdigit() and low <= int(text) <= high else None
 
 
 def _asset(generation: Generation) -> Path | None:

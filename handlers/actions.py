@@ -1,15 +1,24 @@
-"""Button listeners: Generate and Cancel on a draft card, Close voting on a round."""
+"""Button, menu and modal listeners: the draft card (Generate, Edit, goal, Cancel), rounds and variations."""
 
 from __future__ import annotations
 
+import logging
+import urllib.request
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
 
+from bot import prompts
 from bot.errors import InvalidInput
 from bot.workflow import Workflow
-from handlers import blocks
+from handlers import blocks, modals
 from handlers.errors import reported
+
+log = logging.getLogger(__name__)
+
+MAX_REFERENCE_BYTES = 10 * 1024 * 1024  # Slack's own file_input limit
 
 
 def _id(body: dict[str, Any]) -> int:
@@ -17,6 +26,14 @@ def _id(body: dict[str, Any]) -> int:
     if not value.isdigit():
         raise InvalidInput("That button is out of date; start again with `/sora draft <idea>`.")
     return int(value)
+
+
+def _draft_id(body: dict[str, Any]) -> int:
+    """The draft a card's control belongs to (a menu has no value of its own; its block says which draft)."""
+    block_id = str(body["actions"][0].get("block_id", ""))
+    if block_id.startswith("draft-") and block_id[6:].isdigit():
+        return int(block_id[6:])
+    return _id(body)
 
 
 def register(app: App, workflow: Workflow) -> None:
@@ -39,6 +56,90 @@ def register(app: App, workflow: Workflow) -> None:
         elif outcome.message:
             respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
 
+    @app.action(blocks.GOAL)
+    @guarded
+    def handle_goal(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        selected = (body["actions"][0].get("selected_option") or {}).get("value", "")
+        goal = prompts.parse_goal(selected)
+        if goal is None:
+            raise InvalidInput("That goal is not one the bot knows; pick one from the list.")
+        card = workflow.change_goal(_draft_id(body), actor=body["user"]["id"], goal=goal)
+        respond(replace_original=True, **blocks.draft_card(card))
+
+    @app.action(blocks.EDIT)
+    @guarded
+    def handle_edit(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        ack()  # trigger_id expires in 3 s: open the modal right away
+        card = workflow.draft_card(_id(body), actor=body["user"]["id"])
+        view = modals.edit_modal(
+            card, providers=workflow.providers.names(), response_url=body.get("response_url")
+        )
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(modals.EDIT_CALLBACK)
+    @guarded
+    def handle_edit_submission(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
+        edit = modals.edit_values(view)
+        problems = workflow.validate_edit(edit)
+        files = modals.reference_files(view)
+        if files and not str(files[0].get("mimetype", "image/")).startswith("image/"):
+            problems["reference"] = "That file is not an image; attach a PNG, JPEG or WebP."
+        if problems:
+            ack(response_action="errors", errors=problems)  # shown next to each field; the modal stays open
+            return
+        ack()
+        meta, user_id = modals.metadata(view), body["user"]["id"]
+        reply = WebhookClient(meta["response_url"]) if meta.get("response_url") else None
+        try:
+            card = workflow.update_draft(int(meta["draft_id"]), actor=user_id, edit=edit)
+            if files:
+                data = _download(client, files[0])
+                card = workflow.attach_reference(
+                    card.draft_id, actor=user_id, data=data, filename=files[0].get("name", "file")
+                )
+        except (InvalidInput, OSError) as err:
+            message = (
+                str(err) if isinstance(err, InvalidInput) else "The reference image could not be downloaded."
+            )
+            if reply is not None:
+                reply.send(response_type="ephemeral", replace_original=False, **blocks.user_error(message))
+            return
+        if reply is not None:
+            reply.send(replace_original=True, **blocks.draft_card(card))
+
+    @app.view(modals.STORYBOARD_CALLBACK)
+    @guarded
+    def handle_storyboard_submission(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
+    ) -> None:
+        values = modals.storyboard_values(view)
+        problems = workflow.validate_storyboard(idea=values.idea, seconds=values.seconds, rows=values.rows)
+        if problems:
+            ack(response_action="errors", errors=problems)
+            return
+        ack()  # drafting may call a model: after the ack, answered through the command's response_url
+        meta = modals.metadata(view)
+        reply = WebhookClient(meta["response_url"]) if meta.get("response_url") else None
+        try:
+            card = workflow.create_storyboard_draft(
+                team_id=str(body.get("team", {}).get("id", "")),
+                channel_id=str(meta.get("channel_id", "")),
+                user_id=body["user"]["id"],
+                idea=values.idea,
+                seconds=values.seconds,
+                goal=values.goal,
+                rows=values.rows,
+            )
+        except InvalidInput as err:
+            if reply is not None:
+                reply.send(response_type="ephemeral", **blocks.user_error(str(err)))
+            return
+        if reply is not None:
+            reply.send(response_type="ephemeral", **blocks.draft_card(card))
+
     @app.action(blocks.CLOSE)
     @guarded
     def handle_close(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
@@ -46,3 +147,24 @@ def register(app: App, workflow: Workflow) -> None:
         outcome = workflow.close_round(_id(body), actor=body["user"]["id"])
         if outcome.message:
             respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
+
+    @app.action(blocks.CANCEL_JOB)
+    @guarded
+    def handle_cancel_job(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        outcome = workflow.cancel_generation(_id(body), actor=body["user"]["id"])
+        if outcome.message:
+            respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
+
+
+def _download(client: WebClient, file: dict[str, Any]) -> bytes:
+    """A file_input upload, fetched with the bot token (needs files:read); never more than Slack allows."""
+    url = file.get("url_private_download") or file.get("url_private")
+    if not url:
+        raise OSError("the file has no download URL")
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {client.token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data: bytes = response.read(MAX_REFERENCE_BYTES + 1)
+    if len(data) > MAX_REFERENCE_BYTES:
+        raise InvalidInput("The reference image is over 10 MB; attach a smaller one.")
+    return data

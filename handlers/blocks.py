@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot import prompts
 from bot.domain import JobStatus, RoundStatus, RoundView, Severity, VariationView
-from bot.workflow import DraftCard, PatternCard, StatusReport
+from bot.workflow import ChannelDefaults, DraftCard, PatternCard, StatusReport
 
 Message = dict[str, Any]
 
 GENERATE = "draft_generate"
 CANCEL = "draft_cancel"
+EDIT = "draft_edit"
+GOAL = "draft_goal"
 CLOSE = "round_close"
+CANCEL_JOB = "variation_cancel"
 
 _SEVERITY_ICON = {Severity.ERROR: ":no_entry:", Severity.WARNING: ":warning:", Severity.INFO: ":bulb:"}
 _LAYER_LABELS = (
@@ -61,6 +65,14 @@ def money(amount: float) -> str:
 # --- draft ------------------------------------------------------------------------------------
 
 
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": clip(text, 75)}, "value": value}
+
+
+def goal_options() -> list[dict[str, Any]]:
+    return [_option(preset.label, goal.value) for goal, preset in prompts.PRESETS.items()]
+
+
 def draft_card(card: DraftCard, *, generating: bool = False) -> Message:
     """The private draft card; once generated, the same card without buttons, as a record of what ran."""
     fields = []
@@ -68,18 +80,35 @@ def draft_card(card: DraftCard, *, generating: bool = False) -> Message:
         value = getattr(card.spec, name) or "—"
         marker = " _(default)_" if name in card.filled else ""
         fields.append({"type": "mrkdwn", "text": clip(f"*{label}*\n{escape(value)}{marker}", 2000)})
+    model = f" ({escape(card.model)})" if card.model else ""
     settings = (
-        f"Checklist {card.score}/100 · {card.aspect.value} · {card.seconds} s · "
-        f"{card.variations} variations · {card.provider} · estimated cost {money(card.estimated_cost)}"
+        f"Checklist {card.score}/100 · {card.aspect.value} · {card.seconds} s · {card.variations} variations · "
+        f"{card.provider}{model} · estimated cost {escape(card.estimate_summary)}"
     )
     if card.goal is not None:
-        settings = f"Goal: {card.goal.value.replace('_', ' ')} · " + settings
+        settings = f"Goal: {prompts.PRESETS[card.goal].label} · " + settings
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Draft"}},
         _section(f"*Idea:* {escape(clip(card.idea, 500))}"),
         {"type": "section", "fields": fields},
-        _context(settings),
     ]
+    if card.spec.beats:
+        beats = "\n".join(f"`{b.start:g} s` {escape(clip(b.text, 200))}" for b in card.spec.beats)
+        blocks.append(_section(f"*Storyboard*\n{beats}"))
+    blocks.append(_context(settings))
+    if card.has_reference:
+        blocks.append(
+            _context(":frame_with_picture: Image-to-video: the reference image is the first frame.")
+        )
+    for finding in card.safety:
+        icon = ":no_entry:" if finding.severity is Severity.ERROR else ":warning:"
+        verb = "Blocked" if finding.severity is Severity.ERROR else "Check"
+        blocks.append(
+            _section(
+                f"{icon} *{verb} — {escape(finding.rule.replace('_', ' '))}:* {escape(finding.message)}\n"
+                f"_Safer:_ {escape(clip(finding.safer, 600))}"
+            )
+        )
     if card.findings:
         lines = [
             f"{_SEVERITY_ICON[f.severity]} {escape(f.message)} _Fix:_ {escape(f.fix)}"
@@ -88,22 +117,29 @@ def draft_card(card: DraftCard, *, generating: bool = False) -> Message:
         blocks.append(_section("*Checklist*\n" + "\n".join(lines)))
     else:
         blocks.append(_section(":white_check_mark: *Checklist:* nothing to fix."))
+    for note in card.notes:
+        blocks.append(_context(f":information_source: {escape(note)}"))
+    subject = escape(clip(card.spec.subject or card.idea, 150))
     if generating:
         blocks.append(
             _context(f":arrow_down: Generating {card.variations} variations: follow the round's thread.")
         )
-        return {"text": f"Generating: {escape(clip(card.spec.subject or card.idea, 150))}", "blocks": blocks}
-    blocks.append(
-        {
-            "type": "actions",
-            "block_id": f"draft-{card.draft_id}",
-            "elements": [
-                _button("Generate", GENERATE, str(card.draft_id), style="primary"),
-                _button("Cancel", CANCEL, str(card.draft_id)),
-            ],
-        }
-    )
-    return {"text": f"Draft: {escape(clip(card.spec.subject or card.idea, 150))}", "blocks": blocks}
+        return {"text": f"Generating: {subject}", "blocks": blocks}
+    elements: list[dict[str, Any]] = []
+    if not card.blocked:
+        elements.append(_button("Generate", GENERATE, str(card.draft_id), style="primary"))
+    elements.append(_button("Edit", EDIT, str(card.draft_id)))
+    picker: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": GOAL,
+        "placeholder": {"type": "plain_text", "text": "Goal preset"},
+        "options": goal_options(),
+    }
+    if card.goal is not None:
+        picker["initial_option"] = _option(prompts.PRESETS[card.goal].label, card.goal.value)
+    elements += [picker, _button("Cancel", CANCEL, str(card.draft_id))]
+    blocks.append({"type": "actions", "block_id": f"draft-{card.draft_id}", "elements": elements})
+    return {"text": f"Draft: {subject}", "blocks": blocks}
 
 
 # --- round ------------------------------------------------------------------------------------
@@ -173,10 +209,18 @@ def variation_message(view: VariationView) -> Message:
     if view.votes is not None:
         lines.append(f"Votes: {view.votes}")
     details = f"{view.seconds} s · {view.aspect.value} · {view.provider}"
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         _section("\n".join(lines)),
         _context(f"{details}\n>{escape(clip(view.prompt, 2800))}"),
     ]
+    if not view.status.is_terminal:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"variation-{view.generation_id}",
+                "elements": [_button("Cancel", CANCEL_JOB, str(view.generation_id))],
+            }
+        )
     return {"text": f"Variation #{view.number}: {_status_line(view)}", "blocks": blocks}
 
 
@@ -241,6 +285,22 @@ def status_message(report: StatusReport) -> Message:
         f"*Yours in progress:* {report.mine}"
     )
     return notice_mrkdwn(text)
+
+
+def settings_message(defaults: ChannelDefaults, *, providers: Sequence[str], changed: bool) -> Message:
+    goal = prompts.PRESETS[defaults.goal].label if defaults.goal else "none"
+    budget = "no limit" if defaults.daily_budget is None else f"${defaults.daily_budget:,.2f} a day"
+    lines = [
+        "*Channel settings updated.*" if changed else "*This channel's settings*",
+        f"• provider: *{defaults.provider}*"
+        + (f" (model {escape(defaults.model)})" if defaults.model else "")
+        + f" — configured: {', '.join(providers)}",
+        f"• goal: {goal}",
+        f"• vote: {defaults.vote_minutes} minutes · blind: {'on' if defaults.blind else 'off'}",
+        f"• budget: {budget} · spent today: ${defaults.spent_today:,.2f}",
+        "Change with e.g. `/sora settings vote=30 blind=on budget=25 goal=social provider=local`.",
+    ]
+    return notice_mrkdwn("\n".join(lines))
 
 
 def notice_mrkdwn(text: str) -> Message:

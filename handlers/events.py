@@ -6,8 +6,12 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
+from bot import votes
 from bot.workflow import Workflow
 from handlers.errors import reported
+
+# ❌ on your own queued or running variation cancels it.
+CANCEL_EMOJI = frozenset({"x", "heavy_multiplication_x", "negative_squared_cross_mark"})
 
 
 def register(app: App, workflow: Workflow) -> None:
@@ -23,9 +27,17 @@ def register(app: App, workflow: Workflow) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
-        outcome = workflow.record_vote(
-            channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"], emoji=event["reaction"]
-        )
+        if votes.normalise_emoji(event["reaction"]) in CANCEL_EMOJI:
+            outcome = workflow.cancel_by_reaction(
+                channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"]
+            )
+        else:
+            outcome = workflow.record_vote(
+                channel_id=item["channel"],
+                message_ts=item["ts"],
+                user_id=event["user"],
+                emoji=event["reaction"],
+            )
         tell(item["channel"], event["user"], outcome.message)
 
     @app.event("reaction_removed")

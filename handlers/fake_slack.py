@@ -1060,8 +1060,9 @@ class SlackSimulator:
         is_ephemeral: bool = False,
         response_url: str | None = None,
         action_text: str | None = None,
+        selected_option: Mapping[str, Any] | None = None,
     ) -> SimResponse:
-        """Send a `block_actions` payload for a button click on a message."""
+        """Send a `block_actions` payload for a button click (or, with `selected_option`, a menu choice)."""
         message_body: dict[str, Any] | None = None
         thread_ts: str | None = None
         if isinstance(message, Ephemeral):
@@ -1094,6 +1095,9 @@ class SlackSimulator:
             "type": "button",
             "action_ts": _now_ts(),
         }
+        if selected_option is not None:
+            action = {**action, "type": "static_select", "selected_option": dict(selected_option)}
+            del action["value"]
         if action_text is not None:
             action["text"] = {"type": "plain_text", "text": action_text, "emoji": True}
         payload: dict[str, Any] = {
@@ -1117,6 +1121,25 @@ class SlackSimulator:
         if message_body is not None:
             payload["message"] = message_body
         return self._post_payload(payload)
+
+    def select(
+        self,
+        user_id: str,
+        *,
+        action_id: str,
+        block_id: str,
+        message: Message | Ephemeral,
+        option: Mapping[str, Any],
+    ) -> SimResponse:
+        """Choose `option` in a `static_select` on `message`."""
+        return self.click(
+            user_id,
+            action_id=action_id,
+            block_id=block_id,
+            message=message,
+            channel_id=message.channel,
+            selected_option=option,
+        )
 
     def click_button(
         self, user_id: str, *, message: Message | Ephemeral, action_id: str, channel_id: str | None = None

@@ -27,6 +27,10 @@ class Draft(SQLModel, table=True):
     provider: str
     model: str | None = None
     status: str = "open"  # open → submitted | cancelled
+    reference_path: str | None = None
+    rhythm: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    safety: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    notes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
 
 
@@ -59,6 +63,7 @@ class Generation(SQLModel, table=True):
         UniqueConstraint("round_id", "number", name="uq_generation_round_number"),
         Index("ix_generation_status_poll", "status", "next_poll_at"),
         Index("ix_generation_message", "message_ts"),
+        Index("ix_generation_job", "provider", "provider_job_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -75,6 +80,7 @@ class Generation(SQLModel, table=True):
     provider: str
     model: str | None = None
     provider_job_id: str | None = None
+    reference_path: str | None = None
     status: str = "queued"
     progress: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))
@@ -130,3 +136,39 @@ class ProcessedEvent(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True)
     received_at: datetime
+
+
+class ChannelSettings(SQLModel, table=True):
+    """A channel's defaults, set with `/sora settings`; unset fields fall back to the deployment's."""
+
+    __tablename__ = "channel_settings"
+
+    channel_id: str = Field(primary_key=True)
+    team_id: str
+    provider: str | None = None
+    model: str | None = None
+    goal: str | None = None
+    vote_minutes: int | None = None
+    blind: bool = False
+    daily_budget: float | None = None
+    updated_by: str
+    updated_at: datetime
+
+
+class Spend(SQLModel, table=True):
+    """The cost ledger: one row per charge, estimated at submit."""
+
+    __tablename__ = "spend"
+    __table_args__ = (Index("ix_spend_channel_day", "channel_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str
+    channel_id: str
+    user_id: str
+    day: str  # UTC date, YYYY-MM-DD: budgets are per channel per day
+    round_id: int | None = Field(default=None, foreign_key="round.id")
+    provider: str
+    model: str | None = None
+    seconds: int
+    amount: float
+    created_at: datetime

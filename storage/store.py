@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, and_, create_engine, event, func, or_, text, update
+from sqlalchemy import JSON, Engine, and_, create_engine, event, func, inspect, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, col, delete, select
 
-from storage.models import Draft, Generation, Pattern, ProcessedEvent, Round, Vote
+from storage.models import ChannelSettings, Draft, Generation, Pattern, ProcessedEvent, Round, Spend, Vote
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,36 @@ class Store:
         return self.engine.dialect.name
 
     def create_schema(self) -> None:
-        """Create every table (and the search index) that does not exist yet; safe to run on every start."""
+        """Create every table (and the search index) that does not exist yet; safe to run on every start.
+
+        Columns added to an existing table since it was created are added too (nullable or defaulted
+        ones only), so an older database keeps working until real migrations arrive.
+        """
         SQLModel.metadata.create_all(self.engine)
+        self._add_missing_columns()
         with self.engine.begin() as conn:
             statements = _SQLITE_FTS if self.dialect == "sqlite" else [_PG_SEARCH_INDEX]
             for statement in statements:
                 conn.exec_driver_sql(statement)
+
+    def _add_missing_columns(self) -> None:
+        with self.engine.begin() as conn:
+            inspector = inspect(conn)
+            for table in SQLModel.metadata.sorted_tables:
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name in present:
+                        continue
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    default = " DEFAULT '[]'" if isinstance(column.type, JSON) else ""
+                    if not default and not column.nullable:
+                        default = (
+                            " DEFAULT 0" if kind.upper() in ("INTEGER", "FLOAT", "BOOLEAN") else " DEFAULT ''"
+                        )
+                    log.info("adding column %s.%s", table.name, column.name)
+                    conn.exec_driver_sql(
+                        f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{default}'
+                    )
 
     @contextmanager
     def transaction(self) -> Iterator[Repo]:
@@ -268,6 +292,12 @@ class Repo:
         )
         return self.session.exec(statement).first()
 
+    def generation_by_job(self, provider: str, job_id: str) -> Generation | None:
+        statement = select(Generation).where(
+            Generation.provider == provider, Generation.provider_job_id == job_id
+        )
+        return self.session.exec(statement).first()
+
     def next_number(self, round_id: int) -> int:
         statement = select(func.max(Generation.number)).where(Generation.round_id == round_id)
         current = self.session.exec(statement).one()
@@ -348,6 +378,74 @@ class Repo:
             .where(Round.channel_id == channel_id, Round.status == OPEN)
         )
         return int(self.session.exec(statement).one())
+
+    def count_inflight(self, provider: str) -> int:
+        """Jobs a provider is working on for us now (its concurrency limit counts these)."""
+        statement = (
+            select(func.count())
+            .select_from(Generation)
+            .where(Generation.provider == provider, col(Generation.status).in_([SUBMITTING, IN_PROGRESS]))
+        )
+        return int(self.session.exec(statement).one())
+
+    # --- channel settings and spend ------------------------------------------------------------
+
+    def channel_settings(self, channel_id: str) -> ChannelSettings | None:
+        return self.session.get(ChannelSettings, channel_id)
+
+    def charge(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        amount: float,
+        budget: float | None,
+        day: str,
+        now: datetime,
+        provider: str,
+        model: str | None,
+        seconds: int,
+        round_id: int | None = None,
+    ) -> float | None:
+        """Record a charge unless it would take the channel past `budget` today.
+
+        Returns None when charged, else what is already spent today. Atomic: the channel's settings row
+        is locked first (PostgreSQL) or the write lock is held (SQLite), so two clicks cannot both pass.
+        """
+        if budget is not None:
+            self._insert_ignoring_duplicates(
+                ChannelSettings,
+                {"channel_id": channel_id, "team_id": team_id, "updated_by": user_id, "updated_at": now},
+            )
+            lock = select(ChannelSettings.channel_id).where(ChannelSettings.channel_id == channel_id)
+            if self.dialect == "postgresql":
+                lock = lock.with_for_update()
+            self.session.exec(lock).first()
+            spent = self.spent_today(channel_id, day=day)
+            if spent + amount > budget + 1e-9:
+                return spent
+        self.add(
+            Spend(
+                team_id=team_id,
+                channel_id=channel_id,
+                user_id=user_id,
+                day=day,
+                round_id=round_id,
+                provider=provider,
+                model=model,
+                seconds=seconds,
+                amount=amount,
+                created_at=now,
+            )
+        )
+        return None
+
+    def spent_today(self, channel_id: str, *, day: str) -> float:
+        statement = select(func.coalesce(func.sum(Spend.amount), 0.0)).where(
+            Spend.channel_id == channel_id, Spend.day == day
+        )
+        return float(self.session.exec(statement).one())
 
     # --- votes ------------------------------------------------------------------------------
 

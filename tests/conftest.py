@@ -65,17 +65,20 @@ class Bot:
         raise AssertionError("the sweep never went idle")
 
 
-def make_bot(fake: FakeSlack, tmp_path: Path, *, database_url: str | None = None) -> Bot:
-    env = {
+def make_bot(
+    fake: FakeSlack, tmp_path: Path, *, database_url: str | None = None, env: dict[str, str] | None = None
+) -> Bot:
+    base = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": fake.api_url,
         "SORA_BOT_DATA_DIR": str(tmp_path / "data"),
     }
     if database_url:
-        env["DATABASE_URL"] = database_url
+        base["DATABASE_URL"] = database_url
+    base.update(env or {})
     clock = FrozenClock()
-    runtime = build_runtime(load_settings(env), clock=clock)
+    runtime = build_runtime(load_settings(base), clock=clock)
     server = HttpServer(make_wsgi_app(runtime.app, health=runtime.workflow.health), host="127.0.0.1", port=0)
     server.start()
     sim = SlackSimulator(fake, app_url=server.url, signing_secret=SECRET)

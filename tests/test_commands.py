@@ -50,8 +50,22 @@ def test_empty_text_asks_for_help() -> None:
 def test_help_status_settings_and_storyboard_parse() -> None:
     assert parse_command("help") == HelpCommand()
     assert parse_command("status") == StatusCommand()
-    assert parse_command("settings vote 30m blind") == SettingsCommand(args="vote 30m blind")
-    assert parse_command("settings") == SettingsCommand(args="")
+    assert parse_command("settings") == SettingsCommand()
+    assert parse_command("settings vote=30 blind=on budget=$25 goal=social model=default provider=fal") == (
+        SettingsCommand(
+            changes=(
+                ("vote", 30),
+                ("blind", True),
+                ("budget", 25.0),
+                ("goal", Goal.SOCIAL_TEASER),
+                ("model", None),
+                ("provider", "fal"),
+            )
+        )
+    )
+    assert parse_command("settings budget=none blind=off") == SettingsCommand(
+        changes=(("budget", None), ("blind", False))
+    )
     assert parse_command("storyboard 0 establish | 2 push-in") == StoryboardCommand(
         args="0 establish | 2 push-in"
     )
@@ -158,3 +172,23 @@ def test_errors_never_echo_slack_control_tokens() -> None:
 def test_command_parser_never_raises_on_nasty_strings() -> None:
     for text in NASTY:
         parse_command(text)
+
+
+def test_settings_mistakes_name_the_key_and_what_it_takes() -> None:
+    for text, needle in (
+        ("settings vote 30m blind", "needs a value"),
+        ("settings vote=abc", "`vote=abc` is not valid"),
+        ("settings vote=0", "not valid"),
+        ("settings colour=red", "Unknown setting `colour`"),
+        ("settings budget=lots", "not valid"),
+        ("settings goal=opera", "not valid"),
+    ):
+        result = parse_command(text)
+        assert isinstance(result, CommandError) and needle in result.message, text
+
+
+def test_draft_takes_a_provider_flag() -> None:
+    assert parse_command("draft --provider fal --goal ad a cat runs") == DraftCommand(
+        idea="a cat runs", goal=Goal.AD_CONCEPT, provider="fal"
+    )
+    assert isinstance(parse_command("draft --provider"), CommandError)

@@ -198,3 +198,52 @@ def test_search_ranks_the_better_match_first_stems_words_and_keeps_teams_apart(s
         either = repo.search_patterns("T", "robot submarine")  # no pattern has both: any word matches
         assert sorted(h.pattern.round_id for h in either) == [first, second]
         assert repo.search_patterns("T", "!!! ???") == []
+
+
+def test_simultaneous_charges_never_take_a_channel_past_its_budget(store: Store) -> None:
+    """Two people clicking Generate at once: the budget is checked and spent in one atomic step."""
+    results: list[float | None] = []
+    lock = threading.Lock()
+
+    def click() -> None:
+        with store.transaction() as repo:
+            outcome = repo.charge(
+                team_id="T",
+                channel_id="C",
+                user_id="U",
+                amount=1.2,
+                budget=3.0,
+                day="2026-11-02",
+                now=NOW,
+                provider="openai",
+                model=None,
+                seconds=12,
+            )
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=click) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with store.read() as repo:
+        spent = repo.spent_today("C", day="2026-11-02")
+    assert results.count(None) == 2 and spent == pytest.approx(2.4)
+    with store.transaction() as repo:
+        assert (
+            repo.charge(
+                team_id="T",
+                channel_id="C",
+                user_id="U",
+                amount=0.6,
+                budget=3.0,
+                day="2026-11-02",
+                now=NOW,
+                provider="openai",
+                model=None,
+                seconds=6,
+            )
+            is None
+        ), "exactly up to the budget is allowed"
+        assert repo.spent_today("C", day="2026-11-03") == 0, "budgets are per day"

@@ -1,0 +1,212 @@
+"""Modals: the draft editor and the storyboard, their Block Kit views and reading their submitted values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot import prompts
+from bot.domain import Aspect
+from bot.workflow import DraftCard, DraftEdit
+from handlers.blocks import clip, goal_options
+
+EDIT_CALLBACK = "draft_edit_modal"
+STORYBOARD_CALLBACK = "storyboard_modal"
+BEAT_ROWS = 4
+IMAGE_TYPES = ("png", "jpg", "jpeg", "webp")
+
+_LAYERS = (
+    ("subject", "Subject", "One clear subject, e.g. a small delivery robot"),
+    ("action", "Action", "One observable motion, e.g. rolls through puddles"),
+    ("camera", "Camera", "One camera behaviour, e.g. slow dolly-in at robot height"),
+    ("environment", "Environment", "Where and when, supporting the subject"),
+    ("finish", "Finish", "Light, colour, texture; at most two style cues"),
+    ("intent", "Output intent", "What it is for, e.g. 8-second product teaser"),
+)
+
+
+def _text_input(
+    block_id: str, label: str, *, initial: str = "", placeholder: str = "", optional: bool = False
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value"}
+    if initial:
+        element["initial_value"] = clip(initial, 3000)
+    if placeholder:
+        element["placeholder"] = {"type": "plain_text", "text": clip(placeholder, 150)}
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": element,
+    }
+
+
+def _select(
+    block_id: str, label: str, options: list[dict[str, Any]], *, initial: str | None, optional: bool = False
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
+    chosen = next((o for o in options if o["value"] == initial), None)
+    if chosen is not None:
+        element["initial_option"] = chosen
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": element,
+    }
+
+
+def _options(values: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"text": {"type": "plain_text", "text": v}, "value": v} for v in values]
+
+
+def edit_modal(card: DraftCard, *, providers: Sequence[str], response_url: str | None) -> dict[str, Any]:
+    """Every field of a draft; the response_url lets the submission replace the private card."""
+    blocks = [
+        _text_input(
+            name,
+            label,
+            initial=getattr(card.spec, name),
+            placeholder=hint,
+            optional=name not in ("subject", "action"),
+        )
+        for name, label, hint in _LAYERS
+    ]
+    blocks += [
+        _select("aspect", "Aspect", _options([a.value for a in Aspect]), initial=card.aspect.value),
+        _text_input("seconds", "Seconds", initial=str(card.seconds), placeholder="2 to 20"),
+        _select("variations", "Variations", _options(["2", "3", "4"]), initial=str(card.variations)),
+        _select("provider", "Provider", _options(list(providers)), initial=card.provider),
+        _select(
+            "goal",
+            "Goal preset",
+            goal_options(),
+            initial=card.goal.value if card.goal else None,
+            optional=True,
+        ),
+        {
+            "type": "input",
+            "block_id": "reference",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Reference image (first frame)"},
+            "element": {
+                "type": "file_input",
+                "action_id": "value",
+                "filetypes": list(IMAGE_TYPES),
+                "max_files": 1,
+            },
+        },
+    ]
+    return {
+        "type": "modal",
+        "callback_id": EDIT_CALLBACK,
+        "private_metadata": json.dumps({"draft_id": card.draft_id, "response_url": response_url}),
+        "title": {"type": "plain_text", "text": "Edit draft"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def storyboard_modal(*, idea: str, response_url: str | None, channel_id: str) -> dict[str, Any]:
+    """2–4 beat cards with start times; spacing is checked when it is submitted."""
+    blocks: list[dict[str, Any]] = [
+        _text_input(
+            "idea", "Subject and idea", initial=idea, placeholder="a small delivery robot in a neon alley"
+        ),
+        _text_input("seconds", "Clip length (seconds)", initial="8", placeholder="2 to 20"),
+        _select("goal", "Goal preset", goal_options(), initial=prompts.Goal.STORYBOARD.value, optional=True),
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "One action per card. Cards closer than ~1.5 s cause hard cuts; more than four crowd "
+                    "the clip. Leave unused rows empty.",
+                }
+            ],
+        },
+    ]
+    for row in range(BEAT_ROWS):
+        start = f"{row * 2}" if row < 2 else ""
+        blocks.append(
+            _text_input(f"beat-{row}", f"Card {row + 1}", placeholder="what happens", optional=row >= 2)
+        )
+        blocks.append(
+            _text_input(
+                f"beat-{row}-start", f"Card {row + 1} starts at (s)", initial=start, optional=row >= 2
+            )
+        )
+    return {
+        "type": "modal",
+        "callback_id": STORYBOARD_CALLBACK,
+        "private_metadata": json.dumps({"response_url": response_url, "channel_id": channel_id}),
+        "title": {"type": "plain_text", "text": "Storyboard"},
+        "submit": {"type": "plain_text", "text": "Draft it"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+# --- reading submissions ----------------------------------------------------------------------
+
+
+def _value(values: dict[str, Any], block_id: str) -> str:
+    element = (values.get(block_id) or {}).get("value") or {}
+    if element.get("type") == "static_select":
+        return str((element.get("selected_option") or {}).get("value") or "")
+    return str(element.get("value") or "")
+
+
+def edit_values(view: dict[str, Any]) -> DraftEdit:
+    values = view["state"]["values"]
+    return DraftEdit(
+        subject=_value(values, "subject"),
+        action=_value(values, "action"),
+        camera=_value(values, "camera"),
+        environment=_value(values, "environment"),
+        finish=_value(values, "finish"),
+        intent=_value(values, "intent"),
+        aspect=_value(values, "aspect"),
+        seconds=_value(values, "seconds"),
+        variations=_value(values, "variations"),
+        provider=_value(values, "provider") or None,
+        goal=_value(values, "goal") or None,
+    )
+
+
+def reference_files(view: dict[str, Any]) -> list[dict[str, Any]]:
+    element = (view["state"]["values"].get("reference") or {}).get("value") or {}
+    return list(element.get("files") or [])
+
+
+@dataclass(frozen=True)
+class StoryboardValues:
+    idea: str
+    seconds: str
+    goal: str | None
+    rows: tuple[tuple[str, str], ...]
+
+
+def storyboard_values(view: dict[str, Any]) -> StoryboardValues:
+    values = view["state"]["values"]
+    return StoryboardValues(
+        idea=_value(values, "idea"),
+        seconds=_value(values, "seconds"),
+        goal=_value(values, "goal") or None,
+        rows=tuple(
+            (_value(values, f"beat-{i}"), _value(values, f"beat-{i}-start")) for i in range(BEAT_ROWS)
+        ),
+    )
+
+
+def metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
