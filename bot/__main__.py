@@ -14,20 +14,24 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import safety
 from bot.assets import LocalAssetStore
 from bot.clock import SystemClock
-from bot.config import PROVIDERS, Settings, load_settings
+from bot.config import Settings, load_settings
 from bot.drafting import build_drafter
 from bot.errors import ConfigError
-from bot.ports import Clock, VideoProvider
+from bot.ports import Clock
 from bot.pricing import PriceTable
-from bot.providers.local import LocalProvider
-from bot.providers.registry import Providers
+from bot.providers.registry import build_providers
 from bot.ticker import Ticker
+from bot.webhooks import FalKeys, Receivers
 from bot.workflow import Workflow, WorkflowSettings
 from storage.store import Store
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
 
 log = logging.getLogger("sora-bot")
 
@@ -43,24 +47,24 @@ class Runtime:
     workflow: Workflow
     ticker: Ticker
     app: object  # slack_bolt.App; typed loosely so `bot` stays free of Slack types outside this root
+    webhooks: Receivers
+
+    def wsgi(self) -> WSGIApplication:
+        """HTTP mode's one WSGI app: Slack events, provider webhooks, the health check."""
+        from handlers.http import make_wsgi_app
+
+        return make_wsgi_app(
+            self.app,  # type: ignore[arg-type]
+            health=self.workflow.health,
+            webhooks=self.webhooks,
+            on_job_event=lambda event: self.workflow.job_event(provider=event.provider, job_id=event.job_id),
+        )
 
     def close(self) -> None:
         self.ticker.stop()
         self.workflow.drafter.close()
+        self.workflow.providers.close()
         self.store.dispose()
-
-
-def build_providers(settings: Settings) -> Providers:
-    available: dict[str, VideoProvider] = {"local": LocalProvider(settings.data_dir / "local-renderer")}
-    if settings.video_provider not in available:
-        raise ConfigError(
-            [
-                f"VIDEO_PROVIDER is {settings.video_provider}, but this version can only generate with "
-                f"{', '.join(sorted(available))}; set VIDEO_PROVIDER=local (the hosted providers "
-                f"{', '.join(p for p in PROVIDERS if p != 'local')} are being added)."
-            ]
-        )
-    return Providers(available=available, default=settings.video_provider)
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: str | None = None) -> Runtime:
@@ -72,9 +76,10 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
     store.create_schema()
     client = make_client(token=settings.secret("slack_bot_token") or "", base_url=settings.slack_api_url)
     openai_key = settings.secret("openai_api_key")
+    prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
     workflow = Workflow(
         store=store,
-        providers=build_providers(settings),
+        providers=build_providers(settings, prices=prices),
         publisher=SlackPublisher(client),
         assets=LocalAssetStore(settings.data_dir / "assets"),
         clock=clock or SystemClock(),
@@ -90,7 +95,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
         moderation=safety.build_moderation(
             api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_moderation_model
         ),
-        prices=PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default(),
+        prices=prices,
     )
     app = build_app(
         client=client,
@@ -100,7 +105,13 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
     )
     ticker = Ticker(workflow.sweep, interval=settings.tick_seconds)
     workflow.wake = ticker.wake
-    return Runtime(settings=settings, store=store, workflow=workflow, ticker=ticker, app=app)
+    receivers = Receivers(
+        openai_secret=settings.secret("openai_webhook_secret"),
+        fal_keys=FalKeys.from_url(settings.fal_jwks_url) if settings.secret("fal_key") else None,
+    )
+    return Runtime(
+        settings=settings, store=store, workflow=workflow, ticker=ticker, app=app, webhooks=receivers
+    )
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -109,7 +120,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
 def cmd_serve(args: argparse.Namespace) -> int:
     from slack_bolt.error import BoltError
 
-    from handlers.http import HttpServer, make_wsgi_app
+    from handlers.http import HttpServer
 
     settings = load_settings()
     _configure_logging(settings.log_level)
@@ -134,9 +145,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stop.wait()
             handler.close()  # type: ignore[no-untyped-call]
         else:
-            wsgi = make_wsgi_app(runtime.app, health=runtime.workflow.health)  # type: ignore[arg-type]
-            server = HttpServer(wsgi, host=args.host, port=args.port).start()
-            log.info("sora-bot is listening on %s (POST /slack/events, GET /healthz)", server.url)
+            server = HttpServer(runtime.wsgi(), host=args.host, port=args.port).start()
+            hooks = ", ".join(f"POST /webhooks/{name}" for name in runtime.webhooks.names())
+            log.info(
+                "sora-bot is listening on %s (POST /slack/events, GET /healthz%s)",
+                server.url,
+                f", {hooks}" if hooks else "",
+            )
             stop.wait()
             server.stop()
     finally:
@@ -174,7 +189,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except Exception as err:
         problems.append(f"DATABASE_URL cannot be reached: {type(err).__name__}: {str(err).splitlines()[0]}")
     try:
-        names = build_providers(settings).names()
+        prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
+        providers = build_providers(settings, prices=prices)
+        names = providers.names()
+        providers.close()
         lines.append(f"video providers: {', '.join(names)} (default {settings.video_provider})")
     except ConfigError as err:
         problems.extend(err.problems)

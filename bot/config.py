@@ -33,6 +33,8 @@ _HELP: dict[str, str] = {
     "OPENAI_MODERATION_MODEL": "a moderation model id, e.g. omni-moderation-latest",
     "OPENAI_IMAGE_MODEL": "an image model id, e.g. gpt-image-2",
     "OPENAI_WEBHOOK_SECRET": "the signing secret of your video webhook (starts with whsec_)",
+    "SORA_BOT_PUBLIC_URL": "the https address Slack and providers reach this bot at, e.g. https://sora.example.com",
+    "FAL_JWKS_URL": "the URL of fal's webhook signing keys (JWKS)",
     "SORA_BOT_PRICES": "provider[:model]=dollars-per-second pairs, e.g. openai:sora-2=0.10,fal=0.05",
     "SORA_BOT_DAILY_BUDGET": "dollars a channel may spend per day, e.g. 25 (unset: no limit)",
     "SORA_BOT_MAX_CONCURRENT": "how many jobs may run at one provider at once, 1 to 100",
@@ -81,6 +83,11 @@ class Settings(BaseSettings):
         default="gpt-image-2", validation_alias=AliasChoices("OPENAI_IMAGE_MODEL")
     )
     openai_webhook_secret: SecretStr | None = _env("OPENAI_WEBHOOK_SECRET")
+    public_url: str | None = _env("SORA_BOT_PUBLIC_URL")
+    fal_jwks_url: str = Field(
+        default="https://rest.alpha.fal.ai/.well-known/jwks.json",
+        validation_alias=AliasChoices("FAL_JWKS_URL"),
+    )
     prices: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_PRICES"))
     daily_budget: float | None = Field(
         default=None, ge=0, validation_alias=AliasChoices("SORA_BOT_DAILY_BUDGET")
@@ -98,7 +105,9 @@ class Settings(BaseSettings):
         default="INFO", validation_alias=AliasChoices("SORA_BOT_LOG_LEVEL")
     )
 
-    @field_validator("slack_api_url", "fal_base_url", "gemini_base_url", "openai_base_url")
+    @field_validator(
+        "slack_api_url", "fal_base_url", "gemini_base_url", "openai_base_url", "public_url", "fal_jwks_url"
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.domain import Capability, GenerationRequest, ProviderJob, RoundView, ThreadRef, VariationView
 
@@ -24,6 +24,13 @@ class VideoProvider(Protocol):
     def cancel(self, job_id: str) -> None: ...
 
     def cost_per_second(self, model: str | None) -> float: ...
+
+
+@runtime_checkable
+class JobFinder(Protocol):
+    """A provider that can find the job an unanswered submit may have created (no idempotency keys)."""
+
+    def find_submitted(self, request: GenerationRequest, *, since: float) -> ProviderJob | None: ...
 
 
 class Publisher(Protocol):

@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot import media, prompts, replies, safety, storyboard, votes
@@ -26,8 +26,16 @@ from bot.domain import (
     VariationView,
 )
 from bot.drafting import Drafter, OfflineDrafter
-from bot.errors import InvalidInput, NotAllowed, NotFound, ProviderError, PublishError, UserError
-from bot.ports import AssetStore, Clock, Publisher
+from bot.errors import (
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    ProviderError,
+    PublishError,
+    SoraBotError,
+    UserError,
+)
+from bot.ports import AssetStore, Clock, JobFinder, Publisher
 from bot.pricing import PriceTable, UnknownPrice
 from bot.providers.registry import Providers
 from storage.models import ChannelSettings, Draft, Generation, Pattern, Round
@@ -38,6 +46,10 @@ log = logging.getLogger(__name__)
 MAX_VARIATIONS = 4
 MIN_VARIATIONS = 2
 DEADLINE_ACTOR = "deadline"
+UNCERTAIN_SUBMIT = (
+    "The provider did not confirm this job and cannot be asked whether it exists, so it was not sent again "
+    "(that could bill twice). Reply `again` to try once more."
+)
 
 
 MIN_SECONDS = 2
@@ -1083,25 +1095,28 @@ class Workflow:
             }
             started = []
             for row in claimed:
-                if room[row.provider] <= 0:
+                if row.status == JobStatus.QUEUED.value and room[row.provider] <= 0:
                     repo.release(row)  # the provider is at its limit: stays queued, its place in line kept
                     continue
-                room[row.provider] -= 1
-                # Written before the provider call, so a crash leaves a row that says "maybe submitted".
-                row.status = JobStatus.SUBMITTING.value
-                row.attempts += 1
-                repo.add(row)
-                started.append(row)
-            claimed = started
-        for row in claimed:
+                if row.status == JobStatus.QUEUED.value:
+                    room[row.provider] -= 1
+                    # Written before the provider call: a crash leaves a row that says "maybe submitted".
+                    row.status = JobStatus.SUBMITTING.value
+                    row.submitted_at = now
+                    row.attempts += 1
+                    repo.add(row)
+                    started.append((row, False))
+                else:
+                    started.append((row, True))  # a submit that crashed or went unanswered
+        for row, uncertain in started:
             assert row.id is not None
-            self._submit_one(row)
+            self._submit_one(row, uncertain=uncertain)
             report.submitted += 1
             self._refresh_variation(row.id)
 
-    def _submit_one(self, row: Generation) -> None:
+    def _request(self, row: Generation) -> GenerationRequest:
         assert row.id is not None
-        request = GenerationRequest(
+        return GenerationRequest(
             prompt=row.prompt,
             spec=PromptSpec.from_dict(row.spec),
             seconds=row.seconds,
@@ -1111,39 +1126,69 @@ class Workflow:
             model=row.model,
             reference_image=Path(row.reference_path) if row.reference_path else None,
         )
+
+    def _submit_one(self, row: Generation, *, uncertain: bool) -> None:
+        """Submit once. A submit that may have reached the provider is looked up, never blindly repeated."""
+        assert row.id is not None
+        provider = self.providers.get(row.provider)
+        request = self._request(row)
         now = self.clock.now()
         try:
-            job = self.providers.get(row.provider).submit(request)
+            job = None
+            if uncertain:
+                if not isinstance(provider, JobFinder):
+                    self._save(
+                        Generation,
+                        row.id,
+                        status=JobStatus.FAILED.value,
+                        error=UNCERTAIN_SUBMIT,
+                        lease_owner=None,
+                        lease_until=None,
+                    )
+                    return
+                since = (row.submitted_at or row.created_at).timestamp()
+                job = provider.find_submitted(request, since=since)
+            if job is None:
+                job = provider.submit(request)
         except (ProviderError, UserError) as err:
-            retryable = isinstance(err, ProviderError) and err.retryable
-            with self.store.transaction() as repo:
-                fresh = repo.get(Generation, row.id)
-                assert fresh is not None
-                if retryable and fresh.attempts < self.settings.max_submit_attempts:
-                    fresh.status = JobStatus.QUEUED.value
-                    delay = getattr(err, "retry_after", None) or self._backoff(fresh.attempts)
-                    fresh.next_poll_at = now + timedelta(seconds=delay)
-                else:
-                    fresh.status = JobStatus.FAILED.value
-                    fresh.error = str(err)
-                repo.release(fresh)
+            self._submit_failed(row.id, err, now=now)
             return
         with self.store.transaction() as repo:
             fresh = repo.get(Generation, row.id)
             assert fresh is not None
             fresh.provider_job_id = job.job_id  # stored the moment it is known: never submitted twice
-            fresh.submitted_at = now
+            fresh.seconds = job.seconds or fresh.seconds  # what the provider will really make (and bill)
             cancelled = fresh.status == JobStatus.CANCELLED.value  # cancelled while we were submitting it
             if not cancelled:
                 fresh.status = JobStatus.IN_PROGRESS.value
                 fresh.progress = job.progress
+                fresh.error = None
                 fresh.next_poll_at = now + timedelta(seconds=job.poll_after or 0.0)
             repo.release(fresh)
         if cancelled:
             try:
-                self.providers.get(row.provider).cancel(job.job_id)
+                provider.cancel(job.job_id)
             except (ProviderError, UserError) as err:
                 log.warning("could not cancel %s after a late submit: %s", job.job_id, err)
+
+    def _submit_failed(self, generation_id: int, err: SoraBotError, *, now: datetime) -> None:
+        code = getattr(err, "code", None)
+        retryable = isinstance(err, ProviderError) and err.retryable
+        with self.store.transaction() as repo:
+            fresh = repo.get(Generation, generation_id)
+            assert fresh is not None
+            if code == "timeout_on_create":
+                # It may exist: stay "submitting" and look it up on a later sweep instead of paying twice.
+                fresh.error = "The provider did not answer in time; checking whether it started the job."
+                fresh.next_poll_at = now + timedelta(seconds=self.settings.poll_min_seconds * 5)
+            elif retryable and fresh.attempts < self.settings.max_submit_attempts:
+                fresh.status = JobStatus.QUEUED.value
+                delay = getattr(err, "retry_after", None) or self._backoff(fresh.attempts)
+                fresh.next_poll_at = now + timedelta(seconds=delay)
+            else:
+                fresh.status = JobStatus.FAILED.value
+                fresh.error = str(err)
+            repo.release(fresh)
 
     def _poll_running(self, report: SweepReport) -> None:
         now = self.clock.now()
@@ -1167,15 +1212,29 @@ class Workflow:
         now = self.clock.now()
         asset: Path | None = None
         error: str | None = None
+        retry_after: float | None = None
         try:
             job = provider.fetch(row.provider_job_id)
             if job.status == JobStatus.COMPLETED:
                 asset = provider.download(
                     row.provider_job_id, self.assets.path_for(f"generation-{row.id}.mp4")
                 )
-        except (ProviderError, OSError) as err:
+        except ProviderError as err:
             job = None
-            error = str(err)
+            if not err.retryable:  # an expired clip, a revoked key: waiting will not help
+                self._save(
+                    Generation,
+                    row.id,
+                    status=JobStatus.FAILED.value,
+                    error=str(err),
+                    lease_owner=None,
+                    lease_until=None,
+                )
+                report.failed += 1
+                return
+            error, retry_after = str(err), err.retry_after
+        except OSError as err:
+            job, error = None, str(err)
         with self.store.transaction() as repo:
             fresh = repo.get(Generation, row.id)
             assert fresh is not None
@@ -1207,7 +1266,7 @@ class Workflow:
             else:
                 if job is not None:
                     fresh.progress = job.progress
-                hint = job.poll_after if job is not None else None
+                hint = job.poll_after if job is not None else retry_after
                 fresh.next_poll_at = now + timedelta(seconds=hint or self._backoff(polls))
                 if error:
                     log.warning("poll of generation %s failed, will retry: %s", row.id, error)

@@ -12,7 +12,7 @@ from typing import Any
 from bot.config import Settings, load_settings
 from handlers import blocks
 from handlers.fake_slack import FakeSlack, Message, SimResponse, SlackSimulator
-from handlers.http import HttpServer, make_wsgi_app
+from handlers.http import HttpServer
 
 CHANNEL = "C0VIDEO"
 ALICE, BOB, CAROL, DAN = "U0ALICE", "U0BOB", "U0CAROL", "U0DAN"
@@ -145,9 +145,7 @@ def run_demo(out: Path, *, build_runtime: Callable[[Settings], Any], timeout: fl
     print("sora-bot demo: a built-in fake Slack, the real Bolt app over HTTP, and the offline renderer.\n")
     with FakeSlack(users=USERS, channels={CHANNEL: "video-lab"}) as fake:
         runtime = build_runtime(demo_settings(out, fake.api_url))
-        server = HttpServer(
-            make_wsgi_app(runtime.app, health=runtime.workflow.health), host="127.0.0.1", port=0
-        )
+        server = HttpServer(runtime.wsgi(), host="127.0.0.1", port=0)
         server.start()
         runtime.ticker.start()
         try:

@@ -13,12 +13,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.webhooks import InvalidWebhook, Receivers, WebhookEvent, WebhookKeysUnavailable
+
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
+WEBHOOK_PREFIX = "/webhooks/"
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -31,7 +34,16 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("%s - %s", self.address_string(), format % args)
 
 
-def make_wsgi_app(app: App, *, health: Callable[[], dict[str, Any]]) -> WSGIApplication:
+MAX_WEBHOOK_BYTES = 1024 * 1024
+
+
+def make_wsgi_app(
+    app: App,
+    *,
+    health: Callable[[], dict[str, Any]],
+    webhooks: Receivers | None = None,
+    on_job_event: Callable[[WebhookEvent], object] | None = None,
+) -> WSGIApplication:
     slack = SlackRequestHandler(app, path=SLACK_PATH)
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -46,9 +58,43 @@ def make_wsgi_app(app: App, *, health: Callable[[], dict[str, Any]]) -> WSGIAppl
             if method != "POST":
                 return _plain(start_response, "405 Method Not Allowed", "POST only")
             return slack(environ, start_response)
+        if path.startswith(WEBHOOK_PREFIX) and webhooks is not None and on_job_event is not None:
+            if method != "POST":
+                return _plain(start_response, "405 Method Not Allowed", "POST only")
+            return _webhook(environ, start_response, path[len(WEBHOOK_PREFIX) :], webhooks, on_job_event)
         return _plain(start_response, "404 Not Found", "Not Found")
 
     return application
+
+
+def _webhook(
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    provider: str,
+    webhooks: Receivers,
+    on_job_event: Callable[[WebhookEvent], object],
+) -> list[bytes]:
+    """A provider's callback: verify it, then poll that job now. Answer fast; the sweep does the work."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_WEBHOOK_BYTES:
+        return _plain(start_response, "413 Payload Too Large", "too large")
+    body = environ["wsgi.input"].read(length) if length else b""
+    headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+    try:
+        event = webhooks.receive(provider, headers=headers, body=body)
+    except KeyError:
+        return _plain(start_response, "404 Not Found", f"no webhook for {provider[:32]} is configured")
+    except WebhookKeysUnavailable:
+        return _plain(start_response, "503 Service Unavailable", "cannot check signatures right now")
+    except InvalidWebhook as err:
+        log.warning("rejected a %s webhook: %s", provider[:32], err.reason)
+        return _plain(start_response, "401 Unauthorized", "invalid signature")
+    if event.kind != "other":
+        on_job_event(event)
+    return _plain(start_response, "200 OK", "ok")
 
 
 def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:

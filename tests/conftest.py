@@ -14,7 +14,7 @@ from bot.__main__ import Runtime, build_runtime
 from bot.clock import FrozenClock
 from bot.config import load_settings
 from handlers.fake_slack import FakeSlack, SlackSimulator
-from handlers.http import HttpServer, make_wsgi_app
+from handlers.http import HttpServer
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0TEST"
@@ -79,7 +79,7 @@ def make_bot(
     base.update(env or {})
     clock = FrozenClock()
     runtime = build_runtime(load_settings(base), clock=clock)
-    server = HttpServer(make_wsgi_app(runtime.app, health=runtime.workflow.health), host="127.0.0.1", port=0)
+    server = HttpServer(runtime.wsgi(), host="127.0.0.1", port=0)
     server.start()
     sim = SlackSimulator(fake, app_url=server.url, signing_secret=SECRET)
     return Bot(runtime=runtime, fake=fake, sim=sim, clock=clock, server=server, data_dir=tmp_path / "data")

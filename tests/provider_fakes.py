@@ -114,7 +114,10 @@ class _Fault:
 
 @dataclass
 class _Job:
-    """A job as a fake keeps it; `polls` counts status requests, which is what moves it along."""
+    """A job as a fake keeps it; `polls` counts status requests, which is what moves it along.
+
+    With `seconds_to_complete` set on the fake, wall time since `started` moves it along instead.
+    """
 
     id: str
     model: str
@@ -122,6 +125,7 @@ class _Job:
     seconds: int
     size: str = "1280x720"
     created_at: int = field(default_factory=lambda: int(time.time()))
+    started: float = field(default_factory=time.monotonic)
     polls: int = 0
     cancelled: bool = False
     deleted: bool = False
@@ -160,12 +164,26 @@ class FakeProviderServer:
 
     Routes have the same names in every fake where they mean the same thing: `submit`, `poll`,
     `download` and `cancel` (plus each API's own, e.g. `result` on fal or `blob` on Veo).
+
+    For benchmarks: `latency` holds every answer back that many seconds (a network round trip), and
+    `seconds_to_complete` finishes a job after that much wall time (`time.monotonic`) since it was
+    created, however often it is polled, instead of on its `polls_to_complete`-th status request.
     """
 
-    def __init__(self, *, clip: bytes, api_key: str = "test-key", polls_to_complete: int = 3) -> None:
+    def __init__(
+        self,
+        *,
+        clip: bytes,
+        api_key: str = "test-key",
+        polls_to_complete: int = 3,
+        latency: float = 0.0,
+        seconds_to_complete: float | None = None,
+    ) -> None:
         self.clip = clip
         self.api_key = api_key
         self.polls_to_complete = polls_to_complete
+        self.latency = latency
+        self.seconds_to_complete = seconds_to_complete
         self.requests: list[RecordedRequest] = []
         self.errors: list[str] = []
         self._jobs: dict[str, _Job] = {}
@@ -230,6 +248,14 @@ class FakeProviderServer:
         """The fake's own id of the newest job."""
         with self._lock:
             return list(self._jobs)[-1]
+
+    def completes_at(self, job: str) -> float | None:
+        """When (`time.monotonic`) the job finishes with `seconds_to_complete` set; None without it or the job."""
+        with self._lock:
+            found = self._jobs.get(self._key(job))
+        if found is None or self.seconds_to_complete is None:
+            return None
+        return found.started + self.seconds_to_complete
 
     # ----------------------------------------------------------------------------------- fault injection
 
@@ -304,12 +330,25 @@ class FakeProviderServer:
                 return "stuck"
             if job.id in self._failing:
                 return f"failing:{self._failing[job.id]}"
-            return "done" if job.polls >= self.polls_to_complete else "running"
+            return "done" if self._due(job) else "running"
+
+    def _due(self, job: _Job) -> bool:
+        """Whether the job has run its course: enough status requests, or enough wall time."""
+        if self.seconds_to_complete is not None:
+            return time.monotonic() - job.started >= self.seconds_to_complete
+        return job.polls >= self.polls_to_complete
+
+    def _progress(self, job: _Job) -> int:
+        """Percent done while running, by status requests or by wall time."""
+        if self.seconds_to_complete is not None:
+            elapsed = time.monotonic() - job.started
+            return min(99, int(100 * elapsed / self.seconds_to_complete)) if self.seconds_to_complete else 99
+        return 100 * job.polls // self.polls_to_complete
 
     def _finished(self, job: _Job) -> bool:
         with self._lock:
             return (
-                job.polls >= self.polls_to_complete
+                self._due(job)
                 and job.id not in self._stuck
                 and job.id not in self._failing
                 and not job.cancelled
@@ -356,6 +395,8 @@ class FakeProviderServer:
         )
         with self._lock:
             self.requests.append(request)
+        if self.latency > 0:
+            self._stopping.wait(self.latency)  # the simulated round trip; a stopping fake answers at once
         fault = self._take_fault(route)
         if fault is not None and fault.kind == "reset":
             _reset(handler)
@@ -524,7 +565,7 @@ class FakeOpenAI(FakeProviderServer):
             return self._video_reply(job, "completed")
         if job.polls == 1:
             return self._video_reply(job, "queued")
-        return self._video_reply(job, "in_progress", progress=100 * job.polls // self.polls_to_complete)
+        return self._video_reply(job, "in_progress", progress=self._progress(job))
 
     def _content(self, params: dict[str, str], request: RecordedRequest) -> Reply:
         job = self._job(params["id"])
@@ -632,8 +673,16 @@ class FakeFal(FakeProviderServer):
         api_key: str = "test-key",
         polls_to_complete: int = 3,
         app_path: str = "fake-owner/fake-app",
+        latency: float = 0.0,
+        seconds_to_complete: float | None = None,
     ) -> None:
-        super().__init__(clip=clip, api_key=api_key, polls_to_complete=polls_to_complete)
+        super().__init__(
+            clip=clip,
+            api_key=api_key,
+            polls_to_complete=polls_to_complete,
+            latency=latency,
+            seconds_to_complete=seconds_to_complete,
+        )
         self.app_path = app_path
 
     def _match(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:

@@ -88,7 +88,9 @@ class FalProvider:
         http_client: httpx.Client | None = None,
         price_per_second: float = 0.05,
         timeout: float = 60.0,
+        webhook_url: str | None = None,
     ) -> None:
+        self._webhook = {"fal_webhook": webhook_url} if webhook_url else {}
         self._base = httpx.URL(base_url.rstrip("/") + "/")
         self._model = model.strip("/")
         self._auth = {"Authorization": f"Key {key}"}
@@ -108,7 +110,10 @@ class FalProvider:
             body["image_url"] = _data_uri(request.reference_image)
             model = _image_model(model)
         try:
-            response = self._http.post(self._base.join(model), json=body, headers=self._auth)
+            # With a webhook fal calls us back on completion, so the job is posted without waiting for a poll.
+            response = self._http.post(
+                self._base.join(model), json=body, headers=self._auth, params=self._webhook
+            )
         except httpx.TransportError as err:
             raise _transport_error(err, creating=True) from err
         if response.is_error:

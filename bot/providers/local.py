@@ -51,6 +51,11 @@ class LocalProvider:
             )
         return ProviderJob(job_id=job_id, status=JobStatus.QUEUED, seconds=request.seconds, poll_after=0.0)
 
+    def find_submitted(self, request: GenerationRequest, *, since: float) -> ProviderJob | None:
+        """The job an interrupted submit left behind, if it got as far as recording the request."""
+        job_id = job_id_for(request)
+        return self.fetch(job_id) if (self._jobs / f"{job_id}.json").exists() else None
+
     def fetch(self, job_id: str) -> ProviderJob:
         clip = self._clip_path(job_id)
         job_file = self._jobs / f"{job_id}.json"

@@ -98,6 +98,28 @@ class OpenAICompatibleProvider:
             raise _provider_error(err, creating=True) from err
         return _job(raw.parse(), poll_after=_poll_after(raw.headers))
 
+    def find_submitted(self, request: GenerationRequest, *, since: float) -> ProviderJob | None:
+        """The job a create call that timed out may have made: the newest with this prompt and size.
+
+        The API takes no idempotency key, so after an unanswered create this is the only way to learn
+        whether the job exists without paying for a second one.
+        """
+        try:
+            with _sora_calls():
+                page = self._client.videos.list(limit=50, order="desc")
+        except openai.OpenAIError as err:
+            raise _provider_error(err) from err
+        for video in page.data:
+            created = float(getattr(video, "created_at", 0) or 0)
+            if created < since - 60:
+                break
+            if (
+                getattr(video, "prompt", None) == request.prompt
+                and getattr(video, "size", None) == request.size
+            ):
+                return _job(video, poll_after=None)
+        return None
+
     def fetch(self, job_id: str) -> ProviderJob:
         if not _usable(job_id):
             return _unknown(job_id)

@@ -1,12 +1,17 @@
-"""Builds the configured video providers and picks one by name."""
+"""Builds the configured video providers from Settings and picks one by name."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.errors import InvalidInput
+from bot.config import Settings
+from bot.errors import ConfigError, InvalidInput
 from bot.ports import VideoProvider
+from bot.pricing import PriceTable, UnknownPrice
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,3 +33,67 @@ class Providers:
 
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self.available))
+
+    def close(self) -> None:
+        for provider in self.available.values():
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
+
+
+def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
+    """`local` always; each hosted provider whose key is set. VIDEO_MODEL applies to the default one."""
+    from bot.providers.fal import FalProvider
+    from bot.providers.local import LocalProvider
+    from bot.providers.openai_compat import OpenAICompatibleProvider
+    from bot.providers.veo import VeoProvider
+
+    def model(name: str, fallback: str) -> str:
+        return settings.video_model if settings.video_model and settings.video_provider == name else fallback
+
+    def rate(name: str, chosen: str) -> float:
+        try:
+            return prices.rate(name, chosen)
+        except UnknownPrice:
+            return prices.rate(name)
+
+    available: dict[str, VideoProvider] = {"local": LocalProvider(settings.data_dir / "local-renderer")}
+    openai_key = settings.secret("openai_api_key")
+    # OpenAI's own Videos API is gone; an OpenAI key alone means drafting and moderation. Video goes through
+    # a gateway (OPENAI_BASE_URL) or when asked for explicitly.
+    if openai_key and (settings.openai_base_url or settings.video_provider == "openai"):
+        chosen = model("openai", "sora-2")
+        available["openai"] = OpenAICompatibleProvider(
+            api_key=openai_key,
+            base_url=settings.openai_base_url,
+            model=chosen,
+            price_per_second=rate("openai", chosen),
+        )
+    fal_key = settings.secret("fal_key")
+    if fal_key:
+        chosen = model("fal", "fal-ai/kling-video/v2.1/standard/text-to-video")
+        webhook = f"{settings.public_url.rstrip('/')}/webhooks/fal" if settings.public_url else None
+        available["fal"] = FalProvider(
+            key=fal_key,
+            base_url=settings.fal_base_url,
+            model=chosen,
+            price_per_second=rate("fal", chosen),
+            webhook_url=webhook,
+        )
+    gemini_key = settings.secret("gemini_api_key")
+    if gemini_key:
+        chosen = model("veo", "veo-3.1-fast-generate-preview")
+        available["veo"] = VeoProvider(
+            api_key=gemini_key,
+            base_url=settings.gemini_base_url,
+            model=chosen,
+            price_per_second=rate("veo", chosen),
+        )
+    if settings.video_provider not in available:
+        problems = settings.provider_problems() or [
+            f"VIDEO_PROVIDER is {settings.video_provider}, which is not configured; "
+            f"configured: {', '.join(sorted(available))}."
+        ]
+        raise ConfigError(problems)
+    log.info("video providers: %s (default %s)", ", ".join(sorted(available)), settings.video_provider)
+    return Providers(available=available, default=settings.video_provider)
