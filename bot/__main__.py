@@ -22,6 +22,7 @@ from bot.clock import SystemClock
 from bot.config import Settings, load_settings
 from bot.drafting import build_drafter
 from bot.errors import ConfigError
+from bot.keyframes import build_keyframes
 from bot.ports import Clock
 from bot.pricing import PriceTable
 from bot.providers.registry import build_providers
@@ -96,6 +97,9 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
             api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_moderation_model
         ),
         prices=prices,
+        keyframes=build_keyframes(
+            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_image_model
+        ),
     )
     app = build_app(
         client=client,

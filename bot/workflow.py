@@ -35,6 +35,7 @@ from bot.errors import (
     SoraBotError,
     UserError,
 )
+from bot.keyframes import KeyframeMaker
 from bot.ports import AssetStore, Clock, JobFinder, Publisher
 from bot.pricing import PriceTable, UnknownPrice
 from bot.providers.registry import Providers
@@ -209,7 +210,9 @@ class Workflow:
         drafter: Drafter | None = None,
         moderation: safety.ModerationCheck | None = None,
         prices: PriceTable | None = None,
+        keyframes: KeyframeMaker | None = None,
     ) -> None:
+        self.keyframes = keyframes
         self.drafter: Drafter = drafter or OfflineDrafter()
         self.moderation = moderation
         self.prices = prices or PriceTable.default()
@@ -560,6 +563,21 @@ class Workflow:
         with self.store.transaction() as repo:
             repo.add(row)
             return self._draft_card(row)
+
+    def make_keyframe(self, draft_id: int, *, actor: str) -> DraftCard:
+        """Generate a first frame from the prompt and attach it; a failure leaves a note, not an error."""
+        if self.keyframes is None:
+            raise InvalidInput("Keyframes need an OpenAI key (OPENAI_API_KEY); attach an image instead.")
+        with self.store.read() as repo:
+            row = self._draft_owned_by(repo, draft_id, actor)
+        spec = PromptSpec.from_dict(row.spec)
+        keyframe = self.keyframes.make(prompts.render(spec, seconds=row.seconds), aspect=Aspect(row.aspect))
+        if keyframe.png is None:
+            row.notes = [*row.notes, keyframe.note or "No keyframe was made."]
+            with self.store.transaction() as repo:
+                repo.add(row)
+                return self._draft_card(row)
+        return self.attach_reference(draft_id, actor=actor, data=keyframe.png, filename="keyframe.png")
 
     def cancel_draft(self, draft_id: int, *, actor: str) -> Outcome:
         with self.store.transaction() as repo:

@@ -73,7 +73,10 @@ def register(app: App, workflow: Workflow) -> None:
         ack()  # trigger_id expires in 3 s: open the modal right away
         card = workflow.draft_card(_id(body), actor=body["user"]["id"])
         view = modals.edit_modal(
-            card, providers=workflow.providers.names(), response_url=body.get("response_url")
+            card,
+            providers=workflow.providers.names(),
+            response_url=body.get("response_url"),
+            keyframes=workflow.keyframes is not None,
         )
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
@@ -95,6 +98,8 @@ def register(app: App, workflow: Workflow) -> None:
         reply = WebhookClient(meta["response_url"]) if meta.get("response_url") else None
         try:
             card = workflow.update_draft(int(meta["draft_id"]), actor=user_id, edit=edit)
+            if modals.wants_keyframe(view) and not files:
+                card = workflow.make_keyframe(card.draft_id, actor=user_id)
             if files:
                 data = _download(client, files[0])
                 card = workflow.attach_reference(

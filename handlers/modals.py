@@ -64,7 +64,12 @@ def _options(values: Sequence[str]) -> list[dict[str, Any]]:
     return [{"text": {"type": "plain_text", "text": v}, "value": v} for v in values]
 
 
-def edit_modal(card: DraftCard, *, providers: Sequence[str], response_url: str | None) -> dict[str, Any]:
+KEYFRAME = "make_keyframe"
+
+
+def edit_modal(
+    card: DraftCard, *, providers: Sequence[str], response_url: str | None, keyframes: bool = False
+) -> dict[str, Any]:
     """Every field of a draft; the response_url lets the submission replace the private card."""
     blocks = [
         _text_input(
@@ -101,6 +106,25 @@ def edit_modal(card: DraftCard, *, providers: Sequence[str], response_url: str |
             },
         },
     ]
+    if keyframes:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "keyframe",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Keyframe"},
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [
+                        {
+                            "text": {"type": "plain_text", "text": "Make a first frame from the prompt"},
+                            "value": KEYFRAME,
+                        }
+                    ],
+                },
+            }
+        )
     return {
         "type": "modal",
         "callback_id": EDIT_CALLBACK,
@@ -177,6 +201,11 @@ def edit_values(view: dict[str, Any]) -> DraftEdit:
         provider=_value(values, "provider") or None,
         goal=_value(values, "goal") or None,
     )
+
+
+def wants_keyframe(view: dict[str, Any]) -> bool:
+    element = (view["state"]["values"].get("keyframe") or {}).get("value") or {}
+    return any(o.get("value") == KEYFRAME for o in element.get("selected_options") or [])
 
 
 def reference_files(view: dict[str, Any]) -> list[dict[str, Any]]:

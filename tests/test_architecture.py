@@ -22,6 +22,7 @@ CONFINED = {
     "openai": {
         ROOT / "bot" / "drafting.py",
         ROOT / "bot" / "safety.py",
+        ROOT / "bot" / "keyframes.py",
         ROOT / "bot" / "providers" / "openai_compat.py",
     },
 }

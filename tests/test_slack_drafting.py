@@ -254,3 +254,31 @@ def test_with_an_openai_key_the_card_comes_from_the_model_and_falls_back_with_a_
         finally:
             made.server.stop()
             made.runtime.close()
+
+
+def test_a_keyframe_from_the_image_model_makes_the_draft_image_to_video_and_a_failure_leaves_a_note(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    with FakeOpenAI() as openai_fake:
+        made = make_bot(
+            fake_slack, tmp_path, env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": openai_fake.base_url}
+        )
+        try:
+            card = draft(made)
+            openai_fake.fail_next("/v1/images/generations", 500, times=2)
+            for expected in ("image model refused or failed", "Image-to-video"):
+                view = open_edit(made, card)
+                assert any(b.get("block_id") == "keyframe" for b in view["blocks"])
+                state = values_of(view)
+                state["keyframe"] = {
+                    "value": {"type": "checkboxes", "selected_options": [{"value": modals.KEYFRAME}]}
+                }
+                assert made.sim.submit_view(OWNER, view=view, values=state).status == 200
+                made.fake.wait_for(lambda e=expected: e in _all_text(latest_card(made)), what=expected)
+            request = openai_fake.requests("/v1/images/generations")[-1]
+            assert request.body["size"] == "1280x720"
+            [row] = rows(made, Draft)
+            assert row.reference_path and Path(row.reference_path).read_bytes() == tiny_png()
+        finally:
+            made.server.stop()
+            made.runtime.close()
