@@ -947,6 +947,15 @@ class Workflow:
             spec = PromptSpec.from_dict(parent.spec)
             if change is not None:
                 spec = prompts.apply_change(spec, change)
+                # A remix is a new prompt: it passes the same preflight a draft does (local rules only here;
+                # a slow moderation call does not belong inside this transaction).
+                blocked = safety.check(spec).blocking
+                if blocked:
+                    raise InvalidInput(
+                        f"That remix was not started: the safety check blocks it ({blocked[0].rule}). "
+                        f"{blocked[0].message}",
+                        hint=f"Try: “{blocked[0].safer}”",
+                    )
             defaults = self._defaults(repo, round_row.channel_id)
             total, _ = self._estimate(parent.provider, parent.model, seconds=parent.seconds, variations=1)
             self._charge(
@@ -1446,7 +1455,9 @@ class Workflow:
         is_open = round_row.status == RoundStatus.OPEN.value
         hide = round_row.blind and is_open
         numbers = {g.id: g.number for g in generations}
-        queued = [g.id for g in generations if g.status == JobStatus.QUEUED.value]
+        queued = [g for g in generations if g.status == JobStatus.QUEUED.value]
+        # A place in the provider's line, across every round waiting on it, not just this one.
+        place = {g.id: repo.queued_ahead(g.provider, g.id or 0) + 1 for g in queued}
         variations = tuple(
             VariationView(
                 round_id=round_row.id,
@@ -1465,7 +1476,7 @@ class Workflow:
                 error=g.error,
                 votes=None if hide else counts.get(g.id or 0, 0),
                 is_winner=not is_open and g.id == round_row.winner_generation_id,
-                queue_position=queued.index(g.id) + 1 if g.id in queued else None,
+                queue_position=place.get(g.id),
             )
             for g in generations
         )

@@ -379,6 +379,19 @@ class Repo:
         )
         return int(self.session.exec(statement).one())
 
+    def queued_ahead(self, provider: str, generation_id: int) -> int:
+        """How many queued jobs for `provider` are ahead of this one (the line is first come, first served)."""
+        statement = (
+            select(func.count())
+            .select_from(Generation)
+            .where(
+                Generation.provider == provider,
+                Generation.status == QUEUED,
+                col(Generation.id) < generation_id,
+            )
+        )
+        return int(self.session.exec(statement).one())
+
     def count_inflight(self, provider: str) -> int:
         """Jobs a provider is working on for us now (its concurrency limit counts these)."""
         statement = (

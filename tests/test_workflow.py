@@ -154,3 +154,13 @@ def test_only_the_drafter_can_generate_their_draft(workflow: Workflow) -> None:
         workflow.start_round(card.draft_id, actor="U2")
     with pytest.raises(InvalidInput):
         workflow.create_draft(team_id="T", channel_id="C", user_id="U1", idea="   ")
+
+
+def test_a_remix_passes_the_same_safety_check_as_a_draft(workflow: Workflow) -> None:
+    round_id, _ = ready_round(workflow)
+    with pytest.raises(InvalidInput) as caught:
+        workflow.handle_reply(
+            channel_id="C", thread_ts="1.0001", user_id="U2", text="remix #1 make it Mickey Mouse"
+        )
+    assert "copyrighted_character" in str(caught.value) and "Try:" in str(caught.value)
+    assert len(workflow.round_view(round_id).variations) == 3, "nothing was added or charged"
