@@ -313,14 +313,19 @@ class Workflow:
         parsed_beats = self._beats(beats, seconds=length)
         # The drafter may call a model: outside any transaction, and never a dead end (it falls back offline).
         result = self.drafter.for_user(user_id).draft(idea, goal=goal)
-        spec = PromptSpec(**{**result.spec.as_dict(), "beats": parsed_beats})  # type: ignore[arg-type]
+        aspect = preset.aspect if preset else Aspect.LANDSCAPE
+        layers = {**result.spec.as_dict(), "beats": parsed_beats}
+        if "intent" in result.filled:  # a default intent should at least say what will be made
+            kind = preset.label.lower() if preset else "clip"
+            layers["intent"] = f"{length}-second {kind}, {aspect.value}"
+        spec = PromptSpec(**layers)  # type: ignore[arg-type]
         row = Draft(
             team_id=team_id,
             channel_id=channel_id,
             user_id=user_id,
             idea=idea,
             goal=goal.value if goal else None,
-            aspect=(preset.aspect if preset else Aspect.LANDSCAPE).value,
+            aspect=aspect.value,
             seconds=length,
             variations=preset.variations if preset else 3,
             provider=chosen.name,
