@@ -130,8 +130,20 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """A change made to finished clips with media operations rather than a model: trim, loop or crossfade."""
+
+    kind: GenerationKind
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
-    """What a provider is asked to make. `idempotency_key` is our generation id, stable across retries."""
+    """What a provider is asked to make. `idempotency_key` is our generation id, stable across retries.
+
+    `sources` and `edit` are set only for edits of finished clips (recut, loop, blend).
+    """
 
     prompt: str
     spec: PromptSpec
@@ -141,6 +153,8 @@ class GenerationRequest:
     idempotency_key: str
     model: str | None = None
     reference_image: Path | None = None
+    sources: tuple[Path, ...] = ()
+    edit: Edit | None = None
 
     @property
     def size(self) -> str:

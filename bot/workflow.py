@@ -14,6 +14,7 @@ from bot import media, prompts, replies, safety, storyboard, votes
 from bot.domain import (
     Aspect,
     Beat,
+    Edit,
     Finding,
     GenerationKind,
     GenerationRequest,
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 MAX_VARIATIONS = 4
 MIN_VARIATIONS = 2
 DEADLINE_ACTOR = "deadline"
+EDIT_PROVIDER = "edit"
 UNCERTAIN_SUBMIT = (
     "The provider did not confirm this job and cannot be asked whether it exists, so it was not sent again "
     "(that could bill twice). Reply `again` to try once more."
@@ -267,7 +269,7 @@ class Workflow:
         values = dict(changes)
         provider = values.get("provider")
         if provider is not None:
-            self.providers.get(str(provider))  # refuses, by name, a provider that is not configured
+            self.providers.pick(str(provider))  # refuses, by name, a provider that is not configured
         with self.store.transaction() as repo:
             row = repo.channel_settings(channel_id) or ChannelSettings(
                 channel_id=channel_id, team_id=team_id, updated_by=user_id, updated_at=self.clock.now()
@@ -306,7 +308,7 @@ class Workflow:
             )
         defaults = self.channel_defaults(channel_id)
         goal = goal or defaults.goal
-        chosen = self.providers.get(provider or defaults.provider)
+        chosen = self.providers.pick(provider or defaults.provider)
         model = defaults.model if chosen.name == defaults.provider else None
         preset = prompts.PRESETS[goal] if goal else None
         length = seconds or (preset.seconds if preset else 4)
@@ -477,7 +479,7 @@ class Workflow:
         if variations is None:
             errors["variations"] = f"Between {MIN_VARIATIONS} and {MAX_VARIATIONS} variations."
         provider = edit.provider or None
-        if provider is not None and provider not in self.providers.available:
+        if provider is not None and provider not in self.providers.names():
             errors["provider"] = "Not configured here; " + ", ".join(self.providers.names()) + " are."
         goal = prompts.parse_goal(edit.goal) if edit.goal else None
         if edit.goal and goal is None:
@@ -922,10 +924,7 @@ class Workflow:
         if verb == replies.Verb.AGAIN:
             source = parsed.numbers[0] if parsed.numbers else None
             return self._add_variation(round_id, actor=user_id, kind=GenerationKind.AGAIN, source=source)
-        return Outcome(
-            False,
-            f"`{verb.value}` is not available yet; `remix #N <change>`, `again` and `pick #N` work today.",
-        )
+        return self._add_edit(round_id, actor=user_id, command=parsed)
 
     def _add_variation(
         self,
@@ -936,11 +935,8 @@ class Workflow:
         source: int | None,
         change: str | None = None,
     ) -> Outcome:
-        now = self.clock.now()
         with self.store.transaction() as repo:
-            round_row = repo.get(Round, round_id)
-            assert round_row is not None
-            generations = repo.generations_in_round(round_id)
+            round_row, generations = self._round_and_generations(repo, round_id)
             if source is None:
                 parent = generations[0] if generations else None
             else:
@@ -952,39 +948,15 @@ class Workflow:
             spec = PromptSpec.from_dict(parent.spec)
             if change is not None:
                 spec = prompts.apply_change(spec, change)
-                # A remix is a new prompt: it passes the same preflight a draft does (local rules only here;
-                # a slow moderation call does not belong inside this transaction).
-                blocked = safety.check(spec).blocking
-                if blocked:
-                    raise InvalidInput(
-                        f"That remix was not started: the safety check blocks it ({blocked[0].rule}). "
-                        f"{blocked[0].message}",
-                        hint=f"Try: “{blocked[0].safer}”",
-                    )
-            defaults = self._defaults(repo, round_row.channel_id)
-            total, _ = self._estimate(parent.provider, parent.model, seconds=parent.seconds, variations=1)
-            self._charge(
+                self._preflight(spec, what="That remix")
+            self._append(
                 repo,
-                defaults,
-                team_id=round_row.team_id,
-                user_id=actor,
-                amount=total,
-                round_id=round_id,
-                provider=parent.provider,
-                model=parent.model,
-                seconds=parent.seconds,
-            )
-            if round_row.status == RoundStatus.CLOSED.value:
-                # A new variation is votable: the thread's round reopens for a fresh vote window.
-                round_row.status = RoundStatus.OPEN.value
-                round_row.closes_at = now + timedelta(minutes=defaults.vote_minutes)
-                round_row.closed_at = None
-                repo.add(round_row)
-            repo.add(
-                Generation(
+                round_row,
+                actor=actor,
+                row=Generation(
                     round_id=round_id,
                     parent_id=parent.id if source is not None else None,
-                    number=repo.next_number(round_id),
+                    number=0,
                     kind=kind.value,
                     requested_by=actor,
                     spec=spec.as_dict(),
@@ -995,9 +967,124 @@ class Workflow:
                     provider=parent.provider,
                     model=parent.model,
                     reference_path=parent.reference_path,
-                    created_at=now,
-                )
+                    created_at=self.clock.now(),
+                ),
             )
+        return self._announce_new(round_id)
+
+    def _add_edit(self, round_id: int, *, actor: str, command: replies.ReplyCommand) -> Outcome:
+        """recut, loop, blend (media operations on finished clips) and extend (a continuation from the last
+        frame, then joined on), each a new votable variation linked to its source."""
+        kind = command.kind
+        assert kind is not None
+        with self.store.read() as repo:
+            _, generations = self._round_and_generations(repo, round_id)
+        sources = []
+        for number in command.numbers:
+            found = next((g for g in generations if g.number == number), None)
+            if found is None:
+                raise NotFound(
+                    f"There is no variation #{number} in this round.", hint=_numbers_hint(generations)
+                )
+            if _asset(found) is None:
+                raise InvalidInput(f"#{number} has no finished clip yet; try again once it is posted.")
+            sources.append(found)
+        first = sources[0]
+        first_clip = _asset(first)
+        assert first.id is not None and first_clip is not None
+        spec = PromptSpec.from_dict(first.spec)
+        provider, seconds, reference, prompt = EDIT_PROVIDER, first.seconds, None, first.prompt
+        params: dict[str, object] = {"sources": [str(_asset(g)) for g in sources]}
+        if kind == GenerationKind.RECUT:
+            assert command.start is not None and command.end is not None
+            length = media.probe(first_clip).duration
+            if command.end > length + 0.05:
+                raise InvalidInput(
+                    f"#{first.number} is only {length:.1f} s long; recut within 0–{length:.1f} s."
+                )
+            params |= {"start": command.start, "end": command.end}
+            seconds = max(1, round(command.end - command.start))
+            change = f"{command.start:g}–{command.end:g} s"
+        elif kind == GenerationKind.LOOP:
+            change = "seamless loop"
+        elif kind == GenerationKind.BLEND:
+            change = f"crossfade into #{sources[1].number}"
+            seconds = first.seconds + sources[1].seconds - 1
+        else:  # extend: the model continues from the last frame; the join happens when it is done
+            text = command.change or "the same shot continues for a moment"
+            spec = PromptSpec(**{**spec.as_dict(), "action": text, "beats": ()})  # type: ignore[arg-type]
+            self._preflight(spec, what="That extension")
+            provider, seconds = first.provider, command.seconds or 4
+            reference = self.assets.path_for(f"generation-{first.id}-last.png")
+            media.last_frame(first_clip, reference)
+            prompt = prompts.render(spec, seconds=seconds)
+            change = f"+{seconds} s: {text}"
+        with self.store.transaction() as repo:
+            round_row, _ = self._round_and_generations(repo, round_id)
+            self._append(
+                repo,
+                round_row,
+                actor=actor,
+                row=Generation(
+                    round_id=round_id,
+                    parent_id=first.id,
+                    number=0,
+                    kind=kind.value,
+                    requested_by=actor,
+                    spec=spec.as_dict(),
+                    prompt=prompt,
+                    change=change,
+                    seconds=seconds,
+                    aspect=first.aspect,
+                    provider=provider,
+                    model=first.model if provider != EDIT_PROVIDER else None,
+                    reference_path=str(reference) if reference else None,
+                    params=params,
+                    created_at=self.clock.now(),
+                ),
+            )
+        return self._announce_new(round_id)
+
+    def _round_and_generations(self, repo: Repo, round_id: int) -> tuple[Round, Sequence[Generation]]:
+        round_row = repo.get(Round, round_id)
+        if round_row is None:
+            raise NotFound("That round no longer exists.")
+        return round_row, repo.generations_in_round(round_id)
+
+    def _preflight(self, spec: PromptSpec, *, what: str) -> None:
+        # The local rules only: a slow moderation call does not belong inside a transaction.
+        blocked = safety.check(spec).blocking
+        if blocked:
+            raise InvalidInput(
+                f"{what} was not started: the safety check blocks it ({blocked[0].rule}). {blocked[0].message}",
+                hint=f"Try: “{blocked[0].safer}”",
+            )
+
+    def _append(self, repo: Repo, round_row: Round, *, actor: str, row: Generation) -> None:
+        """Charge, reopen a closed round (a new variation is votable), and add the row as the next #N."""
+        assert round_row.id is not None
+        defaults = self._defaults(repo, round_row.channel_id)
+        total, _ = self._estimate(row.provider, row.model, seconds=row.seconds, variations=1)
+        self._charge(
+            repo,
+            defaults,
+            team_id=round_row.team_id,
+            user_id=actor,
+            amount=total,
+            round_id=round_row.id,
+            provider=row.provider,
+            model=row.model,
+            seconds=row.seconds,
+        )
+        if round_row.status == RoundStatus.CLOSED.value:
+            round_row.status = RoundStatus.OPEN.value
+            round_row.closes_at = self.clock.now() + timedelta(minutes=defaults.vote_minutes)
+            round_row.closed_at = None
+            repo.add(round_row)
+        row.number = repo.next_number(round_row.id)
+        repo.add(row)
+
+    def _announce_new(self, round_id: int) -> Outcome:
         self._post_round(round_id)
         self.refresh_round(round_id)
         self.wake()
@@ -1157,6 +1244,16 @@ class Workflow:
             idempotency_key=f"generation-{row.id}",
             model=row.model,
             reference_image=Path(row.reference_path) if row.reference_path else None,
+            sources=tuple(
+                Path(str(p)) for p in row.params.get("sources", []) if row.provider == EDIT_PROVIDER
+            ),
+            edit=Edit(
+                kind=GenerationKind(row.kind),
+                start=_float(row.params.get("start")),
+                end=_float(row.params.get("end")),
+            )
+            if row.provider == EDIT_PROVIDER
+            else None,
         )
 
     def _submit_one(self, row: Generation, *, uncertain: bool) -> None:
@@ -1251,6 +1348,12 @@ class Workflow:
                 asset = provider.download(
                     row.provider_job_id, self.assets.path_for(f"generation-{row.id}.mp4")
                 )
+                if row.kind == GenerationKind.EXTEND.value and row.provider != EDIT_PROVIDER:
+                    # The continuation was made from the source's last frame: join the two into one clip.
+                    before = Path(str(row.params["sources"][0]))
+                    asset = media.concat(
+                        [before, asset], self.assets.path_for(f"generation-{row.id}-extended.mp4")
+                    )
         except ProviderError as err:
             job = None
             if not err.retryable:  # an expired clip, a revoked key: waiting will not help
@@ -1265,6 +1368,17 @@ class Workflow:
                 report.failed += 1
                 return
             error, retry_after = str(err), err.retry_after
+        except media.MediaError as err:
+            self._save(
+                Generation,
+                row.id,
+                status=JobStatus.FAILED.value,
+                error=str(err),
+                lease_owner=None,
+                lease_until=None,
+            )
+            report.failed += 1
+            return
         except OSError as err:
             job, error = None, str(err)
         with self.store.transaction() as repo:
@@ -1501,6 +1615,10 @@ class Workflow:
             winner_number=None if is_open else winner_number,
             voters=tally.voters,
         )
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _whole(text: str, *, low: int, high: int) -> int | None:

@@ -268,7 +268,9 @@ HELP = (
     "• `/sora draft <idea>` — a structured prompt, checklist and cost before anything is spent "
     "(add `--goal social`, `ad`, `product`, `loop`, `storyboard` or `style`)\n"
     "• *Generate* on the draft — variations arrive in a thread; react :+1: :heart: :fire: to vote\n"
-    "• In the thread: `remix #2 make it golden hour`, `again`, `pick #2`, `help`\n"
+    "• In the thread: `remix #2 make it golden hour`, `recut #1 1.5-4`, `extend #1 4s <next beat>`, "
+    "`loop #3`, `blend #1 #3`, `again`, `pick #2`, `help`\n"
+    "• `/sora storyboard` — beat cards with start times; `/sora settings` — channel defaults and budget\n"
     "• `/sora recall <words>` — find winning prompts again\n"
     "• `/sora status` — what is running"
 )

@@ -81,6 +81,7 @@ class Generation(SQLModel, table=True):
     model: str | None = None
     provider_job_id: str | None = None
     reference_path: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = "queued"
     progress: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))

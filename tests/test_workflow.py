@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from bot import media
 from bot.assets import LocalAssetStore
 from bot.clock import FrozenClock
 from bot.domain import RoundView, ThreadRef, VariationView
 from bot.errors import InvalidInput, NotAllowed
+from bot.providers.edit import EditProvider
 from bot.providers.local import LocalProvider
 from bot.providers.registry import Providers
 from bot.workflow import Workflow
@@ -69,7 +71,10 @@ def workflow(tmp_path: Path) -> Workflow:
     store.create_schema()
     return Workflow(
         store=store,
-        providers=Providers(available={"local": LocalProvider(tmp_path / "render")}, default="local"),
+        providers=Providers(
+            available={"local": LocalProvider(tmp_path / "render"), "edit": EditProvider(tmp_path / "edits")},
+            default="local",
+        ),
         publisher=RecordingPublisher(),
         assets=LocalAssetStore(tmp_path / "assets"),
         clock=FrozenClock(),
@@ -142,10 +147,44 @@ def test_again_rerolls_the_draft_without_a_parent_link(workflow: Workflow) -> No
     assert view.variations[3].kind == "again" and view.variations[3].parent_number is None
 
 
-def test_not_yet_built_verbs_say_so_instead_of_staying_silent(workflow: Workflow) -> None:
-    ready_round(workflow)
-    outcome = workflow.handle_reply(channel_id="C", thread_ts="1.0001", user_id="U2", text="recut #1 1-3")
-    assert not outcome.done and outcome.message and "not available yet" in outcome.message
+def clip_of(workflow: Workflow, round_id: int, number: int) -> Path:
+    with workflow.store.read() as repo:
+        row = repo.generation_by_number(round_id, number)
+    assert row is not None and row.status == "completed" and row.asset_path, row
+    return Path(row.asset_path)
+
+
+def test_recut_loop_blend_and_extend_each_add_a_linked_votable_clip_of_the_right_length(
+    workflow: Workflow,
+) -> None:
+    round_id, _ = ready_round(workflow)
+    for text in ("recut #1 1-3", "loop #2", "blend #1 #3", "extend #2 2s the fox turns to camera"):
+        assert workflow.handle_reply(channel_id="C", thread_ts="1.0001", user_id="U2", text=text).done, text
+    workflow.sweep()
+    view = workflow.round_view(round_id)
+    assert [(v.number, v.kind.value, v.parent_number) for v in view.variations[3:]] == [
+        (4, "recut", 1),
+        (5, "loop", 2),
+        (6, "blend", 1),
+        (7, "extend", 2),
+    ]
+    assert media.probe(clip_of(workflow, round_id, 4)).duration == pytest.approx(2.0, abs=0.1)
+    assert media.probe(clip_of(workflow, round_id, 6)).duration == pytest.approx(7.0, abs=0.2)
+    assert media.probe(clip_of(workflow, round_id, 7)).duration == pytest.approx(6.0, abs=0.2)
+    assert media.probe(clip_of(workflow, round_id, 5)).duration > 2.0
+    assert (
+        view.variations[3].change == "1–3 s" and view.variations[6].change == "+2 s: the fox turns to camera"
+    )
+
+
+def test_edits_need_a_finished_clip_and_a_range_inside_it(workflow: Workflow) -> None:
+    round_id, _ = ready_round(workflow)
+    with pytest.raises(InvalidInput, match=r"only 4\.0 s long"):
+        workflow.handle_reply(channel_id="C", thread_ts="1.0001", user_id="U2", text="recut #1 1-9")
+    workflow.handle_reply(channel_id="C", thread_ts="1.0001", user_id="U2", text="remix #1 at dusk")
+    with pytest.raises(InvalidInput, match="no finished clip yet"):
+        workflow.handle_reply(channel_id="C", thread_ts="1.0001", user_id="U2", text="loop #4")
+    assert len(workflow.round_view(round_id).variations) == 4
 
 
 def test_only_the_drafter_can_generate_their_draft(workflow: Workflow) -> None:

@@ -31,8 +31,19 @@ class Providers:
             )
         return provider
 
+    def pick(self, name: str | None = None) -> VideoProvider:
+        """A provider a person may choose for a draft or a channel (not an internal one such as `edit`)."""
+        key = name or self.default
+        if key not in self.names():
+            raise InvalidInput(
+                f"The video provider {key!r} is not configured here.",
+                hint=f"Configured: {', '.join(self.names())}.",
+            )
+        return self.get(key)
+
     def names(self) -> tuple[str, ...]:
-        return tuple(sorted(self.available))
+        """The providers people can choose, for menus, settings and `/sora status`."""
+        return tuple(sorted(n for n, p in self.available.items() if not getattr(p, "internal", False)))
 
     def close(self) -> None:
         for provider in self.available.values():
@@ -43,6 +54,7 @@ class Providers:
 
 def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
     """`local` always; each hosted provider whose key is set. VIDEO_MODEL applies to the default one."""
+    from bot.providers.edit import EditProvider
     from bot.providers.fal import FalProvider
     from bot.providers.local import LocalProvider
     from bot.providers.openai_compat import OpenAICompatibleProvider
@@ -57,7 +69,10 @@ def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
         except UnknownPrice:
             return prices.rate(name)
 
-    available: dict[str, VideoProvider] = {"local": LocalProvider(settings.data_dir / "local-renderer")}
+    available: dict[str, VideoProvider] = {
+        "local": LocalProvider(settings.data_dir / "local-renderer"),
+        "edit": EditProvider(settings.data_dir / "edits"),
+    }
     openai_key = settings.secret("openai_api_key")
     # OpenAI's own Videos API is gone; an OpenAI key alone means drafting and moderation. Video goes through
     # a gateway (OPENAI_BASE_URL) or when asked for explicitly.
