@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import mimetypes
-import os
 import re
-import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +15,7 @@ import httpx
 
 from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob
 from bot.errors import ProviderError
+from bot.providers.transfer import retry_after, snap, target_path, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +25,6 @@ _CHUNK_BYTES = 1 << 20
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
 # Never appears unescaped in a URL path, so it can join the three paths of an unusual layout.
 _SEPARATOR = "|"
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _MODERATION_TYPES = frozenset({"content_policy_violation"})
 _UNKNOWN_OUTCOME = (
     "fal did not answer the submit request after it was sent, so the job may or may not exist there "
@@ -99,7 +94,7 @@ class FalProvider:
         self._http = http_client or httpx.Client(timeout=timeout)
 
     def submit(self, request: GenerationRequest) -> ProviderJob:
-        seconds = _snap(request.seconds, _DURATIONS)
+        seconds = snap(request.seconds, _DURATIONS)
         model = request.model or self._model
         body: dict[str, object] = {
             "prompt": request.prompt,
@@ -162,7 +157,7 @@ class FalProvider:
         url = _video_url(_object(response))
         if url is None:
             raise ProviderError(f"fal's result for {job_id!r} names no video file.", code="no_video")
-        target = _target(into, job_id)
+        target = target_path(into, job_id)
         try:
             # The file lives on fal's CDN behind a public, expiring URL: our key is never sent there.
             with self._http.stream("GET", url, follow_redirects=True) as stream:
@@ -171,7 +166,7 @@ class FalProvider:
                 if stream.is_error:
                     stream.read()
                     raise _status_error(stream)
-                return _write_atomically(stream.iter_bytes(_CHUNK_BYTES), target)
+                return write_atomically(stream.iter_bytes(_CHUNK_BYTES), target)
         except httpx.TransportError as err:
             raise _transport_error(err) from err
 
@@ -299,7 +294,7 @@ def _status_error(response: httpx.Response) -> ProviderError:
         return ProviderError(
             f"fal is rate limiting us: {detail}",
             retryable=True,
-            retry_after=_retry_after(response.headers),
+            retry_after=retry_after(response.headers),
             code="rate_limited",
         )
     if status in (401, 403):
@@ -311,7 +306,7 @@ def _status_error(response: httpx.Response) -> ProviderError:
         return ProviderError(
             f"fal failed (HTTP {status}: {detail}); trying again later.",
             retryable=True,
-            retry_after=_retry_after(response.headers),
+            retry_after=retry_after(response.headers),
             code="server_error",
         )
     return ProviderError(f"fal refused the request (HTTP {status}): {detail}", code=f"http_{status}")
@@ -361,41 +356,3 @@ def _object(response: httpx.Response) -> Mapping[str, Any]:
             code="bad_response",
         )
     return body
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after` (seconds or an HTTP date)."""
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    return None
-
-
-def _snap(seconds: int, allowed: Iterable[int]) -> int:
-    """The nearest allowed duration; a tie goes to the longer one, so the action still fits."""
-    return min(allowed, key=lambda option: (abs(option - seconds), -option))
-
-
-def _target(into: Path, job_id: str) -> Path:
-    target = Path(into)
-    if target.is_dir():
-        target = target / f"{_SAFE_NAME.sub('_', job_id)[-80:] or 'video'}.mp4"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
-
-
-def _write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
-    """Stream into a temporary sibling, then rename: a broken download never looks like a finished clip."""
-    partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
-    try:
-        with partial.open("wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target

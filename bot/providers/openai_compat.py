@@ -5,13 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import mimetypes
-import os
-import re
-import secrets
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +16,7 @@ from openai.types import Video, VideoSeconds, VideoSize
 
 from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob
 from bot.errors import ProviderError
+from bot.providers.transfer import retry_after, snap, target_path, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +33,6 @@ _MODERATION_CODES = frozenset({"moderation_blocked", "sentinel_block"})
 _CHUNK_BYTES = 1 << 20
 # httpx and httpx2 both name the failures that happen before a request leaves the machine like this.
 _NEVER_SENT = frozenset({"ConnectError", "ConnectTimeout"})
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _UNKNOWN_OUTCOME = (
     "The video gateway did not answer the create request after it was sent, so the job may or may not "
     "exist there (and may be billed). It was not sent again automatically."
@@ -82,7 +77,7 @@ class OpenAICompatibleProvider:
         )
 
     def submit(self, request: GenerationRequest) -> ProviderJob:
-        seconds = _snap(request.seconds, _SECONDS)
+        seconds = snap(request.seconds, _SECONDS)
         reference = openai.omit if request.reference_image is None else _reference(request.reference_image)
         try:
             with _sora_calls():
@@ -135,7 +130,7 @@ class OpenAICompatibleProvider:
     def download(self, job_id: str, into: Path) -> Path:
         if not _usable(job_id):
             raise ProviderError(f"{job_id!r} is not a video job id.", code="unknown_job")
-        target = _target(into, job_id)
+        target = target_path(into, job_id)
         try:
             with (
                 _sora_calls(),
@@ -143,7 +138,7 @@ class OpenAICompatibleProvider:
                     job_id, variant="video"
                 ) as response,
             ):
-                return _write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
+                return write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
         except openai.APIStatusError as err:
             if err.status_code in (404, 410):
                 raise ProviderError(
@@ -179,7 +174,7 @@ class OpenAICompatibleProvider:
 
     def extend(self, job_id: str, prompt: str, *, seconds: int) -> ProviderJob:
         """Continue a finished job by about `seconds` (snapped to 4/8/12); the prompt describes the next beat."""
-        body = {"prompt": prompt, "seconds": _SECONDS[_snap(seconds, _SECONDS)], "video": {"id": job_id}}
+        body = {"prompt": prompt, "seconds": _SECONDS[snap(seconds, _SECONDS)], "video": {"id": job_id}}
         try:
             # `videos.extend(video={"id": …})` fails inside the SDK before sending (openai.md §2.2);
             # the documented JSON route works.
@@ -283,14 +278,14 @@ def _provider_error(err: openai.OpenAIError, *, creating: bool = False) -> Provi
         return ProviderError(
             f"The video gateway is rate limiting us: {detail}",
             retryable=True,
-            retry_after=_retry_after(err.response.headers),
+            retry_after=retry_after(err.response.headers),
             code="rate_limited",
         )
     if isinstance(err, openai.InternalServerError):
         return ProviderError(
             f"The video gateway failed (HTTP {err.status_code}): {detail}",
             retryable=True,
-            retry_after=_retry_after(err.response.headers),
+            retry_after=retry_after(err.response.headers),
             code="server_error",
         )
     if isinstance(err, openai.AuthenticationError):
@@ -350,60 +345,8 @@ def _poll_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
-    if milliseconds := headers.get("retry-after-ms"):
-        with contextlib.suppress(ValueError):
-            return max(0.0, float(milliseconds) / 1000)
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    return None
-
-
-def _snap(seconds: int, allowed: Iterable[int]) -> int:
-    """The nearest allowed duration; a tie goes to the longer one, so the action still fits."""
-    return min(allowed, key=lambda option: (abs(option - seconds), -option))
-
-
 def _seconds(value: object) -> int | None:
     try:
         return int(str(value))
     except ValueError:
         return None
-
-
-def _target(into: Path, job_id: str) -> Path:
-    target = Path(into)
-    if target.is_dir():
-        target = target / f"{_SAFE_NAME.sub('_', job_id)[-80:] or 'video'}.mp4"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
-
-
-def _write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
-    """Stream into a temporary sibling, then rename: a broken download never looks like a finished clip."""
-    partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
-    try:
-        with partial.open("wb") as out:
-            try:
-                for chunk in chunks:
-                    out.write(chunk)
-            except (ProviderError, OSError):
-                raise
-            except Exception as err:
-                # The body streams outside the SDK's error mapping, so a dropped connection arrives as a raw
-                # httpx or httpx2 exception (whichever the client uses); the clip is incomplete either way.
-                raise ProviderError(
-                    f"The clip download was interrupted ({type(err).__name__}); trying again later.",
-                    retryable=True,
-                    code="download_interrupted",
-                ) from err
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target

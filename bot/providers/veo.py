@@ -6,12 +6,8 @@ import base64
 import contextlib
 import logging
 import mimetypes
-import os
 import re
-import secrets
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ import httpx
 
 from bot.domain import Aspect, Capability, GenerationRequest, JobStatus, ProviderJob
 from bot.errors import ProviderError
+from bot.providers.transfer import retry_after, snap, target_path, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +29,6 @@ _MAX_REDIRECTS = 5
 # else may reach a URL that carries our key.
 _OPERATION = re.compile(r"^(?:[A-Za-z0-9._-]+/)*operations/[A-Za-z0-9._-]+$")
 _DOT_SEGMENTS = frozenset({".", ".."})
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 # google.rpc.Code CANCELLED: the operation was cancelled, not failed.
 _RPC_CANCELLED = 1
 _UNKNOWN_OUTCOME = (
@@ -68,7 +64,7 @@ class VeoProvider:
         self._http = http_client or httpx.Client(timeout=timeout)
 
     def submit(self, request: GenerationRequest) -> ProviderJob:
-        seconds = _snap(request.seconds, _DURATIONS)
+        seconds = snap(request.seconds, _DURATIONS)
         aspect = _ASPECTS.get(request.aspect)
         if aspect is None:
             log.info(
@@ -150,7 +146,7 @@ class VeoProvider:
         uri = _video_uri(operation)
         if uri is None:
             raise ProviderError(f"Veo operation {job_id!r} has no finished video yet.", code="not_ready")
-        target = _target(into, job_id)
+        target = target_path(into, job_id)
         url = self._base.join(uri)
         try:
             for _ in range(_MAX_REDIRECTS + 1):
@@ -166,7 +162,7 @@ class VeoProvider:
                     if response.is_error:
                         response.read()
                         raise _status_error(response)
-                    return _write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
+                    return write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
         except httpx.TransportError as err:
             raise _transport_error(err) from err
         raise ProviderError(f"Veo's download of {job_id!r} redirected too many times.", code="bad_response")
@@ -253,7 +249,7 @@ def _status_error(response: httpx.Response) -> ProviderError:
         return ProviderError(
             f"Veo is rate limiting us: {message}",
             retryable=True,
-            retry_after=_retry_after(response.headers) or _retry_delay(error),
+            retry_after=retry_after(response.headers) or _retry_delay(error),
             code="rate_limited",
         )
     if status in (401, 403) or "API_KEY_INVALID" in reasons:
@@ -264,7 +260,7 @@ def _status_error(response: httpx.Response) -> ProviderError:
         return ProviderError(
             f"Veo failed (HTTP {status}: {message}); trying again later.",
             retryable=True,
-            retry_after=_retry_after(response.headers),
+            retry_after=retry_after(response.headers),
             code="server_error",
         )
     return ProviderError(
@@ -329,41 +325,3 @@ def _object(response: httpx.Response) -> Mapping[str, Any]:
             code="bad_response",
         )
     return body
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after` (seconds or an HTTP date)."""
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    return None
-
-
-def _snap(seconds: int, allowed: Iterable[int]) -> int:
-    """The nearest allowed duration; a tie goes to the longer one, so the action still fits."""
-    return min(allowed, key=lambda option: (abs(option - seconds), -option))
-
-
-def _target(into: Path, job_id: str) -> Path:
-    target = Path(into)
-    if target.is_dir():
-        target = target / f"{_SAFE_NAME.sub('_', job_id)[-80:] or 'video'}.mp4"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
-
-
-def _write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
-    """Stream into a temporary sibling, then rename: a broken download never looks like a finished clip."""
-    partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
-    try:
-        with partial.open("wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
