@@ -1229,7 +1229,7 @@ class Workflow:
                     started.append((row, True))  # a submit that crashed or went unanswered
         for row, uncertain in started:
             assert row.id is not None
-            self._submit_one(row, uncertain=uncertain)
+            self._submit_one(row, uncertain=uncertain, report=report)
             report.submitted += 1
             self._refresh_variation(row.id)
 
@@ -1256,7 +1256,7 @@ class Workflow:
             else None,
         )
 
-    def _submit_one(self, row: Generation, *, uncertain: bool) -> None:
+    def _submit_one(self, row: Generation, *, uncertain: bool, report: SweepReport) -> None:
         """Submit once. A submit that may have reached the provider is looked up, never blindly repeated."""
         assert row.id is not None
         provider = self.providers.get(row.provider)
@@ -1266,14 +1266,7 @@ class Workflow:
             job = None
             if uncertain:
                 if not isinstance(provider, JobFinder):
-                    self._save(
-                        Generation,
-                        row.id,
-                        status=JobStatus.FAILED.value,
-                        error=UNCERTAIN_SUBMIT,
-                        lease_owner=None,
-                        lease_until=None,
-                    )
+                    self._fail_now(row.id, ProviderError(UNCERTAIN_SUBMIT), report)
                     return
                 since = (row.submitted_at or row.created_at).timestamp()
                 job = provider.find_submitted(request, since=since)
@@ -1357,27 +1350,11 @@ class Workflow:
         except ProviderError as err:
             job = None
             if not err.retryable:  # an expired clip, a revoked key: waiting will not help
-                self._save(
-                    Generation,
-                    row.id,
-                    status=JobStatus.FAILED.value,
-                    error=str(err),
-                    lease_owner=None,
-                    lease_until=None,
-                )
-                report.failed += 1
+                self._fail_now(row.id, err, report)
                 return
             error, retry_after = str(err), err.retry_after
         except media.MediaError as err:
-            self._save(
-                Generation,
-                row.id,
-                status=JobStatus.FAILED.value,
-                error=str(err),
-                lease_owner=None,
-                lease_until=None,
-            )
-            report.failed += 1
+            self._fail_now(row.id, err, report)
             return
         except OSError as err:
             job, error = None, str(err)
@@ -1417,6 +1394,17 @@ class Workflow:
                 if error:
                     log.warning("poll of generation %s failed, will retry: %s", row.id, error)
             repo.release(fresh)
+
+    def _fail_now(self, generation_id: int, err: Exception, report: SweepReport) -> None:
+        self._save(
+            Generation,
+            generation_id,
+            status=JobStatus.FAILED.value,
+            error=str(err),
+            lease_owner=None,
+            lease_until=None,
+        )
+        report.failed += 1
 
     def _backoff(self, attempts: int) -> float:
         return float(
