@@ -364,3 +364,20 @@ def test_help_and_status_answer_privately(sora: Bot) -> None:
     )
     text = " ".join(_all_text(r) for r in replies)
     assert "/sora draft" in text and "Providers configured" in text and "local" in text
+
+
+def test_recut_and_loop_replies_post_new_clips_linked_to_their_source(sora: Bot) -> None:
+    parent, _ = ready_round(sora)
+    sora.sim.reply(BOB, CHANNEL, parent.ts, "recut #2 0.5-2.5")
+    sora.sim.reply(CAROL, CHANNEL, parent.ts, "loop #1")
+    wait_until(lambda: len(rows(sora, Generation)) == 5, "two edits")
+    sora.fake.wait_for(lambda: {4, 5} <= set(variation_messages(sora, parent)), what="their messages")
+    sora.sweep_until_idle()
+    titles = sorted(f.title for f in sora.fake.files())
+    assert "Variation #4" in titles and "Variation #5" in titles
+    recut = next(g for g in rows(sora, Generation) if g.kind == "recut")  # the two replies race for #4
+    text = _all_text(variation_messages(sora, parent)[recut.number])
+    assert "recut of #2" in text and "0.5–2.5 s" in text
+    sora.sim.reply(BOB, CHANNEL, parent.ts, "recut #1 2-30")
+    note = sora.fake.wait_for(lambda: sora.fake.ephemerals(CHANNEL, BOB), what="the range refusal")
+    assert "only 4.0 s long" in note[0].text
