@@ -63,6 +63,7 @@ class Runtime:
 
     def close(self) -> None:
         self.ticker.stop()
+        self.workflow.close()
         self.workflow.drafter.close()
         self.workflow.providers.close()
         self.store.dispose()

@@ -6,6 +6,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,6 +66,8 @@ class WorkflowSettings:
     vote_minutes: int = 60
     daily_budget: float | None = None
     max_concurrent: int = 4
+    workers: int = 8  # provider calls the sweep makes at once (each waits on the network, not the CPU)
+    claim_batch: int = 32
     lease_seconds: float = 120.0
     poll_min_seconds: float = 2.0
     poll_max_seconds: float = 30.0
@@ -228,6 +231,13 @@ class Workflow:
         self.wake: Callable[[], None] = lambda: None
         self._refresh_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # What each Slack message shows now, so an unchanged view is not sent again (chat.update is
+        # rate-limited, and most polls change nothing a person can see).
+        self._shown: dict[tuple[str, int], object] = {}
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sweep")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -1144,9 +1154,11 @@ class Workflow:
             row = repo.generation_by_job(provider, job_id)
             if row is None or row.status != JobStatus.IN_PROGRESS.value:
                 return False
-            row.next_poll_at = self.clock.now()
+            row.next_poll_at = self.clock.now()  # if the fast path below fails, the sweep takes it next
             repo.add(row)
-        self.wake()
+            generation_id = row.id
+        assert generation_id is not None
+        self._pool.submit(self._poll_now, generation_id)
         return True
 
     # --- status -------------------------------------------------------------------------------
@@ -1206,7 +1218,7 @@ class Workflow:
                 now=now,
                 owner=self.worker_id,
                 lease=timedelta(seconds=self.settings.lease_seconds),
-                limit=8,
+                limit=self.settings.claim_batch,
             )
             room = {
                 name: self.settings.max_concurrent - repo.count_inflight(name)
@@ -1227,11 +1239,18 @@ class Workflow:
                     started.append((row, False))
                 else:
                     started.append((row, True))  # a submit that crashed or went unanswered
-        for row, uncertain in started:
+
+        def submit(item: tuple[Generation, bool]) -> bool:
+            row, uncertain = item
             assert row.id is not None
-            self._submit_one(row, uncertain=uncertain, report=report)
-            report.submitted += 1
+            failed = self._submit_one(row, uncertain=uncertain)
             self._refresh_variation(row.id)
+            return failed
+
+        report.failed += sum(self._pool.map(submit, started))
+        report.submitted += len(started)
+        if len(claimed) >= self.settings.claim_batch:
+            self.wake()  # more are due than one batch: go round again at once
 
     def _request(self, row: Generation) -> GenerationRequest:
         assert row.id is not None
@@ -1256,8 +1275,9 @@ class Workflow:
             else None,
         )
 
-    def _submit_one(self, row: Generation, *, uncertain: bool, report: SweepReport) -> None:
-        """Submit once. A submit that may have reached the provider is looked up, never blindly repeated."""
+    def _submit_one(self, row: Generation, *, uncertain: bool) -> bool:
+        """Submit once; True when the job failed for good. A submit that may have reached the provider is
+        looked up, never blindly repeated."""
         assert row.id is not None
         provider = self.providers.get(row.provider)
         request = self._request(row)
@@ -1266,15 +1286,14 @@ class Workflow:
             job = None
             if uncertain:
                 if not isinstance(provider, JobFinder):
-                    self._fail_now(row.id, ProviderError(UNCERTAIN_SUBMIT), report)
-                    return
+                    self._fail_now(row.id, ProviderError(UNCERTAIN_SUBMIT))
+                    return True
                 since = (row.submitted_at or row.created_at).timestamp()
                 job = provider.find_submitted(request, since=since)
             if job is None:
                 job = provider.submit(request)
         except (ProviderError, UserError) as err:
-            self._submit_failed(row.id, err, now=now)
-            return
+            return self._submit_failed(row.id, err, now=now)
         with self.store.transaction() as repo:
             fresh = repo.get(Generation, row.id)
             assert fresh is not None
@@ -1292,8 +1311,9 @@ class Workflow:
                 provider.cancel(job.job_id)
             except (ProviderError, UserError) as err:
                 log.warning("could not cancel %s after a late submit: %s", job.job_id, err)
+        return False
 
-    def _submit_failed(self, generation_id: int, err: SoraBotError, *, now: datetime) -> None:
+    def _submit_failed(self, generation_id: int, err: SoraBotError, *, now: datetime) -> bool:
         code = getattr(err, "code", None)
         retryable = isinstance(err, ProviderError) and err.retryable
         with self.store.transaction() as repo:
@@ -1311,6 +1331,7 @@ class Workflow:
                 fresh.status = JobStatus.FAILED.value
                 fresh.error = str(err)
             repo.release(fresh)
+            return fresh.status == JobStatus.FAILED.value
 
     def _poll_running(self, report: SweepReport) -> None:
         now = self.clock.now()
@@ -1320,15 +1341,42 @@ class Workflow:
                 now=now,
                 owner=self.worker_id,
                 lease=timedelta(seconds=self.settings.lease_seconds),
-                limit=8,
+                limit=self.settings.claim_batch,
             )
-        for row in claimed:
-            assert row.id is not None
-            self._poll_one(row, report)
-            report.polled += 1
-            self._refresh_variation(row.id)
+        outcomes = list(self._pool.map(self._poll_and_post, claimed))
+        report.polled += len(claimed)
+        report.completed += outcomes.count("completed") + outcomes.count("completed-unposted")
+        report.failed += outcomes.count("failed")
+        report.uploaded += outcomes.count("completed")
+        if len(claimed) >= self.settings.claim_batch:
+            self.wake()
 
-    def _poll_one(self, row: Generation, report: SweepReport) -> None:
+    def _poll_and_post(self, row: Generation) -> str:
+        """Poll one job and, the moment its clip is ours, post it: no waiting for the next step or sweep."""
+        assert row.id is not None
+        outcome = self._poll_one(row)
+        if outcome == "completed" and not self._upload_one(row.id):
+            outcome = "completed-unposted"  # the upload step retries it
+        self._refresh_variation(row.id)
+        return outcome
+
+    def _poll_now(self, generation_id: int) -> None:
+        """A provider called back: poll this job at once, outside the sweep (if nobody else holds it)."""
+        try:
+            with self.store.transaction() as repo:
+                row = repo.claim_generation(
+                    generation_id,
+                    now=self.clock.now(),
+                    owner=self.worker_id,
+                    lease=timedelta(seconds=self.settings.lease_seconds),
+                )
+            if row is not None:
+                self._poll_and_post(row)
+        except Exception:  # a background task: log it; the sweep will poll the job anyway
+            log.exception("polling generation %s after a callback failed", generation_id)
+
+    def _poll_one(self, row: Generation) -> str:
+        """ "completed", "failed" or "pending"."""
         assert row.id is not None and row.provider_job_id is not None
         provider = self.providers.get(row.provider)
         now = self.clock.now()
@@ -1350,12 +1398,12 @@ class Workflow:
         except ProviderError as err:
             job = None
             if not err.retryable:  # an expired clip, a revoked key: waiting will not help
-                self._fail_now(row.id, err, report)
-                return
+                self._fail_now(row.id, err)
+                return "failed"
             error, retry_after = str(err), err.retry_after
         except media.MediaError as err:
-            self._fail_now(row.id, err, report)
-            return
+            self._fail_now(row.id, err)
+            return "failed"
         except OSError as err:
             job, error = None, str(err)
         with self.store.transaction() as repo:
@@ -1363,39 +1411,43 @@ class Workflow:
             assert fresh is not None
             if fresh.status != JobStatus.IN_PROGRESS.value:  # cancelled meanwhile: the row's word stands
                 repo.release(fresh)
-                return
+                return "failed"
             polls = fresh.attempts = fresh.attempts + 1
             timed_out = fresh.submitted_at is not None and now - fresh.submitted_at > timedelta(
                 minutes=self.settings.job_timeout_minutes
             )
+            outcome = "pending"
             if job is not None and job.status == JobStatus.COMPLETED and asset is not None:
                 fresh.status = JobStatus.COMPLETED.value
                 fresh.progress = 100
                 fresh.asset_path = str(asset)
                 fresh.completed_at = now
                 fresh.cost = (job.seconds or fresh.seconds) * provider.cost_per_second(fresh.model)
-                report.completed += 1
+                outcome = "completed"
             elif job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
                 fresh.status = job.status.value
                 fresh.error = job.error or "The provider gave no reason."
-                report.failed += 1
+                outcome = "failed"
             elif timed_out:
                 fresh.status = JobStatus.FAILED.value
                 fresh.error = (
                     f"The provider did not finish within {self.settings.job_timeout_minutes:g} minutes; "
                     "reply `again` to try once more."
                 )
-                report.failed += 1
+                outcome = "failed"
             else:
                 if job is not None:
                     fresh.progress = job.progress
-                hint = job.poll_after if job is not None else retry_after
-                fresh.next_poll_at = now + timedelta(seconds=hint or self._backoff(polls))
+                # The provider's hint is a floor, not the schedule: a 1 s hint kept for a half-hour job would
+                # be ~900 requests. Backing off still reaches a short job soon after it is done.
+                hint = (job.poll_after if job is not None else retry_after) or 0.0
+                fresh.next_poll_at = now + timedelta(seconds=max(hint, self._backoff(polls)))
                 if error:
                     log.warning("poll of generation %s failed, will retry: %s", row.id, error)
             repo.release(fresh)
+            return outcome
 
-    def _fail_now(self, generation_id: int, err: Exception, report: SweepReport) -> None:
+    def _fail_now(self, generation_id: int, err: Exception) -> None:
         self._save(
             Generation,
             generation_id,
@@ -1404,7 +1456,6 @@ class Workflow:
             lease_owner=None,
             lease_until=None,
         )
-        report.failed += 1
 
     def _backoff(self, attempts: int) -> float:
         return float(
@@ -1412,29 +1463,36 @@ class Workflow:
         )
 
     def _upload_finished(self, report: SweepReport) -> None:
+        """Post finished clips the poll could not post at once (Slack down, a crash in between)."""
         with self.store.read() as repo:
-            pending = [
-                (g.id, g.number, g.asset_path, repo.get(Round, g.round_id))
-                for g in repo.generations_missing_upload()
-            ]
-        for generation_id, number, asset_path, round_row in pending:
-            assert generation_id is not None and round_row is not None and round_row.parent_ts is not None
-            if asset_path is None or not Path(asset_path).exists():
-                message = "The finished clip went missing before it could be posted; reply `again` to retry."
-                self._save(Generation, generation_id, status=JobStatus.FAILED.value, error=message)
-                continue
-            thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
-            try:
-                file_id = self.publisher.upload_file(
-                    thread, Path(asset_path), title=f"Variation #{number}", comment=f"#{number} is ready"
-                )
-            except PublishError as err:
-                log.warning("upload of generation %s failed, will retry: %s", generation_id, err)
-                continue
-            self._save(Generation, generation_id, file_id=file_id, posted_at=self.clock.now())
-            report.uploaded += 1
-            self._refresh_variation(generation_id)
-            self.refresh_round(round_row.id or 0)
+            pending = [g.id for g in repo.generations_missing_upload() if g.id is not None]
+        report.uploaded += sum(self._pool.map(self._upload_one, pending))
+
+    def _upload_one(self, generation_id: int) -> bool:
+        """Upload one finished clip into its thread, once; True when it is posted now."""
+        with self.store.read() as repo:
+            row = repo.get(Generation, generation_id)
+            if row is None or row.posted_at is not None or row.message_ts is None:
+                return False
+            round_row = repo.get(Round, row.round_id)
+        assert round_row is not None and round_row.id is not None and round_row.parent_ts is not None
+        path = _asset(row)
+        if path is None:
+            message = "The finished clip went missing before it could be posted; reply `again` to retry."
+            self._save(Generation, generation_id, status=JobStatus.FAILED.value, error=message)
+            return False
+        thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
+        try:
+            file_id = self.publisher.upload_file(
+                thread, path, title=f"Variation #{row.number}", comment=f"#{row.number} is ready"
+            )
+        except PublishError as err:
+            log.warning("upload of generation %s failed, will retry: %s", generation_id, err)
+            return False
+        self._save(Generation, generation_id, file_id=file_id, posted_at=self.clock.now())
+        self._refresh_variation(generation_id)
+        self.refresh_round(round_row.id)
+        return True
 
     def _save(self, model: type[Round] | type[Generation], row_id: int, **values: object) -> None:
         """Record what a slow call outside the transaction produced (a message ts, a file id…)."""
@@ -1514,13 +1572,27 @@ class Workflow:
             messages = {g.id: g.message_ts for g in repo.generations_in_round(round_id)}
         thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
         try:
-            self.publisher.update_round(thread, view)
+            if self._changed(("round", round_id), view):
+                self.publisher.update_round(thread, view)
             for variation in view.variations:
                 ts = messages.get(variation.generation_id)
-                if ts is not None:
+                if ts is not None and self._changed(("variation", variation.generation_id), variation):
                     self.publisher.update_variation(thread, ts, variation)
         except PublishError as err:
+            self._forget(("round", round_id))
             log.warning("could not refresh round %s: %s", round_id, err)
+
+    def _changed(self, key: tuple[str, int], view: object) -> bool:
+        """True (and remembered) when `view` differs from what the message last showed."""
+        with self._locks_guard:
+            if self._shown.get(key) == view:
+                return False
+            self._shown[key] = view
+            return True
+
+    def _forget(self, key: tuple[str, int]) -> None:
+        with self._locks_guard:
+            self._shown.pop(key, None)
 
     def _refresh_variation(self, generation_id: int) -> None:
         with self.store.read() as repo:
@@ -1542,9 +1614,12 @@ class Workflow:
             )
             thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
             message_ts = row.message_ts
+        if not self._changed(("variation", generation_id), view):
+            return
         try:
             self.publisher.update_variation(thread, message_ts, view)
         except PublishError as err:
+            self._forget(("variation", generation_id))
             log.warning("could not update variation %s: %s", generation_id, err)
 
     def round_view(self, round_id: int) -> RoundView:

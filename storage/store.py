@@ -352,6 +352,21 @@ class Repo:
         statement = select(Generation).where(col(Generation.id).in_(ids), Generation.lease_owner == owner)
         return list(self.session.exec(statement.execution_options(populate_existing=True)).all())
 
+    def claim_generation(
+        self, generation_id: int, *, now: datetime, owner: str, lease: timedelta
+    ) -> Generation | None:
+        """Lease one in-progress generation now (a provider called back), unless someone holds it."""
+        free = or_(col(Generation.lease_until).is_(None), col(Generation.lease_until) < now)
+        claimed = self._conditional_update(
+            Generation,
+            and_(col(Generation.id) == generation_id, col(Generation.status) == IN_PROGRESS, free),
+            {"lease_owner": owner, "lease_until": now + lease},
+        )
+        if not claimed:
+            return None
+        statement = select(Generation).where(Generation.id == generation_id)
+        return self.session.exec(statement.execution_options(populate_existing=True)).first()
+
     def release(self, generation: Generation) -> None:
         generation.lease_owner = None
         generation.lease_until = None

@@ -44,7 +44,9 @@ def test_a_job_left_submitting_by_a_crashed_worker_is_resumed_after_its_lease(so
 
 def test_a_finished_clip_whose_upload_failed_is_posted_once_later(sora: Bot) -> None:
     start(sora)
-    sora.fake.fail_next("files.getUploadURLExternal", error="internal_error", times=3)
+    sora.fake.fail_next(
+        "files.getUploadURLExternal", error="internal_error", times=6
+    )  # both tries this sweep
     report = sora.workflow.sweep()  # submits and completes; every upload fails
     assert report.completed == 3 and report.uploaded == 0
     assert [g.posted_at for g in rows(sora, Generation)] == [None, None, None]
