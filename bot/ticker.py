@@ -41,17 +41,31 @@ class Ticker:
         if not self._running.acquire(blocking=False):
             self._again.set()  # the sweep in progress will go round once more
             return
+        report: object = None
         try:
             while True:
                 self._again.clear()
                 try:
-                    self._sweep()
+                    report = self._sweep()
                 except Exception:  # the sweep logs per step; this last guard keeps the ticker ticking
                     log.exception("sweep failed")
+                    report = None
                 if not self._again.is_set():
                     break
         finally:
             self._running.release()
+        if self._again.is_set():  # woken between the last look and the release: go again now
+            self.wake()
+        else:
+            self._wake_for(getattr(report, "next_due", None))
+
+    def _wake_for(self, due: object) -> None:
+        """A job due before the next tick gets a sweep at its time, not up to a whole interval late."""
+        if not isinstance(due, datetime) or not self._scheduler.running:
+            return
+        job = self._scheduler.get_job(JOB_ID)
+        if job is not None and job.next_run_time is not None and due < job.next_run_time:
+            self._scheduler.modify_job(JOB_ID, next_run_time=max(due, datetime.now(UTC)))
 
     def start(self) -> None:
         self._scheduler.start()

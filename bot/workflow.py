@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -193,6 +194,7 @@ class SweepReport:
     announced: int = 0
     repaired: int = 0
     errors: list[str] = field(default_factory=list)
+    next_due: datetime | None = None  # the earliest job waiting for a later sweep, for the ticker
 
     @property
     def busy(self) -> bool:
@@ -234,9 +236,13 @@ class Workflow:
         # What each Slack message shows now, so an unchanged view is not sent again (chat.update is
         # rate-limited, and most polls change nothing a person can see).
         self._shown: dict[tuple[str, int], object] = {}
+        self._durations: dict[str, deque[float]] = {}  # recent job run times per provider, to time polls
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sweep")
+        # Callbacks get their own workers so a job a provider just finished never queues behind a busy sweep.
+        self._callbacks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callback")
 
     def close(self) -> None:
+        self._callbacks.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- events --------------------------------------------------------------------------------
@@ -1158,7 +1164,7 @@ class Workflow:
             repo.add(row)
             generation_id = row.id
         assert generation_id is not None
-        self._pool.submit(self._poll_now, generation_id)
+        self._callbacks.submit(self._poll_now, generation_id)
         return True
 
     # --- status -------------------------------------------------------------------------------
@@ -1199,6 +1205,8 @@ class Workflow:
             except Exception as err:  # one broken step must not stop the others
                 log.exception("sweep step %s failed", step.__name__)
                 report.errors.append(f"{step.__name__}: {err}")
+        with self.store.read() as repo:
+            report.next_due = repo.next_due()
         return report
 
     def _repair_posts(self, report: SweepReport) -> None:
@@ -1304,7 +1312,9 @@ class Workflow:
                 fresh.status = JobStatus.IN_PROGRESS.value
                 fresh.progress = job.progress
                 fresh.error = None
-                fresh.next_poll_at = now + timedelta(seconds=job.poll_after or 0.0)
+                fresh.next_poll_at = now + timedelta(
+                    seconds=self._first_poll_delay(fresh.provider, job.poll_after)
+                )
             repo.release(fresh)
         if cancelled:
             try:
@@ -1423,6 +1433,8 @@ class Workflow:
                 fresh.asset_path = str(asset)
                 fresh.completed_at = now
                 fresh.cost = (job.seconds or fresh.seconds) * provider.cost_per_second(fresh.model)
+                if fresh.submitted_at is not None:
+                    self._learn_duration(fresh.provider, (now - fresh.submitted_at).total_seconds())
                 outcome = "completed"
             elif job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
                 fresh.status = job.status.value
@@ -1438,10 +1450,14 @@ class Workflow:
             else:
                 if job is not None:
                     fresh.progress = job.progress
-                # The provider's hint is a floor, not the schedule: a 1 s hint kept for a half-hour job would
-                # be ~900 requests. Backing off still reaches a short job soon after it is done.
                 hint = (job.poll_after if job is not None else retry_after) or 0.0
-                fresh.next_poll_at = now + timedelta(seconds=max(hint, self._backoff(polls)))
+                delay = self._next_poll_delay(
+                    polls=polls,
+                    hint=hint,
+                    progress=job.progress if job is not None else 0,
+                    running_for=(now - (fresh.submitted_at or now)).total_seconds(),
+                )
+                fresh.next_poll_at = now + timedelta(seconds=delay)
                 if error:
                     log.warning("poll of generation %s failed, will retry: %s", row.id, error)
             repo.release(fresh)
@@ -1456,6 +1472,30 @@ class Workflow:
             lease_owner=None,
             lease_until=None,
         )
+
+    def _first_poll_delay(self, provider: str, hint: float | None) -> float:
+        """The first look at a new job: when jobs at this provider have recently taken to finish, else soon
+        enough to read its progress (which then times the next look)."""
+        with self._locks_guard:
+            recent = sorted(self._durations.get(provider, ()))
+        typical = recent[len(recent) // 2] if recent else 0.0
+        if hint == 0:  # the provider says it is ready to be asked now (the local renderer)
+            return typical
+        return max(hint or 0.0, typical or self.settings.poll_min_seconds)
+
+    def _learn_duration(self, provider: str, seconds: float) -> None:
+        with self._locks_guard:
+            self._durations.setdefault(provider, deque(maxlen=20)).append(seconds)
+
+    def _next_poll_delay(self, *, polls: int, hint: float, progress: int, running_for: float) -> float:
+        """When to ask again: back off (2 s doubling to 30 s), but where the provider reports progress, poll
+        about when it should be done. The provider's hint is a floor, not the schedule: a 1 s hint kept for
+        a half-hour job would be ~900 requests."""
+        delay = self._backoff(polls)
+        if 0 < progress < 100 and running_for > 0:
+            expected = running_for * (100 - progress) / progress
+            delay = min(delay, max(expected + 0.25, self.settings.poll_min_seconds / 2))
+        return max(hint, delay)
 
     def _backoff(self, attempts: int) -> float:
         return float(
@@ -1506,31 +1546,33 @@ class Workflow:
     def _post_sheets(self, report: SweepReport) -> None:
         with self.store.read() as repo:
             todo = [(r, repo.generations_in_round(r.id or 0)) for r in repo.rounds_missing_sheet()]
-        for round_row, generations in todo:
-            assert round_row.id is not None and round_row.parent_ts is not None
-            ready = [
-                g for g in generations if g.status == JobStatus.COMPLETED.value and _asset(g) is not None
-            ]
-            file_id = "none"  # nothing to show (every variation failed): never try again
-            if ready:
-                sheet = self.assets.path_for(f"round-{round_row.id}-sheet.png")
-                try:
-                    media.contact_sheet(
-                        [p for g in ready if (p := _asset(g))], sheet, labels=[f"#{g.number}" for g in ready]
-                    )
-                    file_id = self.publisher.upload_file(
-                        ThreadRef(round_row.channel_id, round_row.parent_ts),
-                        sheet,
-                        title="Contact sheet",
-                        comment="All variations side by side. React on a variation's message to vote.",
-                    )
-                except media.MediaError as err:
-                    log.error("contact sheet for round %s cannot be made: %s", round_row.id, err)
-                except PublishError as err:
-                    log.warning("contact sheet for round %s failed, will retry: %s", round_row.id, err)
-                    continue
-            self._save(Round, round_row.id, sheet_file_id=file_id)
-            report.sheets += 1
+        report.sheets += sum(self._pool.map(self._post_sheet, todo))
+
+    def _post_sheet(self, item: tuple[Round, Sequence[Generation]]) -> bool:
+        """One round's contact sheet (ffmpeg, so off the sweep's own thread); True when it is done."""
+        round_row, generations = item
+        assert round_row.id is not None and round_row.parent_ts is not None
+        ready = [g for g in generations if g.status == JobStatus.COMPLETED.value and _asset(g) is not None]
+        file_id = "none"  # nothing to show (every variation failed): never try again
+        if ready:
+            sheet = self.assets.path_for(f"round-{round_row.id}-sheet.png")
+            try:
+                media.contact_sheet(
+                    [p for g in ready if (p := _asset(g))], sheet, labels=[f"#{g.number}" for g in ready]
+                )
+                file_id = self.publisher.upload_file(
+                    ThreadRef(round_row.channel_id, round_row.parent_ts),
+                    sheet,
+                    title="Contact sheet",
+                    comment="All variations side by side. React on a variation's message to vote.",
+                )
+            except media.MediaError as err:
+                log.error("contact sheet for round %s cannot be made: %s", round_row.id, err)
+            except PublishError as err:
+                log.warning("contact sheet for round %s failed, will retry: %s", round_row.id, err)
+                return False
+        self._save(Round, round_row.id, sheet_file_id=file_id)
+        return True
 
     def _close_due_rounds(self, report: SweepReport) -> None:
         with self.store.read() as repo:

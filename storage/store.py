@@ -394,6 +394,13 @@ class Repo:
         )
         return int(self.session.exec(statement).one())
 
+    def next_due(self) -> datetime | None:
+        """When the next waiting job is due (queued, submitting or running), if any."""
+        statement = select(func.min(Generation.next_poll_at)).where(
+            col(Generation.status).in_([QUEUED, SUBMITTING, IN_PROGRESS])
+        )
+        return self.session.exec(statement).one()
+
     def queued_ahead(self, provider: str, generation_id: int) -> int:
         """How many queued jobs for `provider` are ahead of this one (the line is first come, first served)."""
         statement = (
