@@ -205,7 +205,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     lines.append(f"Slack: {mode}, Web API {settings.slack_api_url}")
     print("\n".join(lines))
     if problems:
-        print("\nProblems:\n" + "\n".join(f"  - {p}" for p in problems))
+        print("\nProblems:\n" + "\n".join(f"  - {p}" for p in dict.fromkeys(problems)))
         return 1
     print("\nEverything needed to serve is in place.")
     return 0
