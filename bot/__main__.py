@@ -89,6 +89,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
             vote_minutes=settings.vote_minutes,
             daily_budget=settings.daily_budget,
             max_concurrent=settings.max_concurrent,
+            min_beat_gap=settings.min_beat_gap,
         ),
         worker_id=worker_id,
         drafter=build_drafter(

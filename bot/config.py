@@ -38,6 +38,7 @@ _HELP: dict[str, str] = {
     "SORA_BOT_PRICES": "provider[:model]=dollars-per-second pairs, e.g. openai:sora-2=0.10,fal=0.05",
     "SORA_BOT_DAILY_BUDGET": "dollars a channel may spend per day, e.g. 25 (unset: no limit)",
     "SORA_BOT_MAX_CONCURRENT": "how many jobs may run at one provider at once, 1 to 100",
+    "SORA_BOT_MIN_BEAT_GAP": "seconds between storyboard cards below which the lint warns, 0.5 to 10",
     "SORA_BOT_VOTE_MINUTES": "a whole number of minutes between 1 and 10080 (a week)",
     "SORA_BOT_TICK_SECONDS": "a number of seconds between 0.1 and 60",
     "SORA_BOT_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
     )
     max_concurrent: int = Field(
         default=4, ge=1, le=100, validation_alias=AliasChoices("SORA_BOT_MAX_CONCURRENT")
+    )
+    min_beat_gap: float = Field(
+        default=1.5, ge=0.5, le=10, validation_alias=AliasChoices("SORA_BOT_MIN_BEAT_GAP")
     )
     vote_minutes: int = Field(
         default=60, ge=1, le=10080, validation_alias=AliasChoices("SORA_BOT_VOTE_MINUTES")

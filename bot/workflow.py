@@ -67,6 +67,7 @@ class WorkflowSettings:
     vote_minutes: int = 60
     daily_budget: float | None = None
     max_concurrent: int = 4
+    min_beat_gap: float = storyboard.MIN_GAP
     workers: int = 8  # provider calls the sweep makes at once (each waits on the network, not the CPU)
     claim_batch: int = 32
     lease_seconds: float = 120.0
@@ -369,7 +370,9 @@ class Workflow:
         """Lint, storyboard spacing, safety and price: everything the card says before money is spent."""
         findings = prompts.lint(spec, filled=row.filled)
         if spec.beats:
-            findings += storyboard.lint_beats(spec.beats, seconds=row.seconds)
+            findings += storyboard.lint_beats(
+                spec.beats, seconds=row.seconds, min_gap=self.settings.min_beat_gap
+            )
             row.rhythm = list(storyboard.rhythm(spec.beats, seconds=row.seconds))
         reference = Path(row.reference_path) if row.reference_path else None
         verdict = safety.check(spec, reference=reference)

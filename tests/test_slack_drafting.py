@@ -282,3 +282,23 @@ def test_a_keyframe_from_the_image_model_makes_the_draft_image_to_video_and_a_fa
         finally:
             made.server.stop()
             made.runtime.close()
+
+
+def test_the_minimum_gap_between_storyboard_cards_is_configurable(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    made = make_bot(fake_slack, tmp_path, env={"SORA_BOT_MIN_BEAT_GAP": "3"})
+    try:
+        card = made.workflow.create_storyboard_draft(
+            team_id="T",
+            channel_id=CHANNEL,
+            user_id=OWNER,
+            idea="a robot in an alley",
+            seconds="8",
+            goal=None,
+            rows=[("the robot rolls in", "0"), ("it stops at a puddle", "2"), ("", ""), ("", "")],
+        )
+        assert any(f.rule == "beats_too_close" for f in card.findings), "2 s apart is under the 3 s minimum"
+    finally:
+        made.server.stop()
+        made.runtime.close()
