@@ -134,9 +134,6 @@ class TimedPublisher:
     def announce_winner(self, thread: ThreadRef, view: RoundView) -> str:
         return self._ts("announce_winner")
 
-    def post_notice(self, thread: ThreadRef, text: str) -> str:
-        return self._ts("post_notice")
-
     def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
         self._ts("tell_user")
 

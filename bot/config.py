@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.webhooks import FAL_JWKS_URL
 
 PROVIDERS = ("local", "openai", "fal", "veo")
 
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     openai_webhook_secret: SecretStr | None = _env("OPENAI_WEBHOOK_SECRET")
     public_url: str | None = _env("SORA_BOT_PUBLIC_URL")
     fal_jwks_url: str = Field(
-        default="https://rest.alpha.fal.ai/.well-known/jwks.json",
+        default=FAL_JWKS_URL,
         validation_alias=AliasChoices("FAL_JWKS_URL"),
     )
     prices: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_PRICES"))

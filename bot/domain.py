@@ -206,13 +206,15 @@ class VariationView:
     seconds: int
     aspect: Aspect
     provider: str
-    round_open: bool
     parent_number: int | None = None
     change: str | None = None
     error: str | None = None
     votes: int | None = None
     is_winner: bool = False
     queue_position: int | None = None
+    changed: tuple[
+        str, ...
+    ] = ()  # the prompt layers that differ from the parent's (a remix should change one)
 
 
 @dataclass(frozen=True)

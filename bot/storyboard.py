@@ -6,10 +6,10 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from bot.domain import Beat, Finding, PromptSpec, Severity
-from bot.prompts import motion_verbs, render
+from bot.domain import Beat, Finding, Severity
+from bot.prompts import motion_verbs
 
 MAX_BEATS = 4
 MIN_GAP = 1.5
@@ -123,15 +123,6 @@ def lint_beats(beats: Sequence[Beat], *, seconds: int, min_gap: float = MIN_GAP)
     return tuple(sorted(findings, key=lambda f: _RANK[f.severity]))
 
 
-def compile_prompt(spec: PromptSpec, beats: Sequence[Beat], *, seconds: int) -> str:
-    """The rendered layers followed by the timed beats: "… Beats: 0.0–2.0 s: …; 2.0–4.0 s: …".
-
-    Cards at or past the end of the clip are left out: the provider would only be confused by them.
-    """
-    playing = tuple(sorted((b for b in beats if 0 <= b.start < seconds), key=lambda b: b.start))
-    return render(replace(spec, beats=playing), seconds=seconds)
-
-
 def rhythm(beats: Sequence[Beat], *, seconds: int) -> tuple[float, ...]:
     """Start times as fractions of the clip (0 ≤ f < 1), sorted; what a saved pattern keeps of its beats."""
     if seconds <= 0:
@@ -139,16 +130,6 @@ def rhythm(beats: Sequence[Beat], *, seconds: int) -> tuple[float, ...]:
     return tuple(
         round(b.start / seconds, 4) for b in sorted(beats, key=lambda b: b.start) if 0 <= b.start < seconds
     )
-
-
-def apply_rhythm(fractions: Sequence[float], *, seconds: int) -> tuple[float, ...]:
-    """Start times for a clip of `seconds` from a saved rhythm, to a tenth of a second."""
-    if seconds <= 0:
-        raise ValueError(f"a rhythm needs a clip longer than 0 s, not {seconds}")
-    wrong = [f for f in fractions if not (math.isfinite(f) and 0 <= f < 1)]
-    if wrong:
-        raise ValueError(f"a rhythm holds fractions of the clip in [0, 1), not {wrong}")
-    return tuple(round(f * seconds, 1) for f in sorted(fractions))
 
 
 def spread(texts: Sequence[str], *, seconds: int) -> tuple[Beat, ...]:

@@ -22,7 +22,6 @@ class Ticker:
 
     def __init__(self, sweep: Callable[[], object], *, interval: float) -> None:
         self._sweep = sweep
-        self._interval = interval
         self._again = threading.Event()
         self._running = threading.Lock()
         self._scheduler = BackgroundScheduler(timezone=UTC)

@@ -1682,6 +1682,7 @@ class Workflow:
         is_open = round_row.status == RoundStatus.OPEN.value
         hide = round_row.blind and is_open
         numbers = {g.id: g.number for g in generations}
+        specs = {g.id: g.spec for g in generations}
         queued = [g for g in generations if g.status == JobStatus.QUEUED.value]
         # A place in the provider's line, across every round waiting on it, not just this one.
         place = {g.id: repo.queued_ahead(g.provider, g.id or 0) + 1 for g in queued}
@@ -1697,13 +1698,17 @@ class Workflow:
                 seconds=g.seconds,
                 aspect=Aspect(g.aspect),
                 provider=g.provider,
-                round_open=is_open,
                 parent_number=numbers.get(g.parent_id) if g.parent_id else None,
                 change=g.change,
                 error=g.error,
                 votes=None if hide else counts.get(g.id or 0, 0),
                 is_winner=not is_open and g.id == round_row.winner_generation_id,
                 queue_position=place.get(g.id),
+                changed=prompts.changed_layers(
+                    PromptSpec.from_dict(specs[g.parent_id]), PromptSpec.from_dict(g.spec)
+                )
+                if g.parent_id in specs
+                else (),
             )
             for g in generations
         )

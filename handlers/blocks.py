@@ -203,6 +203,10 @@ def variation_message(view: VariationView) -> Message:
         heading += f" · {view.kind.value} of #{view.parent_number}"
     if view.change:
         heading += f": “{escape(clip(view.change, 200))}”"
+    if len(view.changed) > 1:  # the seed's advice: one well-defined change per remix, so the vote says which
+        heading += f" _(changes {', '.join(view.changed)}: one change at a time compares better)_"
+    elif view.changed:
+        heading += f" _(changes the {view.changed[0]})_"
     if view.is_winner:
         heading = ":trophy: " + heading + " · *winner*"
     lines = [heading, _status_line(view)]

@@ -75,12 +75,6 @@ class SlackPublisher:
         )
         return str(data["ts"])
 
-    def post_notice(self, thread: ThreadRef, text: str) -> str:
-        data = self._call(
-            "chat_postMessage", channel=thread.channel_id, thread_ts=thread.thread_ts, **blocks.notice(text)
-        )
-        return str(data["ts"])
-
     def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
         self._call(
             "chat_postEphemeral", channel=channel_id, user=user_id, thread_ts=thread_ts, **blocks.notice(text)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain import Beat, Finding, PromptSpec, Severity
-from bot.prompts import draft, render
+from bot.domain import Beat, Finding, Severity
 from bot.storyboard import (
     RULES,
     BeatErrors,
-    apply_rhythm,
-    compile_prompt,
     lint_beats,
     parse_beats,
     rhythm,
@@ -110,38 +107,12 @@ def test_every_rule_is_listed_and_errors_come_first() -> None:
     assert findings[0].severity is Severity.ERROR
 
 
-def test_compile_appends_timed_beats_to_the_rendered_layers_and_drops_cards_past_the_end() -> None:
-    spec = draft(STRONG)
-    beats = (Beat("it stops at a puddle", 3.0), Beat("the robot rolls into frame", 0.0), Beat("never", 8.0))
-
-    prompt = compile_prompt(spec, beats, seconds=8)
-
-    assert prompt == (
-        f"{render(spec)} Beats: 0.0–3.0 s: the robot rolls into frame; 3.0–8.0 s: it stops at a puddle."
-    )
-    assert compile_prompt(spec, (), seconds=8) == render(spec)
-
-
-def test_compile_uses_the_given_beats_not_the_ones_saved_on_the_spec() -> None:
-    spec = PromptSpec(
-        "A robot", "rolls", "static", "an alley", "film grain", "8 s", beats=(Beat("old", 0.0),)
-    )
-
-    assert "old" not in compile_prompt(spec, GOOD[:1], seconds=4)
-
-
-def test_a_rhythm_saved_from_an_8_second_draft_replays_at_12_seconds() -> None:
-    saved = rhythm(GOOD, seconds=8)
-
-    assert saved == (0.0, 0.375, 0.75)
-    assert apply_rhythm(saved, seconds=12) == (0.0, 4.5, 9.0)
-    assert apply_rhythm(saved, seconds=8) == tuple(b.start for b in GOOD)
+def test_a_rhythm_is_the_cards_start_times_as_fractions_of_the_clip() -> None:
+    assert rhythm(GOOD, seconds=8) == (0.0, 0.375, 0.75)
 
 
 def test_a_rhythm_keeps_only_cards_that_play_and_rejects_nonsense() -> None:
     assert rhythm((Beat("a", 4.0), Beat("b", 0.0), Beat("late", 9.0)), seconds=8) == (0.0, 0.5)
-    with pytest.raises(ValueError):
-        apply_rhythm((0.0, 1.5), seconds=8)
     with pytest.raises(ValueError):
         rhythm(GOOD, seconds=0)
 

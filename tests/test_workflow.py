@@ -54,10 +54,6 @@ class RecordingPublisher:
         self.posts.append(("winner", view))
         return self._ts()
 
-    def post_notice(self, thread: ThreadRef, text: str) -> str:
-        self.posts.append(("notice", text))
-        return self._ts()
-
     def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
         self.told.append((user_id, text))
 
@@ -203,3 +199,11 @@ def test_a_remix_passes_the_same_safety_check_as_a_draft(workflow: Workflow) -> 
         )
     assert "copyrighted_character" in str(caught.value) and "Try:" in str(caught.value)
     assert len(workflow.round_view(round_id).variations) == 3, "nothing was added or charged"
+
+
+def test_a_remix_says_which_prompt_layer_it_changed(workflow: Workflow) -> None:
+    round_id, _ = ready_round(workflow)
+    workflow.handle_reply(channel_id="C", thread_ts="1.0001", user_id="U2", text="remix #1 make it golden hour")
+    remix = workflow.round_view(round_id).variations[3]
+    assert remix.parent_number == 1 and remix.changed == ("environment",)
+    assert workflow.round_view(round_id).variations[0].changed == ()
