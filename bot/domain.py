@@ -172,6 +172,7 @@ class ProviderJob:
     error_code: str | None = None
     poll_after: float | None = None
     seconds: int | None = None
+    callback_id: str | None = None  # what the provider's webhooks call this job, when not `job_id` (fal)
 
 
 @dataclass(frozen=True)

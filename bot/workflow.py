@@ -1309,6 +1309,7 @@ class Workflow:
             fresh = repo.get(Generation, row.id)
             assert fresh is not None
             fresh.provider_job_id = job.job_id  # stored the moment it is known: never submitted twice
+            fresh.provider_callback_id = job.callback_id
             fresh.seconds = job.seconds or fresh.seconds  # what the provider will really make (and bill)
             cancelled = fresh.status == JobStatus.CANCELLED.value  # cancelled while we were submitting it
             if not cancelled:

@@ -64,6 +64,7 @@ class Generation(SQLModel, table=True):
         Index("ix_generation_status_poll", "status", "next_poll_at"),
         Index("ix_generation_message", "message_ts"),
         Index("ix_generation_job", "provider", "provider_job_id"),
+        Index("ix_generation_callback", "provider", "provider_callback_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -80,6 +81,7 @@ class Generation(SQLModel, table=True):
     provider: str
     model: str | None = None
     provider_job_id: str | None = None
+    provider_callback_id: str | None = None
     reference_path: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = "queued"

@@ -293,9 +293,9 @@ class Repo:
         return self.session.exec(statement).first()
 
     def generation_by_job(self, provider: str, job_id: str) -> Generation | None:
-        statement = select(Generation).where(
-            Generation.provider == provider, Generation.provider_job_id == job_id
-        )
+        """By the id a provider's callback names the job by: its callback id, else its job id."""
+        named = or_(col(Generation.provider_callback_id) == job_id, col(Generation.provider_job_id) == job_id)
+        statement = select(Generation).where(Generation.provider == provider, named)
         return self.session.exec(statement).first()
 
     def next_number(self, round_id: int) -> int:

@@ -251,3 +251,21 @@ def test_a_provider_callback_polls_the_job_at_once_and_posts_it(
     assert uploads(workflow) == ["Variation #1"], "posted by the callback, before any further sweep"
     assert workflow.job_event(provider="openai", job_id="video_unknown") is False
     workflow.close()
+
+
+def test_a_fal_callback_finds_its_job_by_the_request_id_fal_sends(tmp_path: Path, clip: bytes) -> None:
+    with FakeFal(clip=clip, polls_to_complete=50) as fake:
+        provider = FalProvider(key=fake.api_key, base_url=fake.base_url)
+        workflow = build(tmp_path, provider)
+        start(workflow, variations=2)
+        workflow.sweep()
+        rows = generations(workflow)
+        for row in rows:  # the webhook names a job by its request id; our job id is its queue path
+            assert row.provider_callback_id and row.provider_job_id
+            assert row.provider_callback_id != row.provider_job_id
+            assert f"/requests/{row.provider_callback_id}" in row.provider_job_id
+        assert len({row.provider_callback_id for row in rows}) == 2
+        assert workflow.job_event(provider="fal", job_id=rows[1].provider_callback_id) is True
+        assert workflow.job_event(provider="fal", job_id="not-a-request-of-ours") is False
+        workflow.close()
+        provider.close()

@@ -203,7 +203,9 @@ def test_a_remix_passes_the_same_safety_check_as_a_draft(workflow: Workflow) -> 
 
 def test_a_remix_says_which_prompt_layer_it_changed(workflow: Workflow) -> None:
     round_id, _ = ready_round(workflow)
-    workflow.handle_reply(channel_id="C", thread_ts="1.0001", user_id="U2", text="remix #1 make it golden hour")
+    workflow.handle_reply(
+        channel_id="C", thread_ts="1.0001", user_id="U2", text="remix #1 make it golden hour"
+    )
     remix = workflow.round_view(round_id).variations[3]
     assert remix.parent_number == 1 and remix.changed == ("environment",)
     assert workflow.round_view(round_id).variations[0].changed == ()

@@ -124,7 +124,13 @@ class FalProvider:
             )
         response_path, status_path, cancel_path = (str(path) for path in paths)
         ref = FalJobRef(response_path=response_path, status_path=status_path, cancel_path=cancel_path)
-        return ProviderJob(job_id=ref.encode(), status=JobStatus.QUEUED, seconds=seconds)
+        # fal's webhook names the job by its request id alone; the job id also carries the queue paths.
+        return ProviderJob(
+            job_id=ref.encode(),
+            status=JobStatus.QUEUED,
+            seconds=seconds,
+            callback_id=str(data.get("request_id")),
+        )
 
     def fetch(self, job_id: str) -> ProviderJob:
         ref = FalJobRef.decode(job_id)
