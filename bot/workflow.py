@@ -8,7 +8,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -333,11 +333,10 @@ class Workflow:
         # The drafter may call a model: outside any transaction, and never a dead end (it falls back offline).
         result = self.drafter.for_user(user_id).draft(idea, goal=goal)
         aspect = preset.aspect if preset else Aspect.LANDSCAPE
-        layers = {**result.spec.as_dict(), "beats": parsed_beats}
+        spec = replace(result.spec, beats=parsed_beats)
         if "intent" in result.filled:  # a default intent should at least say what will be made
             kind = preset.label.lower() if preset else "clip"
-            layers["intent"] = f"{length}-second {kind}, {aspect.value}"
-        spec = PromptSpec(**layers)  # type: ignore[arg-type]
+            spec = replace(spec, intent=f"{length}-second {kind}, {aspect.value}")
         row = Draft(
             team_id=team_id,
             channel_id=channel_id,
@@ -464,7 +463,15 @@ class Workflow:
             if row.status != "open":
                 raise InvalidInput("This draft was already generated or cancelled; start a new one.")
         old = PromptSpec.from_dict(row.spec)
-        spec = PromptSpec(**{**layers, "beats": old.beats})  # type: ignore[arg-type]
+        spec = PromptSpec(
+            subject=layers["subject"],
+            action=layers["action"],
+            camera=layers["camera"],
+            environment=layers["environment"],
+            finish=layers["finish"],
+            intent=layers["intent"],
+            beats=old.beats,
+        )
         row.aspect, row.seconds, row.variations = aspect.value, seconds, variations
         if provider is not None and provider != row.provider:
             row.provider, row.model = provider, None
@@ -562,7 +569,7 @@ class Workflow:
         preset = prompts.PRESETS[goal]
         result = self.drafter.for_user(actor).draft(row.idea, goal=goal)
         beats = PromptSpec.from_dict(row.spec).beats
-        spec = PromptSpec(**{**result.spec.as_dict(), "beats": beats})  # type: ignore[arg-type]
+        spec = replace(result.spec, beats=beats)
         row.goal, row.aspect, row.seconds, row.variations = (
             goal.value,
             preset.aspect.value,
@@ -1031,7 +1038,7 @@ class Workflow:
             seconds = first.seconds + sources[1].seconds - 1
         else:  # extend: the model continues from the last frame; the join happens when it is done
             text = command.change or "the same shot continues for a moment"
-            spec = PromptSpec(**{**spec.as_dict(), "action": text, "beats": ()})  # type: ignore[arg-type]
+            spec = replace(spec, action=text, beats=())
             self._preflight(spec, what="That extension")
             provider, seconds = first.provider, command.seconds or 4
             reference = self.assets.path_for(f"generation-{first.id}-last.png")

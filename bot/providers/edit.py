@@ -84,10 +84,10 @@ def _job_id(request: GenerationRequest) -> str:
 
 
 def _run(job: dict[str, object], out: Path) -> None:
-    sources = [Path(str(p)) for p in job["sources"]]  # type: ignore[attr-defined]
+    sources = [Path(str(p)) for p in _list(job.get("sources"))]
     kind = GenerationKind(str(job["kind"]))
     if kind == GenerationKind.RECUT:
-        media.trim(sources[0], out, start=float(job["start"] or 0), end=float(job["end"] or 0))  # type: ignore[arg-type]
+        media.trim(sources[0], out, start=_number(job.get("start")), end=_number(job.get("end")))
     elif kind == GenerationKind.LOOP:
         media.loop(sources[0], out, mode="crossfade")
     elif kind == GenerationKind.BLEND:
@@ -96,3 +96,11 @@ def _run(job: dict[str, object], out: Path) -> None:
         media.concat(sources, out)
     else:
         raise media.MediaError(f"{kind.value} is not an edit")
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
