@@ -372,7 +372,6 @@ class Workflow:
             findings += storyboard.lint_beats(
                 spec.beats, seconds=row.seconds, min_gap=self.settings.min_beat_gap
             )
-            row.rhythm = list(storyboard.rhythm(spec.beats, seconds=row.seconds))
         reference = Path(row.reference_path) if row.reference_path else None
         verdict = safety.check(spec, reference=reference)
         if self.moderation is not None:

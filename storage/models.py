@@ -28,7 +28,6 @@ class Draft(SQLModel, table=True):
     model: str | None = None
     status: str = "open"  # open → submitted | cancelled
     reference_path: str | None = None
-    rhythm: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     safety: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     notes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime

@@ -13,6 +13,8 @@ from openai_fake import FakeOpenAI, tiny_png
 from slack_sdk import WebClient
 from test_slack_loop import _all_text, draft, rows, wait_until
 
+from bot import storyboard
+from bot.domain import PromptSpec
 from handlers import blocks, modals
 from handlers.fake_slack import Ephemeral, FakeSlack
 from storage.models import Draft, Generation, Round, Spend
@@ -139,7 +141,8 @@ def test_the_storyboard_modal_reports_bad_cards_inline_and_drafts_good_ones_with
     text = _all_text(card)
     assert "it stops at a puddle" in text and "hard cuts" in text, "0 s → 1 s is closer than the minimum gap"
     [row] = rows(sora, Draft)
-    assert row.rhythm == [0.0, 0.125, 0.625] and row.seconds == 8
+    assert row.seconds == 8
+    assert storyboard.rhythm(PromptSpec.from_dict(row.spec).beats, seconds=row.seconds) == (0.0, 0.125, 0.625)
 
 
 # --- settings, budget, safety -----------------------------------------------------------------
