@@ -51,6 +51,7 @@ MAX_VARIATIONS = 4
 MIN_VARIATIONS = 2
 DEADLINE_ACTOR = "deadline"
 EDIT_PROVIDER = "edit"
+EDIT_KINDS = frozenset({GenerationKind.RECUT, GenerationKind.LOOP, GenerationKind.BLEND})
 UNCERTAIN_SUBMIT = (
     "The provider did not confirm this job and cannot be asked whether it exists, so it was not sent again "
     "(that could bill twice). Reply `again` to try once more."
@@ -1271,6 +1272,8 @@ class Workflow:
 
     def _request(self, row: Generation) -> GenerationRequest:
         assert row.id is not None
+        kind = GenerationKind(row.kind)
+        edited = kind in EDIT_KINDS  # made from finished clips, not by a model
         return GenerationRequest(
             prompt=row.prompt,
             spec=PromptSpec.from_dict(row.spec),
@@ -1280,15 +1283,9 @@ class Workflow:
             idempotency_key=f"generation-{row.id}",
             model=row.model,
             reference_image=Path(row.reference_path) if row.reference_path else None,
-            sources=tuple(
-                Path(str(p)) for p in row.params.get("sources", []) if row.provider == EDIT_PROVIDER
-            ),
-            edit=Edit(
-                kind=GenerationKind(row.kind),
-                start=_float(row.params.get("start")),
-                end=_float(row.params.get("end")),
-            )
-            if row.provider == EDIT_PROVIDER
+            sources=tuple(Path(str(p)) for p in row.params.get("sources", [])) if edited else (),
+            edit=Edit(kind=kind, start=_float(row.params.get("start")), end=_float(row.params.get("end")))
+            if edited
             else None,
         )
 
@@ -1409,7 +1406,7 @@ class Workflow:
                 asset = provider.download(
                     row.provider_job_id, self.assets.path_for(f"generation-{row.id}.mp4")
                 )
-                if row.kind == GenerationKind.EXTEND.value and row.provider != EDIT_PROVIDER:
+                if row.kind == GenerationKind.EXTEND.value:
                     # The continuation was made from the source's last frame: join the two into one clip.
                     before = Path(str(row.params["sources"][0]))
                     asset = media.concat(

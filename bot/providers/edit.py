@@ -92,8 +92,6 @@ def _run(job: dict[str, object], out: Path) -> None:
         media.loop(sources[0], out, mode="crossfade")
     elif kind == GenerationKind.BLEND:
         media.crossfade(sources[0], sources[1], out, seconds=1.0)
-    elif kind == GenerationKind.EXTEND:
-        media.concat(sources, out)
     else:
         raise media.MediaError(f"{kind.value} is not an edit")
 
