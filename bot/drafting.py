@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import openai
@@ -198,15 +198,7 @@ class LlmDrafter:
         texts = [" ".join(b.split()) for b in parsed.beats if b.strip()][:MAX_BEATS]
         # One beat is just the action again; beats only help as a sequence.
         beats = spread(texts, seconds=_clip_seconds(values["intent"], goal)) if len(texts) >= 2 else ()
-        spec = PromptSpec(
-            subject=values["subject"],
-            action=values["action"],
-            camera=values["camera"],
-            environment=values["environment"],
-            finish=values["finish"],
-            intent=values["intent"],
-            beats=beats,
-        )
+        spec = replace(PromptSpec.from_dict(dict(values)), beats=beats)
         return DraftResult(spec=spec, filled=tuple(empty), source="llm")
 
 

@@ -829,15 +829,7 @@ def draft_with_notes(idea: str, *, goal: Goal | None = None) -> Draft:
     filled = tuple(name for name in LAYERS if name in defaults and not values[name])
     for name in filled:
         values[name] = defaults[name]
-    spec = PromptSpec(
-        subject=values["subject"],
-        action=values["action"],
-        camera=values["camera"],
-        environment=values["environment"],
-        finish=values["finish"],
-        intent=values["intent"],
-    )
-    return Draft(spec=spec, filled=filled, goal=goal)
+    return Draft(spec=PromptSpec.from_dict(dict(values)), filled=filled, goal=goal)
 
 
 def draft(idea: str, *, goal: Goal | None = None) -> PromptSpec:
