@@ -152,6 +152,7 @@ class GenerationRequest:
     variation: int
     idempotency_key: str
     model: str | None = None
+    seed: int | None = None  # distinct per variation of a round; passed wherever the provider takes one
     reference_image: Path | None = None
     sources: tuple[Path, ...] = ()
     edit: Edit | None = None
@@ -173,6 +174,8 @@ class ProviderJob:
     poll_after: float | None = None
     seconds: int | None = None
     callback_id: str | None = None  # what the provider's webhooks call this job, when not `job_id` (fal)
+    reference: str | None = None  # the client reference (our idempotency key) the provider kept, if it keeps one
+    created_at: float | None = None  # epoch seconds, when the provider says
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,21 @@
 """The exception tree. Everything the bot raises on purpose derives from `SoraBotError`:
 
 SoraBotError
-├── ConfigError          settings missing or malformed (all problems in one message)
-├── UserError            the user asked for something we cannot do; `str(err)` is safe to show them
-│   ├── NotFound         an unknown draft, round or variation
-│   ├── NotAllowed       not yours to do (close someone else's round)
-│   └── InvalidInput     the text or values do not make sense
-├── ProviderError        a video provider failed; `retryable` and `retry_after` say what to do next
-└── PublishError         Slack refused or could not be reached; the sweep retries from the rows
+├── ConfigError            settings missing or malformed (all problems in one message)
+├── UserError              the user asked for something we cannot do; `str(err)` is safe to show them
+│   ├── NotFound           an unknown draft, round or variation
+│   ├── NotAllowed         not yours to do (close someone else's round)
+│   └── InvalidInput       the text or values do not make sense
+├── ProviderError          a video provider failed; `retryable` and `retry_after` say what to do next
+│   ├── RateLimited        429: retry after `retry_after` (or a backoff)                      retryable
+│   ├── ProviderTimedOut   no answer in time, or the connection dropped (not while creating)  retryable
+│   ├── ProviderUnavailable 5xx or unreachable                                                retryable
+│   ├── OutcomeUnknown     a create call may have reached the provider: look the job up, never resend blindly
+│   ├── Moderated          the provider's safety system refused the prompt or the clip
+│   ├── JobNotFound        the provider does not know the job, or its clip has expired
+│   └── AuthFailed         the provider refused our key
+└── PublishError           Slack refused or could not be reached; the outbox retries from its rows
+    └── PublishUncertain   the answer was lost after Slack may have acted: look before sending again
 """
 
 from __future__ import annotations
@@ -47,19 +55,53 @@ class InvalidInput(UserError):
 
 
 class ProviderError(SoraBotError):
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool = False,
-        retry_after: float | None = None,
-        code: str | None = None,
-    ) -> None:
-        self.retryable = retryable
+    """A provider failed. The base class is a refusal that waiting will not fix (a bad request or answer)."""
+
+    retryable_by_default = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None, retry_after: float | None = None) -> None:
+        self.retryable = self.retryable_by_default if retryable is None else retryable
         self.retry_after = retry_after
-        self.code = code
         super().__init__(message)
 
 
-class PublishError(SoraBotError):
+class RateLimited(ProviderError):
+    retryable_by_default = True
+
+
+class ProviderTimedOut(ProviderError):
+    retryable_by_default = True
+
+
+class ProviderUnavailable(ProviderError):
+    retryable_by_default = True
+
+
+class OutcomeUnknown(ProviderError):
+    """A create call's answer was lost: the job may exist (and bill). The core looks it up before resending."""
+
+
+class Moderated(ProviderError):
     pass
+
+
+class JobNotFound(ProviderError):
+    pass
+
+
+class AuthFailed(ProviderError):
+    pass
+
+
+class PublishError(SoraBotError):
+    """Slack did not take a post. `retry_after` is Slack's hint on a 429; `permanent` means retrying cannot help
+    (the bot is not in the channel, the channel is gone)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        self.retry_after = retry_after
+        self.permanent = permanent
+        super().__init__(message)
+
+
+class PublishUncertain(PublishError):
+    """The request went out and no answer came back: Slack may have posted it."""

@@ -28,9 +28,15 @@ class VideoProvider(Protocol):
 
 @runtime_checkable
 class JobFinder(Protocol):
-    """A provider that can find the job an unanswered submit may have created (no idempotency keys)."""
+    """A provider that can list the jobs an unanswered create may have made (it takes no idempotency key)."""
 
-    def find_submitted(self, request: GenerationRequest, *, since: float) -> ProviderJob | None: ...
+    def submitted_jobs(self, request: GenerationRequest, *, since: float) -> list[ProviderJob]:
+        """Jobs at the provider that match `request` (prompt, size, model) created since `since` (epoch
+        seconds, with a minute's slack), oldest first. Each job's `reference` is the client reference the
+        provider kept for it (our `idempotency_key`) where the provider keeps one, else None; its
+        `created_at` is set where the provider says. The core tells the variations of a round apart with
+        these, and cancels a listed job that no generation owns."""
+        ...
 
 
 class Publisher(Protocol):
