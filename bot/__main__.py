@@ -1,7 +1,4 @@
-"""The one composition root and the `sora-bot` CLI: settings → store → providers → Slack app → ticker → serve.
-
-This is the only module in `bot/` allowed to import the Slack edge (`handlers`): it wires, it does not decide.
-"""
+"""The `sora-bot` CLI: serve, demo, doctor, migrate. The wiring itself lives in `bot.bootstrap`."""
 
 from __future__ import annotations
 
@@ -12,113 +9,18 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bot import safety
-from bot.assets import LocalAssetStore
-from bot.clock import SystemClock
-from bot.config import Settings, load_settings
-from bot.drafting import build_drafter
+from bot.bootstrap import build_runtime
+from bot.config import load_settings
 from bot.errors import ConfigError
-from bot.keyframes import build_keyframes
-from bot.ports import Clock
 from bot.pricing import PriceTable
 from bot.providers.registry import build_providers
-from bot.ticker import Ticker
-from bot.webhooks import FalKeys, Receivers
-from bot.workflow import Workflow, WorkflowSettings
 from storage.store import Store
-
-if TYPE_CHECKING:
-    from wsgiref.types import WSGIApplication
 
 log = logging.getLogger("sora-bot")
 
 DEMO_MARKER = ".sora-bot-demo"
-
-
-@dataclass
-class Runtime:
-    """Everything `serve` and `demo` run, built once from Settings."""
-
-    settings: Settings
-    store: Store
-    workflow: Workflow
-    ticker: Ticker
-    app: object  # slack_bolt.App; typed loosely so `bot` stays free of Slack types outside this root
-    webhooks: Receivers
-
-    def wsgi(self) -> WSGIApplication:
-        """HTTP mode's one WSGI app: Slack events, provider webhooks, the health check."""
-        from handlers.http import make_wsgi_app
-
-        return make_wsgi_app(
-            self.app,  # type: ignore[arg-type]
-            health=self.workflow.health,
-            webhooks=self.webhooks,
-            on_job_event=lambda event: self.workflow.job_event(provider=event.provider, job_id=event.job_id),
-        )
-
-    def close(self) -> None:
-        self.ticker.stop()
-        self.workflow.close()
-        self.workflow.drafter.close()
-        self.workflow.providers.close()
-        self.store.dispose()
-
-
-def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: str | None = None) -> Runtime:
-    from handlers.app import build_app, make_client
-    from handlers.publisher import SlackPublisher
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.resolved_database_url)
-    store.create_schema()
-    client = make_client(token=settings.secret("slack_bot_token") or "", base_url=settings.slack_api_url)
-    openai_key = settings.secret("openai_api_key")
-    prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
-    workflow = Workflow(
-        store=store,
-        providers=build_providers(settings, prices=prices),
-        publisher=SlackPublisher(client),
-        assets=LocalAssetStore(settings.data_dir / "assets"),
-        clock=clock or SystemClock(),
-        settings=WorkflowSettings(
-            vote_minutes=settings.vote_minutes,
-            daily_budget=settings.daily_budget,
-            max_concurrent=settings.max_concurrent,
-            min_beat_gap=settings.min_beat_gap,
-        ),
-        worker_id=worker_id,
-        drafter=build_drafter(
-            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_draft_model
-        ),
-        moderation=safety.build_moderation(
-            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_moderation_model
-        ),
-        prices=prices,
-        keyframes=build_keyframes(
-            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_image_model
-        ),
-    )
-    app = build_app(
-        client=client,
-        signing_secret=settings.secret("slack_signing_secret") or "",
-        workflow=workflow,
-        socket_mode=settings.socket_mode,
-    )
-    ticker = Ticker(workflow.sweep, interval=settings.tick_seconds)
-    workflow.wake = ticker.wake
-    receivers = Receivers(
-        openai_secret=settings.secret("openai_webhook_secret"),
-        fal_keys=FalKeys.from_url(settings.fal_jwks_url) if settings.secret("fal_key") else None,
-    )
-    return Runtime(
-        settings=settings, store=store, workflow=workflow, ticker=ticker, app=app, webhooks=receivers
-    )
-
 
 # --- commands ---------------------------------------------------------------------------------
 

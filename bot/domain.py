@@ -174,7 +174,9 @@ class ProviderJob:
     poll_after: float | None = None
     seconds: int | None = None
     callback_id: str | None = None  # what the provider's webhooks call this job, when not `job_id` (fal)
-    reference: str | None = None  # the client reference (our idempotency key) the provider kept, if it keeps one
+    reference: str | None = (
+        None  # the client reference (our idempotency key) the provider kept, if it keeps one
+    )
     created_at: float | None = None  # epoch seconds, when the provider says
 
 
@@ -194,45 +196,3 @@ class Tally:
     number: int
     votes: int
     voters: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class VariationView:
-    """Everything a variation message shows. `votes` is None while a blind round is open."""
-
-    round_id: int
-    generation_id: int
-    number: int
-    kind: GenerationKind
-    prompt: str
-    status: JobStatus
-    progress: int
-    seconds: int
-    aspect: Aspect
-    provider: str
-    parent_number: int | None = None
-    change: str | None = None
-    error: str | None = None
-    votes: int | None = None
-    is_winner: bool = False
-    queue_position: int | None = None
-    changed: tuple[
-        str, ...
-    ] = ()  # the prompt layers that differ from the parent's (a remix should change one)
-
-
-@dataclass(frozen=True)
-class RoundView:
-    """Everything the round's parent message and its winner announcement show."""
-
-    round_id: int
-    channel_id: str
-    owner_id: str
-    title: str
-    status: RoundStatus
-    closes_at_epoch: int
-    blind: bool
-    estimated_cost: float
-    variations: tuple[VariationView, ...]
-    winner_number: int | None = None
-    voters: int = 0

@@ -6,6 +6,7 @@ SoraBotError
 │   ├── NotFound           an unknown draft, round or variation
 │   ├── NotAllowed         not yours to do (close someone else's round)
 │   └── InvalidInput       the text or values do not make sense
+│       └── FieldErrors    problems keyed by a modal's fields
 ├── ProviderError          a video provider failed; `retryable` and `retry_after` say what to do next
 │   ├── RateLimited        429: retry after `retry_after` (or a backoff)                      retryable
 │   ├── ProviderTimedOut   no answer in time, or the connection dropped (not while creating)  retryable
@@ -59,7 +60,9 @@ class ProviderError(SoraBotError):
 
     retryable_by_default = False
 
-    def __init__(self, message: str, *, retryable: bool | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
+    ) -> None:
         self.retryable = self.retryable_by_default if retryable is None else retryable
         self.retry_after = retry_after
         super().__init__(message)
@@ -105,3 +108,11 @@ class PublishError(SoraBotError):
 
 class PublishUncertain(PublishError):
     """The request went out and no answer came back: Slack may have posted it."""
+
+
+class FieldErrors(InvalidInput):
+    """Input problems keyed by field, for a modal to show next to each field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("Some fields need fixing: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))

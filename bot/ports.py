@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import Capability, GenerationRequest, ProviderJob, RoundView, ThreadRef, VariationView
+from bot.domain import Capability, GenerationRequest, ProviderJob, ThreadRef
+
+if TYPE_CHECKING:
+    from bot.views import RoundView, VariationView
 
 
 class VideoProvider(Protocol):
@@ -42,24 +45,39 @@ class JobFinder(Protocol):
 class Publisher(Protocol):
     """Where the core's results appear (Slack in production, a recording in tests).
 
-    Text arguments are plain text written by the core or its users; the publisher escapes them.
+    Only the outbox (`bot.posting`) calls the posting methods: each post carries the outbox row's `key` so that,
+    after an answer that never came, `find_message` / `find_file` can tell whether Slack has it. Text arguments
+    are plain text written by the core or its users; the publisher escapes them. Failures raise `PublishError`
+    (`PublishUncertain` when Slack may have acted).
     """
 
-    def post_round(self, view: RoundView) -> str:
+    def post_round(self, view: RoundView, *, key: str) -> str:
         """Post the round's parent message; returns its ts (the thread)."""
         ...
 
     def update_round(self, thread: ThreadRef, view: RoundView) -> None: ...
 
-    def post_variation(self, thread: ThreadRef, view: VariationView) -> str: ...
+    def post_variation(self, thread: ThreadRef, view: VariationView, *, key: str) -> str: ...
 
     def update_variation(self, thread: ThreadRef, message_ts: str, view: VariationView) -> None: ...
 
-    def upload_file(self, thread: ThreadRef, path: Path, *, title: str, comment: str) -> str:
-        """Upload a clip or image into the thread; returns the file id."""
+    def upload_file(self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str) -> str:
+        """Upload a clip or image into the thread as `filename` (unique in the thread); returns the file id."""
         ...
 
-    def announce_winner(self, thread: ThreadRef, view: RoundView) -> str: ...
+    def announce_winner(self, thread: ThreadRef, view: RoundView, *, key: str) -> str: ...
+
+    def find_message(self, channel_id: str, *, thread_ts: str | None, key: str, since: float) -> str | None:
+        """The ts of a message the bot posted with `key` (in the thread, or in the channel since `since`)."""
+        ...
+
+    def find_file(self, thread: ThreadRef, *, filename: str) -> str | None:
+        """The id of a file shared in the thread under `filename`, if the bot shared one."""
+        ...
+
+    def reactions(self, channel_id: str, message_ts: str) -> dict[str, tuple[str, ...]]:
+        """Slack's record of the reactions on a message: emoji name → the users who reacted (not the bot)."""
+        ...
 
     def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
         """A message only `user_id` sees (ephemeral in Slack)."""

@@ -11,8 +11,12 @@ from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from bot import prompts
+from bot.drafts import Drafts
 from bot.errors import InvalidInput
-from bot.workflow import Workflow
+from bot.jobs import Jobs
+from bot.ports import Publisher
+from bot.providers.registry import Providers
+from bot.rounds import Rounds
 from handlers import blocks, modals
 from handlers.errors import reported
 
@@ -36,21 +40,23 @@ def _draft_id(body: dict[str, Any]) -> int:
     return _id(body)
 
 
-def register(app: App, workflow: Workflow) -> None:
-    guarded = reported(workflow.publisher)
+def register(
+    app: App, *, drafts: Drafts, rounds: Rounds, jobs: Jobs, providers: Providers, publisher: Publisher
+) -> None:
+    guarded = reported(publisher)
 
     @app.action(blocks.GENERATE)
     @guarded
     def handle_generate(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        started = workflow.start_round(_id(body), actor=body["user"]["id"])
+        started = rounds.start_round(_id(body), actor=body["user"]["id"])
         respond(replace_original=True, **blocks.draft_card(started.card, generating=True))
 
     @app.action(blocks.CANCEL)
     @guarded
     def handle_cancel(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        outcome = workflow.cancel_draft(_id(body), actor=body["user"]["id"])
+        outcome = drafts.cancel_draft(_id(body), actor=body["user"]["id"])
         if outcome.done:
             respond(delete_original=True)
         elif outcome.message:
@@ -64,19 +70,19 @@ def register(app: App, workflow: Workflow) -> None:
         goal = prompts.parse_goal(selected)
         if goal is None:
             raise InvalidInput("That goal is not one the bot knows; pick one from the list.")
-        card = workflow.change_goal(_draft_id(body), actor=body["user"]["id"], goal=goal)
+        card = drafts.change_goal(_draft_id(body), actor=body["user"]["id"], goal=goal)
         respond(replace_original=True, **blocks.draft_card(card))
 
     @app.action(blocks.EDIT)
     @guarded
     def handle_edit(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ack()  # trigger_id expires in 3 s: open the modal right away
-        card = workflow.draft_card(_id(body), actor=body["user"]["id"])
+        card = drafts.draft_card(_id(body), actor=body["user"]["id"])
         view = modals.edit_modal(
             card,
-            providers=workflow.providers.names(),
+            providers=providers.names(),
             response_url=body.get("response_url"),
-            keyframes=workflow.keyframes is not None,
+            keyframes=drafts.keyframes is not None,
         )
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
@@ -86,7 +92,7 @@ def register(app: App, workflow: Workflow) -> None:
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
     ) -> None:
         edit = modals.edit_values(view)
-        problems = workflow.validate_edit(edit)
+        problems = drafts.validate_edit(edit)
         files = modals.reference_files(view)
         if files and not str(files[0].get("mimetype", "image/")).startswith("image/"):
             problems["reference"] = "That file is not an image; attach a PNG, JPEG or WebP."
@@ -97,12 +103,12 @@ def register(app: App, workflow: Workflow) -> None:
         meta, user_id = modals.metadata(view), body["user"]["id"]
         reply = WebhookClient(meta["response_url"]) if meta.get("response_url") else None
         try:
-            card = workflow.update_draft(int(meta["draft_id"]), actor=user_id, edit=edit)
+            card = drafts.update_draft(int(meta["draft_id"]), actor=user_id, edit=edit)
             if modals.wants_keyframe(view) and not files:
-                card = workflow.make_keyframe(card.draft_id, actor=user_id)
+                card = drafts.make_keyframe(card.draft_id, actor=user_id)
             if files:
                 data = _download(client, files[0])
-                card = workflow.attach_reference(
+                card = drafts.attach_reference(
                     card.draft_id, actor=user_id, data=data, filename=files[0].get("name", "file")
                 )
         except (InvalidInput, OSError) as err:
@@ -121,7 +127,7 @@ def register(app: App, workflow: Workflow) -> None:
         ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
     ) -> None:
         values = modals.storyboard_values(view)
-        problems = workflow.validate_storyboard(idea=values.idea, seconds=values.seconds, rows=values.rows)
+        problems = drafts.validate_storyboard(idea=values.idea, seconds=values.seconds, rows=values.rows)
         if problems:
             ack(response_action="errors", errors=problems)
             return
@@ -129,7 +135,7 @@ def register(app: App, workflow: Workflow) -> None:
         meta = modals.metadata(view)
         reply = WebhookClient(meta["response_url"]) if meta.get("response_url") else None
         try:
-            card = workflow.create_storyboard_draft(
+            card = drafts.create_storyboard_draft(
                 team_id=str(body.get("team", {}).get("id", "")),
                 channel_id=str(meta.get("channel_id", "")),
                 user_id=body["user"]["id"],
@@ -149,7 +155,7 @@ def register(app: App, workflow: Workflow) -> None:
     @guarded
     def handle_close(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        outcome = workflow.close_round(_id(body), actor=body["user"]["id"])
+        outcome = rounds.close_round(_id(body), actor=body["user"]["id"])
         if outcome.message:
             respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
 
@@ -157,7 +163,7 @@ def register(app: App, workflow: Workflow) -> None:
     @guarded
     def handle_cancel_job(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        outcome = workflow.cancel_generation(_id(body), actor=body["user"]["id"])
+        outcome = jobs.cancel_generation(_id(body), actor=body["user"]["id"])
         if outcome.message:
             respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot import prompts
-from bot.domain import JobStatus, RoundStatus, RoundView, Severity, VariationView
-from bot.workflow import ChannelDefaults, DraftCard, PatternCard, StatusReport
+from bot.domain import JobStatus, RoundStatus, Severity
+from bot.views import ChannelDefaults, DraftCard, PatternCard, RoundView, StatusReport, VariationView
 
 Message = dict[str, Any]
 

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import commands as parse
-from bot.workflow import Workflow
+from bot.channels import Channels
+from bot.drafts import Drafts
+from bot.patterns import Patterns
+from bot.ports import Publisher
+from bot.providers.registry import Providers
+from bot.rounds import Rounds
 from handlers import blocks, modals
 from handlers.errors import reported
 
 
-def register(app: App, workflow: Workflow) -> None:
+@dataclass(frozen=True)
+class _Uses:
+    drafts: Drafts
+    channels: Channels
+    rounds: Rounds
+    patterns: Patterns
+    providers: Providers
+
+
+def register(
+    app: App,
+    *,
+    drafts: Drafts,
+    channels: Channels,
+    rounds: Rounds,
+    patterns: Patterns,
+    providers: Providers,
+    publisher: Publisher,
+) -> None:
+    uses = _Uses(drafts=drafts, channels=channels, rounds=rounds, patterns=patterns, providers=providers)
+
     @app.command("/sora")
-    @reported(workflow.publisher)
+    @reported(publisher)
     def handle_sora_command(
         ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
     ) -> None:
@@ -28,14 +54,14 @@ def register(app: App, workflow: Workflow) -> None:
             )
             client.views_open(trigger_id=command["trigger_id"], view=view)
             return
-        respond(response_type="ephemeral", **_run(workflow, request, command))
+        respond(response_type="ephemeral", **_run(uses, request, command))
 
 
-def _run(workflow: Workflow, request: parse.Command, command: dict[str, Any]) -> blocks.Message:
+def _run(uses: _Uses, request: parse.Command, command: dict[str, Any]) -> blocks.Message:
     if isinstance(request, parse.CommandError):
         return blocks.user_error(f"{request.message} {request.hint}".strip())
     if isinstance(request, parse.DraftCommand):
-        card = workflow.create_draft(
+        card = uses.drafts.create_draft(
             team_id=command.get("team_id", ""),
             channel_id=command["channel_id"],
             user_id=command["user_id"],
@@ -45,23 +71,28 @@ def _run(workflow: Workflow, request: parse.Command, command: dict[str, Any]) ->
         )
         return blocks.draft_card(card)
     if isinstance(request, parse.RecallCommand):
-        cards = workflow.recall(team_id=command.get("team_id", ""), query=request.query)
+        cards = uses.patterns.recall(team_id=command.get("team_id", ""), query=request.query)
         return blocks.recall_results(request.query, cards)
     if isinstance(request, parse.StatusCommand):
         return blocks.status_message(
-            workflow.status(channel_id=command["channel_id"], user_id=command["user_id"])
+            uses.rounds.status(
+                channel_id=command["channel_id"],
+                user_id=command["user_id"],
+                providers=uses.providers.names(),
+                default=uses.providers.default,
+            )
         )
     if isinstance(request, parse.SettingsCommand):
         if request.changes:
-            defaults = workflow.update_settings(
+            defaults = uses.channels.update_settings(
                 team_id=command.get("team_id", ""),
                 channel_id=command["channel_id"],
                 user_id=command["user_id"],
                 changes=request.changes,
             )
         else:
-            defaults = workflow.channel_defaults(command["channel_id"])
+            defaults = uses.channels.defaults(command["channel_id"])
         return blocks.settings_message(
-            defaults, providers=workflow.providers.names(), changed=bool(request.changes)
+            defaults, providers=uses.providers.names(), changed=bool(request.changes)
         )
     return blocks.notice_mrkdwn(blocks.HELP)

@@ -7,19 +7,22 @@ from typing import Any
 from slack_bolt import App, BoltContext
 
 from bot import votes
-from bot.workflow import Workflow
+from bot.jobs import Jobs
+from bot.ports import Publisher
+from bot.rounds import Rounds
+from bot.variations import Variations
 from handlers.errors import reported
 
 # ❌ on your own queued or running variation cancels it.
 CANCEL_EMOJI = frozenset({"x", "heavy_multiplication_x", "negative_squared_cross_mark"})
 
 
-def register(app: App, workflow: Workflow) -> None:
-    guarded = reported(workflow.publisher)
+def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, publisher: Publisher) -> None:
+    guarded = reported(publisher)
 
     def tell(channel_id: str, user_id: str, text: str | None, thread_ts: str | None = None) -> None:
         if text:
-            workflow.publisher.tell_user(channel_id, user_id, text, thread_ts=thread_ts)
+            publisher.tell_user(channel_id, user_id, text, thread_ts=thread_ts)
 
     @app.event("reaction_added")
     @guarded
@@ -28,15 +31,16 @@ def register(app: App, workflow: Workflow) -> None:
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
         if votes.normalise_emoji(event["reaction"]) in CANCEL_EMOJI:
-            outcome = workflow.cancel_by_reaction(
+            outcome = jobs.cancel_by_reaction(
                 channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"]
             )
         else:
-            outcome = workflow.record_vote(
+            outcome = rounds.record_vote(
                 channel_id=item["channel"],
                 message_ts=item["ts"],
                 user_id=event["user"],
                 emoji=event["reaction"],
+                event_ts=str(event.get("event_ts") or ""),
             )
         tell(item["channel"], event["user"], outcome.message)
 
@@ -46,8 +50,12 @@ def register(app: App, workflow: Workflow) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
-        workflow.remove_vote(
-            channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"], emoji=event["reaction"]
+        rounds.remove_vote(
+            channel_id=item["channel"],
+            message_ts=item["ts"],
+            user_id=event["user"],
+            emoji=event["reaction"],
+            event_ts=str(event.get("event_ts") or ""),
         )
 
     @app.event("message")
@@ -60,7 +68,7 @@ def register(app: App, workflow: Workflow) -> None:
         user_id = event.get("user")
         if not user_id or user_id == context.bot_user_id:
             return
-        outcome = workflow.handle_reply(
+        outcome = variations.handle_reply(
             channel_id=event["channel"], thread_ts=thread_ts, user_id=user_id, text=event.get("text") or ""
         )
         tell(event["channel"], user_id, outcome.message, thread_ts)

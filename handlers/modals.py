@@ -9,7 +9,8 @@ from typing import Any
 
 from bot import prompts
 from bot.domain import Aspect
-from bot.workflow import DraftCard, DraftEdit
+from bot.drafts import DraftEdit
+from bot.views import DraftCard
 from handlers.blocks import clip, goal_options
 
 EDIT_CALLBACK = "draft_edit_modal"

@@ -1,4 +1,8 @@
-"""The Slack publisher: the core's `Publisher` port, spoken through `slack_sdk.WebClient`."""
+"""The Slack publisher: the core's `Publisher` port, spoken through `slack_sdk.WebClient`.
+
+Its client retries nothing by itself: a retried post whose first answer was lost would post twice, so every
+failure goes back to the outbox, which knows whether it may resend (and looks first when Slack may have acted).
+"""
 
 from __future__ import annotations
 
@@ -9,31 +13,67 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.domain import RoundView, ThreadRef, VariationView
-from bot.errors import PublishError
+from bot.domain import ThreadRef
+from bot.errors import PublishError, PublishUncertain
+from bot.views import RoundView, VariationView
 from handlers import blocks
 
 log = logging.getLogger(__name__)
+
+EVENT_TYPE = "sora_bot_post"  # the message metadata type that carries an outbox row's key
+# Slack's answers that no retry can change: the bot is not there, or the message is not acceptable.
+PERMANENT = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "invalid_blocks",
+        "msg_too_long",
+        "too_many_attachments",
+        "restricted_action",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "cant_update_message",
+        "message_not_found",
+    }
+)
 
 
 class SlackPublisher:
     def __init__(self, client: WebClient) -> None:
         self.client = client
+        self._bot_user_id: str | None = None
 
-    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, method: str, *, uncertain: bool = True, **kwargs: Any) -> dict[str, Any]:
+        """`uncertain`: whether a call that got no answer may still have been carried out by Slack."""
         try:
             response = getattr(self.client, method)(**kwargs)
         except SlackApiError as err:
+            error = str(err.response.get("error", "unknown error"))
+            retry_after = None
+            if err.response.status_code == 429:
+                retry_after = float(
+                    err.response.headers.get("Retry-After", err.response.headers.get("retry-after", 1))
+                )
             raise PublishError(
-                f"Slack refused {method}: {err.response.get('error', 'unknown error')}"
+                f"Slack refused {method}: {error}", retry_after=retry_after, permanent=error in PERMANENT
             ) from err
         except (SlackClientError, OSError) as err:
-            raise PublishError(f"Slack could not be reached for {method}: {err}") from err
+            kind = PublishUncertain if uncertain else PublishError
+            raise kind(f"Slack could not be reached for {method}: {err}") from err
         return dict(response.data) if isinstance(response.data, dict) else {}
 
-    def post_round(self, view: RoundView) -> str:
+    def post_round(self, view: RoundView, *, key: str) -> str:
         message = blocks.round_message(view)
-        data = self._call("chat_postMessage", channel=view.channel_id, unfurl_links=False, **message)
+        data = self._call(
+            "chat_postMessage",
+            channel=view.channel_id,
+            unfurl_links=False,
+            metadata=_metadata(key),
+            **message,
+        )
         return str(data["ts"])
 
     def update_round(self, thread: ThreadRef, view: RoundView) -> None:
@@ -41,13 +81,14 @@ class SlackPublisher:
             "chat_update", channel=thread.channel_id, ts=thread.thread_ts, **blocks.round_message(view)
         )
 
-    def post_variation(self, thread: ThreadRef, view: VariationView) -> str:
+    def post_variation(self, thread: ThreadRef, view: VariationView, *, key: str) -> str:
         message = blocks.variation_message(view)
         data = self._call(
             "chat_postMessage",
             channel=thread.channel_id,
             thread_ts=thread.thread_ts,
             unfurl_links=False,
+            metadata=_metadata(key),
             **message,
         )
         return str(data["ts"])
@@ -55,11 +96,11 @@ class SlackPublisher:
     def update_variation(self, thread: ThreadRef, message_ts: str, view: VariationView) -> None:
         self._call("chat_update", channel=thread.channel_id, ts=message_ts, **blocks.variation_message(view))
 
-    def upload_file(self, thread: ThreadRef, path: Path, *, title: str, comment: str) -> str:
+    def upload_file(self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str) -> str:
         data = self._call(
             "files_upload_v2",
             file=str(path),
-            filename=path.name,
+            filename=filename,
             title=title,
             channel=thread.channel_id,
             thread_ts=thread.thread_ts,
@@ -68,14 +109,94 @@ class SlackPublisher:
         files = data.get("files") or [data.get("file") or {}]
         return str(files[0].get("id", ""))
 
-    def announce_winner(self, thread: ThreadRef, view: RoundView) -> str:
+    def announce_winner(self, thread: ThreadRef, view: RoundView, *, key: str) -> str:
         message = blocks.winner_message(view)
         data = self._call(
-            "chat_postMessage", channel=thread.channel_id, thread_ts=thread.thread_ts, **message
+            "chat_postMessage",
+            channel=thread.channel_id,
+            thread_ts=thread.thread_ts,
+            metadata=_metadata(key),
+            **message,
         )
         return str(data["ts"])
 
+    def find_message(self, channel_id: str, *, thread_ts: str | None, key: str, since: float) -> str | None:
+        for message in self._messages(channel_id, thread_ts=thread_ts, since=since):
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == EVENT_TYPE
+                and (metadata.get("event_payload") or {}).get("key") == key
+            ):
+                return str(message["ts"])
+        return None
+
+    def find_file(self, thread: ThreadRef, *, filename: str) -> str | None:
+        for message in self._messages(thread.channel_id, thread_ts=thread.thread_ts, since=0):
+            for file in message.get("files") or []:
+                if file.get("name") == filename:
+                    return str(file["id"])
+        return None
+
+    def _messages(self, channel_id: str, *, thread_ts: str | None, since: float) -> list[dict[str, Any]]:
+        """The thread's messages (or the channel's since `since`) with their metadata; a few pages at most."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(10):
+            if thread_ts is not None:
+                data = self._call(
+                    "conversations_replies",
+                    uncertain=False,
+                    channel=channel_id,
+                    ts=thread_ts,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            else:
+                data = self._call(
+                    "conversations_history",
+                    uncertain=False,
+                    channel=channel_id,
+                    oldest=f"{since:.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            found.extend(data.get("messages") or [])
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return found
+
+    def reactions(self, channel_id: str, message_ts: str) -> dict[str, tuple[str, ...]]:
+        data = self._call(
+            "reactions_get", uncertain=False, channel=channel_id, timestamp=message_ts, full=True
+        )
+        bot = self._bot_user()
+        return {
+            str(reaction["name"]): tuple(u for u in reaction.get("users") or [] if u != bot)
+            for reaction in (data.get("message") or {}).get("reactions") or []
+        }
+
     def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
         self._call(
-            "chat_postEphemeral", channel=channel_id, user=user_id, thread_ts=thread_ts, **blocks.notice(text)
+            "chat_postEphemeral",
+            uncertain=False,
+            channel=channel_id,
+            user=user_id,
+            thread_ts=thread_ts,
+            **blocks.notice(text),
         )
+
+    def _bot_user(self) -> str | None:
+        if self._bot_user_id is None:
+            try:
+                self._bot_user_id = str(self._call("auth_test", uncertain=False).get("user_id") or "")
+            except PublishError as err:
+                log.warning("could not learn the bot's own user id: %s", err)
+                return None
+        return self._bot_user_id or None
+
+
+def _metadata(key: str) -> dict[str, Any]:
+    return {"event_type": EVENT_TYPE, "event_payload": {"key": key}}

@@ -1,12 +1,27 @@
-"""SQLModel tables: drafts, rounds, generations, votes, patterns, processed events."""
+"""SQLModel tables: drafts, rounds, generations, votes, patterns, processed events, spend, the Slack outbox."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC on every database, read back as aware UTC, so Python arithmetic never mixes the two."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class Draft(SQLModel, table=True):
@@ -30,7 +45,7 @@ class Draft(SQLModel, table=True):
     reference_path: str | None = None
     safety: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     notes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class Round(SQLModel, table=True):
@@ -47,22 +62,23 @@ class Round(SQLModel, table=True):
     status: str = "open"  # open → closed | cancelled
     blind: bool = False
     estimated_cost: float = 0.0
-    closes_at: datetime
-    closed_at: datetime | None = None
+    closes_at: datetime = Field(sa_type=UtcDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     closed_by: str | None = None
     winner_generation_id: int | None = None
-    announced_ts: str | None = None
-    sheet_file_id: str | None = None
-    created_at: datetime
+    closes: int = 0  # how many times it has closed: each close is announced once
+    sheet_queued: bool = False  # the contact sheet has its outbox row
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class Generation(SQLModel, table=True):
     __tablename__ = "generation"
     __table_args__ = (
         UniqueConstraint("round_id", "number", name="uq_generation_round_number"),
+        # A provider job belongs to one generation: the database refuses a second owner.
+        UniqueConstraint("provider", "provider_job_id", name="uq_generation_provider_job"),
         Index("ix_generation_status_poll", "status", "next_poll_at"),
         Index("ix_generation_message", "message_ts"),
-        Index("ix_generation_job", "provider", "provider_job_id"),
         Index("ix_generation_callback", "provider", "provider_callback_id"),
     )
 
@@ -82,22 +98,24 @@ class Generation(SQLModel, table=True):
     provider_job_id: str | None = None
     provider_callback_id: str | None = None
     reference_path: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    seed: int | None = None
+    # Edits of finished clips (recut, loop, blend, extend): the clips they start from and the cut.
+    source_paths: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    edit_start: float | None = None
+    edit_end: float | None = None
     status: str = "queued"
     progress: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))
     cost: float = 0.0
     asset_path: str | None = None
-    message_ts: str | None = None
-    file_id: str | None = None
-    posted_at: datetime | None = None
+    message_ts: str | None = None  # the variation's message, once the outbox has posted it
     attempts: int = 0
-    next_poll_at: datetime | None = None
+    next_poll_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     lease_owner: str | None = None
-    lease_until: datetime | None = None
-    created_at: datetime
-    submitted_at: datetime | None = None
-    completed_at: datetime | None = None
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    submitted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class Vote(SQLModel, table=True):
@@ -111,7 +129,10 @@ class Vote(SQLModel, table=True):
     generation_id: int = Field(foreign_key="generation.id")
     user_id: str
     emoji: str
-    created_at: datetime
+    # A removal is kept (active false) with the event's ts, so an add Slack delivers after it is not revived.
+    active: bool = True
+    event_ts: str = ""
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class Pattern(SQLModel, table=True):
@@ -130,14 +151,14 @@ class Pattern(SQLModel, table=True):
     outcome: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     lineage: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     tags: str = ""
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class ProcessedEvent(SQLModel, table=True):
     __tablename__ = "processed_event"
 
     event_id: str = Field(primary_key=True)
-    received_at: datetime
+    received_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class ChannelSettings(SQLModel, table=True):
@@ -154,7 +175,7 @@ class ChannelSettings(SQLModel, table=True):
     blind: bool = False
     daily_budget: float | None = None
     updated_by: str
-    updated_at: datetime
+    updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class Spend(SQLModel, table=True):
@@ -173,4 +194,40 @@ class Spend(SQLModel, table=True):
     model: str | None = None
     seconds: int
     amount: float
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class Outbox(SQLModel, table=True):
+    """Everything the bot posts, uploads or updates in a channel: claimed, sent once, recorded.
+
+    `key` names the thing (`round-12/parent`, `generation-34/clip`…): inserting it twice is a no-op, and after
+    an uncertain send the bot looks for it in Slack (message metadata, file names) before sending again.
+    An update row is re-armed by bumping `version`; what is sent is rendered from the rows at send time, so
+    the last state always goes out and a burst of changes is one `chat.update`.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_outbox_key"),
+        Index("ix_outbox_state_due", "state", "due_at"),
+        Index("ix_outbox_round", "round_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    kind: str
+    round_id: int = Field(foreign_key="round.id")
+    generation_id: int | None = Field(default=None, foreign_key="generation.id")
+    state: str = "pending"  # pending → sending → sent | failed
+    version: int = 1
+    claimed_version: int = 0
+    uncertain: bool = False  # the last attempt may have reached Slack: look before sending again
+    attempts: int = 0
+    due_at: datetime = Field(sa_type=UtcDateTime)
+    lease_owner: str | None = None
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    ts: str | None = None
+    file_id: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -1,0 +1,217 @@
+"""The one composition root: settings → storage → providers → services → Slack app → ticker.
+
+This is the only module in `bot/` allowed to import the Slack edge (`handlers`): it wires, it does not decide.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot import safety
+from bot.assets import LocalAssetStore
+from bot.channels import Channels
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.drafting import build_drafter
+from bot.drafts import Drafts
+from bot.inbox import Inbox
+from bot.jobs import Jobs
+from bot.keyframes import build_keyframes
+from bot.patterns import Patterns
+from bot.ports import Clock, Publisher
+from bot.posting import Posting
+from bot.pricing import PriceTable
+from bot.providers.registry import Providers, build_providers
+from bot.rounds import Rounds
+from bot.sweep import Sweep
+from bot.ticker import Ticker
+from bot.tuning import CoreSettings
+from bot.variations import Variations
+from bot.webhooks import FalKeys, Receivers
+from storage.store import Store
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The core's services, each owning one part of the product; handlers receive the ones they use."""
+
+    inbox: Inbox
+    channels: Channels
+    drafts: Drafts
+    rounds: Rounds
+    variations: Variations
+    jobs: Jobs
+    patterns: Patterns
+    posting: Posting
+    sweep: Sweep
+    providers: Providers
+    publisher: Publisher
+    store: Store
+
+    def health(self) -> dict[str, object]:
+        """For `GET /healthz`: can we reach the database?"""
+        try:
+            with self.store.read() as repo:
+                repo.ping()
+        except Exception as err:  # report, never raise: a health check must answer
+            return {"ok": False, "database": f"unreachable: {type(err).__name__}"}
+        return {"ok": True, "database": "ok", "providers": list(self.providers.names())}
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.posting.close()
+        self.drafts.drafter.close()
+        self.providers.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    store: Store,
+    publisher: Publisher,
+    clock: Clock,
+    worker_id: str | None = None,
+    core: CoreSettings | None = None,
+    providers: Providers | None = None,
+) -> Services:
+    """Every service over one store and one publisher (the Slack one in production, a recording in tests)."""
+    worker = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+    core = core or CoreSettings(
+        vote_minutes=settings.vote_minutes,
+        daily_budget=settings.daily_budget,
+        max_concurrent=settings.max_concurrent,
+        min_beat_gap=settings.min_beat_gap,
+    )
+    openai_key = settings.secret("openai_api_key")
+    prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
+    providers = providers or build_providers(settings, prices=prices)
+    assets = LocalAssetStore(settings.data_dir / "assets")
+    channels = Channels(store=store, providers=providers, prices=prices, clock=clock, settings=core)
+    drafts = Drafts(
+        store=store,
+        channels=channels,
+        providers=providers,
+        assets=assets,
+        clock=clock,
+        settings=core,
+        drafter=build_drafter(
+            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_draft_model
+        ),
+        moderation=safety.build_moderation(
+            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_moderation_model
+        ),
+        keyframes=build_keyframes(
+            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_image_model
+        ),
+    )
+    posting = Posting(
+        store=store, publisher=publisher, assets=assets, clock=clock, settings=core, worker_id=worker
+    )
+    patterns = Patterns(store=store, clock=clock)
+    rounds = Rounds(
+        store=store,
+        drafts=drafts,
+        channels=channels,
+        patterns=patterns,
+        posting=posting,
+        publisher=publisher,
+        clock=clock,
+        settings=core,
+    )
+    variations = Variations(
+        store=store, channels=channels, rounds=rounds, posting=posting, assets=assets, clock=clock
+    )
+    jobs = Jobs(
+        store=store,
+        providers=providers,
+        posting=posting,
+        assets=assets,
+        clock=clock,
+        settings=core,
+        worker_id=worker,
+    )
+    sweep = Sweep(store=store, jobs=jobs, posting=posting, rounds=rounds, clock=clock)
+    return Services(
+        inbox=Inbox(store=store, clock=clock),
+        channels=channels,
+        drafts=drafts,
+        rounds=rounds,
+        variations=variations,
+        jobs=jobs,
+        patterns=patterns,
+        posting=posting,
+        sweep=sweep,
+        providers=providers,
+        publisher=publisher,
+        store=store,
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything `serve` and `demo` run, built once from Settings."""
+
+    settings: Settings
+    store: Store
+    services: Services
+    ticker: Ticker
+    app: object  # slack_bolt.App; typed loosely so `bot` stays free of Slack types outside this root
+    webhooks: Receivers
+
+    def wsgi(self) -> WSGIApplication:
+        """HTTP mode's one WSGI app: Slack events, provider webhooks, the health check."""
+        from handlers.http import make_wsgi_app
+
+        return make_wsgi_app(
+            self.app,  # type: ignore[arg-type]
+            health=self.services.health,
+            webhooks=self.webhooks,
+            on_job_event=lambda event: self.services.jobs.job_event(
+                provider=event.provider, job_id=event.job_id
+            ),
+        )
+
+    def close(self) -> None:
+        self.ticker.stop()
+        self.services.close()
+        self.store.dispose()
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: str | None = None) -> Runtime:
+    from handlers.app import build_app, make_client, make_publisher
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_url)
+    store.create_schema()
+    token = settings.secret("slack_bot_token") or ""
+    client = make_client(token=token, base_url=settings.slack_api_url)
+    services = build_services(
+        settings,
+        store=store,
+        publisher=make_publisher(token=token, base_url=settings.slack_api_url),
+        clock=clock or SystemClock(),
+        worker_id=worker_id,
+    )
+    app = build_app(
+        client=client,
+        signing_secret=settings.secret("slack_signing_secret") or "",
+        services=services,
+        socket_mode=settings.socket_mode,
+    )
+    ticker = Ticker(services.sweep, interval=settings.tick_seconds)
+    services.sweep.wake = services.rounds.wake = ticker.wake
+    receivers = Receivers(
+        openai_secret=settings.secret("openai_webhook_secret"),
+        fal_keys=FalKeys.from_url(settings.fal_jwks_url) if settings.secret("fal_key") else None,
+    )
+    return Runtime(
+        settings=settings, store=store, services=services, ticker=ticker, app=app, webhooks=receivers
+    )

@@ -1,0 +1,125 @@
+"""Channels: their defaults (`/sora settings`), who may change them, estimates, and the daily budget."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot import prompts
+from bot.errors import InvalidInput
+from bot.ports import Clock
+from bot.pricing import PriceTable, UnknownPrice
+from bot.providers.registry import Providers
+from bot.tuning import CoreSettings
+from bot.views import ChannelDefaults
+from storage.models import ChannelSettings
+from storage.store import Repo, Store
+
+log = logging.getLogger(__name__)
+
+
+class Channels:
+    def __init__(
+        self, *, store: Store, providers: Providers, prices: PriceTable, clock: Clock, settings: CoreSettings
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.prices = prices
+        self.clock = clock
+        self.settings = settings
+
+    def defaults(self, channel_id: str) -> ChannelDefaults:
+        with self.store.read() as repo:
+            return self.defaults_in(repo, channel_id)
+
+    def defaults_in(self, repo: Repo, channel_id: str) -> ChannelDefaults:
+        row = repo.channels.settings(channel_id)
+        provider = (row.provider if row else None) or self.providers.default
+        if provider not in self.providers.available:  # configured once, since removed: use the default
+            provider = self.providers.default
+        return ChannelDefaults(
+            channel_id=channel_id,
+            provider=provider,
+            model=row.model if row else None,
+            goal=prompts.Goal(row.goal) if row and row.goal else None,
+            vote_minutes=(row.vote_minutes if row else None) or self.settings.vote_minutes,
+            blind=bool(row and row.blind),
+            daily_budget=row.daily_budget
+            if row and row.daily_budget is not None
+            else self.settings.daily_budget,
+            spent_today=repo.ledger.spent_today(channel_id, day=self.today()),
+        )
+
+    def update_settings(
+        self, *, team_id: str, channel_id: str, user_id: str, changes: Sequence[tuple[str, object]]
+    ) -> ChannelDefaults:
+        """Change a channel's defaults (`provider`, `model`, `goal`, `vote`, `blind`, `budget`)."""
+        values = dict(changes)
+        provider = values.get("provider")
+        if provider is not None:
+            self.providers.pick(str(provider))  # refuses, by name, a provider that is not configured
+        now = self.clock.now()
+        with self.store.transaction() as repo:
+            row = repo.channels.settings(channel_id) or ChannelSettings(
+                channel_id=channel_id, team_id=team_id, updated_by=user_id, updated_at=now
+            )
+            names = {"vote": "vote_minutes", "budget": "daily_budget"}
+            for key, value in values.items():
+                setattr(row, names.get(key, key), value.value if isinstance(value, prompts.Goal) else value)
+            if "provider" in values and "model" not in values:
+                row.model = None  # a model id belongs to the provider it was set for
+            row.updated_by, row.updated_at = user_id, now
+            repo.channels.save_settings(row)
+            return self.defaults_in(repo, channel_id)
+
+    def estimate(
+        self, provider: str, model: str | None, *, seconds: int, variations: int
+    ) -> tuple[float, str]:
+        """The cost shown before anything is spent, and the one charged."""
+        try:
+            estimate = self.prices.estimate(provider, model, seconds=seconds, variations=variations)
+        except UnknownPrice:
+            # A provider without a configured price is charged at its own idea of its rate.
+            rate = self.providers.get(provider).cost_per_second(model)
+            total = rate * seconds * variations
+            return total, f"≈ ${total:.2f} ({variations} × {seconds} s at ${rate:.2f}/s)" if total else "free"
+        return estimate.total, estimate.summary
+
+    def charge(
+        self,
+        repo: Repo,
+        defaults: ChannelDefaults,
+        *,
+        team_id: str,
+        user_id: str,
+        amount: float,
+        round_id: int,
+        provider: str,
+        model: str | None,
+        seconds: int,
+    ) -> None:
+        """Spend from the channel's daily budget, atomically; raising rolls the whole use case back."""
+        spent = repo.ledger.charge(
+            team_id=team_id,
+            channel_id=defaults.channel_id,
+            user_id=user_id,
+            amount=amount,
+            budget=defaults.daily_budget,
+            day=self.today(),
+            now=self.clock.now(),
+            provider=provider,
+            model=model,
+            seconds=seconds,
+            round_id=round_id,
+        )
+        if spent is not None:
+            assert defaults.daily_budget is not None
+            raise InvalidInput(
+                f"Nothing was submitted: this channel's daily budget is ${defaults.daily_budget:.2f}, "
+                f"${spent:.2f} is spent today and this needs ${amount:.2f}.",
+                hint="Fewer variations or seconds (Edit) cost less; `/sora settings budget=…` changes the budget.",
+            )
+
+    def today(self, now: datetime | None = None) -> str:
+        return (now or self.clock.now()).date().isoformat()

@@ -1,0 +1,415 @@
+"""Jobs: submit due generations to their providers, poll running ones, take provider callbacks, cancel.
+
+A provider job belongs to one generation. The row is marked `submitting` and committed before the provider is
+called, and the job id is stored the moment it is known (the database refuses a second owner). A create whose
+answer was lost is looked up, never blindly resent: the provider's job list is matched to the unanswered rows
+(by the client reference where the provider keeps one, else in creation order, once no other create for that
+prompt is unsettled), and a listed job that no generation owns is cancelled at the provider and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from bot import media, poll_policy
+from bot.domain import Aspect, Edit, GenerationKind, GenerationRequest, JobStatus, PromptSpec, ProviderJob
+from bot.errors import NotAllowed, NotFound, OutcomeUnknown, ProviderError, UserError
+from bot.ports import AssetStore, Clock, JobFinder, VideoProvider
+from bot.posting import Posting
+from bot.providers.registry import Providers
+from bot.tuning import CoreSettings
+from bot.views import Outcome
+from storage.generations import JobTaken
+from storage.models import Generation
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+EDIT_KINDS = frozenset({GenerationKind.RECUT, GenerationKind.LOOP, GenerationKind.BLEND})
+UNCERTAIN_SUBMIT = (
+    "The provider did not confirm this job and cannot be asked whether it exists, so it was not sent again "
+    "(that could bill twice). Reply `again` to try once more."
+)
+LOOKING = "The provider did not answer in time; checking whether it started the job."
+
+
+@dataclass
+class JobReport:
+    submitted: int = 0
+    polled: int = 0
+    completed: int = 0
+    failed: int = 0
+    more: bool = False  # a full batch was claimed: more may be due at once
+
+
+class Jobs:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        providers: Providers,
+        posting: Posting,
+        assets: AssetStore,
+        clock: Clock,
+        settings: CoreSettings,
+        worker_id: str,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.posting = posting
+        self.assets = assets
+        self.clock = clock
+        self.settings = settings
+        self.worker_id = worker_id
+        self.run_times = poll_policy.RunTimes()
+        self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="jobs")
+        # Callbacks get their own workers so a job a provider just finished never queues behind a busy sweep.
+        self._callbacks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callback")
+
+    def close(self) -> None:
+        self._callbacks.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+    # --- submit -------------------------------------------------------------------------------
+
+    def submit_due(self, report: JobReport) -> None:
+        now = self.clock.now()
+        fresh: list[Generation] = []
+        unanswered: list[Generation] = []
+        with self.store.transaction() as repo:
+            claimed = repo.generations.claim_due(
+                statuses=[JobStatus.QUEUED.value, JobStatus.SUBMITTING.value],
+                now=now,
+                owner=self.worker_id,
+                lease=self._lease,
+                limit=self.settings.claim_batch,
+            )
+            room = {
+                name: self.settings.max_concurrent - repo.generations.count_inflight(name)
+                for name in {r.provider for r in claimed}
+            }
+            for row in claimed:
+                assert row.id is not None
+                if row.status == JobStatus.SUBMITTING.value:
+                    unanswered.append(row)  # a submit that crashed or went unanswered
+                elif room[row.provider] <= 0:
+                    repo.generations.release(row.id)  # at its limit: stays queued, its place in line kept
+                else:
+                    room[row.provider] -= 1
+                    repo.generations.mark_submitting(row, now=now)
+                    fresh.append(row)
+        report.submitted += len(fresh) + len(unanswered)
+        report.failed += sum(self._pool.map(self._submit, fresh))
+        groups: dict[tuple[str, str, str, str | None], list[Generation]] = {}
+        for row in unanswered:
+            groups.setdefault((row.provider, row.prompt, row.aspect, row.model), []).append(row)
+        report.failed += sum(self._pool.map(self._settle, groups.values()))
+        report.more = report.more or len(claimed) >= self.settings.claim_batch
+
+    def _submit(self, row: Generation) -> bool:
+        """Send one create; True when the generation failed for good."""
+        assert row.id is not None
+        try:
+            provider = self.providers.get(row.provider)
+            job = provider.submit(self._request(row))
+        except OutcomeUnknown:
+            # It may exist: stay "submitting" and look it up on a later sweep instead of paying twice.
+            self._unanswered(row.id)
+            return False
+        except (ProviderError, UserError) as err:
+            return self._refused(row, err)
+        return self._started(row, job, provider)
+
+    def _unanswered(self, generation_id: int) -> None:
+        look_at = self.clock.now() + timedelta(seconds=self.settings.poll_min_seconds * 5)
+        with self.store.transaction() as repo:
+            repo.generations.mark_uncertain(generation_id, error=LOOKING, look_at=look_at)
+
+    def _started(self, row: Generation, job: ProviderJob, provider: VideoProvider) -> bool:
+        assert row.id is not None
+        now = self.clock.now()
+        delay = poll_policy.first_poll_delay(
+            typical=self.run_times.typical(row.provider),
+            hint=job.poll_after,
+            low=self.settings.poll_min_seconds,
+        )
+        try:
+            with self.store.transaction() as repo:
+                status = repo.generations.mark_started(
+                    row.id,
+                    job_id=job.job_id,
+                    callback_id=job.callback_id,
+                    seconds=job.seconds,
+                    progress=job.progress,
+                    next_poll_at=now + timedelta(seconds=delay),
+                )
+                self.posting.variation_changed(repo, row.round_id, row.id)
+        except JobTaken:
+            log.error("provider %s returned job %s, which another generation owns", row.provider, job.job_id)
+            self._fail(
+                row, "The provider answered with a job that belongs to another variation; reply `again`."
+            )
+            return True
+        if status == JobStatus.CANCELLED.value:  # cancelled while we were submitting it
+            self._cancel_at_provider(provider, job.job_id)
+        self.posting.deliver(row.round_id)
+        return False
+
+    def _refused(self, row: Generation, err: SoraBotErrorLike) -> bool:
+        assert row.id is not None
+        retryable = isinstance(err, ProviderError) and err.retryable
+        if retryable and row.attempts < self.settings.max_submit_attempts:
+            assert isinstance(err, ProviderError)
+            delay = err.retry_after or poll_policy.backoff(
+                row.attempts, low=self.settings.poll_min_seconds, high=self.settings.poll_max_seconds
+            )
+            with self.store.transaction() as repo:
+                repo.generations.requeue(row.id, due=self.clock.now() + timedelta(seconds=delay))
+                self.posting.variation_changed(repo, row.round_id, row.id)
+            self.posting.deliver(row.round_id)
+            return False
+        self._fail(row, str(err))
+        return True
+
+    def _settle(self, rows: list[Generation]) -> int:
+        """Unanswered creates of one prompt at one provider: adopt the jobs they made, resend the ones that
+        never arrived, cancel listed jobs nobody owns. Returns how many failed."""
+        provider = self.providers.get(rows[0].provider)
+        ids = [r.id for r in rows if r.id is not None]
+        if not isinstance(provider, JobFinder):
+            for row in rows:
+                self._fail(row, UNCERTAIN_SUBMIT)
+            return len(rows)
+        with self.store.read() as repo:
+            unsettled = repo.generations.unsettled_submits(provider.name, rows[0].prompt, except_ids=ids)
+        if unsettled:  # a sibling's create is still out there: its job would look like ours
+            for row in rows:
+                assert row.id is not None
+                self._unanswered(row.id)
+            return 0
+        since = min((r.submitted_at or r.created_at) for r in rows).timestamp()
+        try:
+            listed = provider.submitted_jobs(self._request(rows[0]), since=since)
+        except ProviderError as err:
+            log.warning("could not list jobs at %s to settle unanswered creates: %s", provider.name, err)
+            for row in rows:
+                assert row.id is not None
+                self._unanswered(row.id)
+            return 0
+        with self.store.read() as repo:
+            owned = repo.generations.owned_job_ids(provider.name, [j.job_id for j in listed])
+        free = [j for j in listed if j.job_id not in owned]
+        failed = 0
+        for row in sorted(rows, key=lambda r: r.id or 0):
+            key = _key(row)
+            match = next((j for j in free if j.reference == key), None)
+            if match is None:
+                match = next((j for j in free if j.reference is None), None)
+            if match is None:
+                log.info("generation %s: its create never reached %s; sending it now", row.id, provider.name)
+                failed += self._submit(row)
+                continue
+            free.remove(match)
+            log.info("generation %s: adopted job %s that an unanswered create made", row.id, match.job_id)
+            failed += self._started(row, match, provider)
+        for orphan in free:
+            if orphan.reference is not None and orphan.reference not in {_key(r) for r in rows}:
+                continue  # another generation's, by its own reference: it will settle it
+            log.warning(
+                "job %s at %s belongs to no generation; cancelling it there", orphan.job_id, provider.name
+            )
+            self._cancel_at_provider(provider, orphan.job_id)
+        return failed
+
+    def _request(self, row: Generation) -> GenerationRequest:
+        kind = GenerationKind(row.kind)
+        edited = kind in EDIT_KINDS  # made from finished clips, not by a model
+        return GenerationRequest(
+            prompt=row.prompt,
+            spec=PromptSpec.from_dict(row.spec),
+            seconds=row.seconds,
+            aspect=Aspect(row.aspect),
+            variation=row.number,
+            idempotency_key=_key(row),
+            model=row.model,
+            seed=row.seed,
+            reference_image=Path(row.reference_path) if row.reference_path else None,
+            sources=tuple(Path(p) for p in row.source_paths) if edited else (),
+            edit=Edit(kind=kind, start=row.edit_start, end=row.edit_end) if edited else None,
+        )
+
+    # --- poll ---------------------------------------------------------------------------------
+
+    def poll_due(self, report: JobReport) -> None:
+        with self.store.transaction() as repo:
+            claimed = repo.generations.claim_due(
+                statuses=[JobStatus.IN_PROGRESS.value],
+                now=self.clock.now(),
+                owner=self.worker_id,
+                lease=self._lease,
+                limit=self.settings.claim_batch,
+            )
+        outcomes = list(self._pool.map(self._poll, claimed))
+        report.polled += len(claimed)
+        report.completed += outcomes.count(JobStatus.COMPLETED)
+        report.failed += outcomes.count(JobStatus.FAILED)
+        report.more = report.more or len(claimed) >= self.settings.claim_batch
+
+    def job_event(self, *, provider: str, job_id: str) -> bool:
+        """A provider says a job changed (a webhook): poll it now instead of at its next turn."""
+        with self.store.transaction() as repo:
+            row = repo.generations.by_job(provider, job_id)
+            if row is None or row.id is None or not repo.generations.make_due(row.id, now=self.clock.now()):
+                return False
+            generation_id = row.id  # if the fast path below fails, the sweep takes it next
+        self._callbacks.submit(self._poll_now, generation_id)
+        return True
+
+    def _poll_now(self, generation_id: int) -> None:
+        try:
+            with self.store.transaction() as repo:
+                row = repo.generations.claim_running(
+                    generation_id, now=self.clock.now(), owner=self.worker_id, lease=self._lease
+                )
+            if row is not None:
+                self._poll(row)
+        except Exception:  # a background task: log it; the sweep will poll the job anyway
+            log.exception("polling generation %s after a callback failed", generation_id)
+
+    def _poll(self, row: Generation) -> JobStatus:
+        """Look at one running job; the moment its clip is ours, ask the outbox to post it."""
+        assert row.id is not None and row.provider_job_id is not None
+        provider = self.providers.get(row.provider)
+        job: ProviderJob | None = None
+        asset: Path | None = None
+        retry_after: float | None = None
+        try:
+            job = provider.fetch(row.provider_job_id)
+            if job.status == JobStatus.COMPLETED:
+                asset = provider.download(
+                    row.provider_job_id, self.assets.path_for(f"generation-{row.id}.mp4")
+                )
+                if row.kind == GenerationKind.EXTEND.value:
+                    # The continuation was made from the source's last frame: join the two into one clip.
+                    asset = media.concat(
+                        [Path(row.source_paths[0]), asset],
+                        self.assets.path_for(f"generation-{row.id}-extended.mp4"),
+                    )
+        except ProviderError as err:
+            if not err.retryable:  # an expired clip, a revoked key: waiting will not help
+                self._fail(row, str(err))
+                return JobStatus.FAILED
+            job, retry_after = None, err.retry_after
+            log.warning("poll of generation %s failed, will retry: %s", row.id, err)
+        except media.MediaError as err:
+            self._fail(row, str(err))
+            return JobStatus.FAILED
+        except OSError as err:
+            job = None
+            log.warning("poll of generation %s failed, will retry: %s", row.id, err)
+        return self._record_poll(row, provider, job, asset, retry_after)
+
+    def _record_poll(
+        self,
+        row: Generation,
+        provider: VideoProvider,
+        job: ProviderJob | None,
+        asset: Path | None,
+        retry_after: float | None,
+    ) -> JobStatus:
+        assert row.id is not None
+        now = self.clock.now()
+        running_for = (now - (row.submitted_at or now)).total_seconds()
+        outcome = JobStatus.IN_PROGRESS
+        with self.store.transaction() as repo:
+            if job is not None and job.status == JobStatus.COMPLETED and asset is not None:
+                cost = (job.seconds or row.seconds) * provider.cost_per_second(row.model)
+                if repo.generations.mark_completed(row.id, asset_path=str(asset), cost=cost, now=now):
+                    self.run_times.learn(row.provider, running_for)
+                    self.posting.clip_ready(repo, row.round_id, row.id)
+                    outcome = JobStatus.COMPLETED
+            elif job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                if repo.generations.mark_provider_ended(
+                    row.id, status=job.status.value, error=job.error or "The provider gave no reason."
+                ):
+                    outcome = JobStatus.FAILED
+            elif running_for > self.settings.job_timeout_minutes * 60:
+                message = (
+                    f"The provider did not finish within {self.settings.job_timeout_minutes:g} minutes; "
+                    "reply `again` to try once more."
+                )
+                if repo.generations.mark_failed(row.id, error=message):
+                    outcome = JobStatus.FAILED
+            else:
+                hint = (job.poll_after if job is not None else retry_after) or 0.0
+                progress = job.progress if job is not None else None
+                delay = poll_policy.next_poll_delay(
+                    polls=row.attempts + 1,
+                    hint=hint,
+                    progress=progress or 0,
+                    running_for=running_for,
+                    low=self.settings.poll_min_seconds,
+                    high=self.settings.poll_max_seconds,
+                )
+                repo.generations.reschedule(
+                    row.id, next_poll_at=now + timedelta(seconds=delay), progress=progress
+                )
+                if progress is None or progress == row.progress:
+                    return outcome  # nothing a person would see has changed
+            self.posting.variation_changed(repo, row.round_id, row.id)
+        self.posting.deliver(row.round_id)
+        return outcome
+
+    def _fail(self, row: Generation, error: str) -> None:
+        assert row.id is not None
+        with self.store.transaction() as repo:
+            repo.generations.mark_failed(row.id, error=error)
+            self.posting.variation_changed(repo, row.round_id, row.id)
+        self.posting.deliver(row.round_id)
+
+    # --- cancel -------------------------------------------------------------------------------
+
+    def cancel_generation(self, generation_id: int, *, actor: str) -> Outcome:
+        """Stop a queued or running job; only the person who asked for it may."""
+        with self.store.transaction() as repo:
+            row = repo.generations.get(generation_id)
+            if row is None:
+                raise NotFound("That variation no longer exists.")
+            if row.requested_by != actor:
+                raise NotAllowed(f"Only the person who asked for #{row.number} can cancel it.")
+            if not repo.generations.cancel(generation_id):
+                return Outcome(False, f"#{row.number} has already {row.status.replace('_', ' ')}.")
+            self.posting.variation_changed(repo, row.round_id, generation_id)
+        if row.provider_job_id:
+            self._cancel_at_provider(self.providers.get(row.provider), row.provider_job_id)
+        self.posting.deliver(row.round_id)
+        return Outcome(True)
+
+    def cancel_by_reaction(self, *, channel_id: str, message_ts: str, user_id: str) -> Outcome:
+        with self.store.read() as repo:
+            row = repo.generations.by_message(channel_id, message_ts)
+        if row is None or row.id is None:
+            return Outcome(False)
+        return self.cancel_generation(row.id, actor=user_id)
+
+    def _cancel_at_provider(self, provider: VideoProvider, job_id: str) -> None:
+        try:
+            provider.cancel(job_id)
+        except (ProviderError, UserError) as err:  # ours is cancelled either way; the provider may bill
+            log.warning("provider %s could not cancel %s: %s", provider.name, job_id, err)
+
+
+SoraBotErrorLike = ProviderError | UserError
+
+
+def _key(row: Generation) -> str:
+    """Our idempotency key for a generation: stable across retries, unique across generations."""
+    return f"generation-{row.id}"

@@ -1,0 +1,348 @@
+"""The Slack outbox: everything the bot shows in a channel is a row, claimed by one worker, sent once.
+
+Use cases ask for posts inside their own transaction (`round_started`, `clip_ready`, `votes_changed`…), so a
+post is never lost between a commit and a crash; `deliver` then claims due rows a round at a time (a lease, SKIP
+LOCKED on PostgreSQL) and sends them in order. What a message says is rendered from the rows at the moment it is
+sent, so a burst of changes is one `chat.update` carrying the last state, at most one per message per second.
+
+After an uncertain send — a worker killed mid-send, or an answer lost after Slack may have acted — the row comes
+back `uncertain`, and the sender looks for what it sent before (message metadata carrying the row's key, the
+thread's file names) and adopts it instead of posting again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from bot import media, views
+from bot.domain import JobStatus, ThreadRef
+from bot.errors import PublishError, PublishUncertain
+from bot.ports import AssetStore, Clock, Publisher
+from bot.tuning import CoreSettings
+from storage.models import Generation, Outbox, Round
+from storage.store import Repo, Store
+
+log = logging.getLogger(__name__)
+
+
+class PostKind(StrEnum):
+    PARENT = "post_parent"
+    VARIATION = "post_variation"
+    CLIP = "upload_clip"
+    SHEET = "upload_sheet"
+    ANNOUNCE = "announce"
+    ROUND_UPDATE = "update_round"
+    VARIATION_UPDATE = "update_variation"
+
+
+UPDATES = frozenset({PostKind.ROUND_UPDATE, PostKind.VARIATION_UPDATE})
+
+
+def clip_filename(round_id: int, number: int) -> str:
+    """Unique in its thread: after a lost upload answer the bot finds the file again by this name."""
+    return f"round-{round_id}-variation-{number}.mp4"
+
+
+def sheet_filename(round_id: int) -> str:
+    return f"round-{round_id}-contact-sheet.png"
+
+
+@dataclass(frozen=True)
+class _Sent:
+    ts: str | None = None
+    file_id: str | None = None
+
+
+class Posting:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        publisher: Publisher,
+        assets: AssetStore,
+        clock: Clock,
+        settings: CoreSettings,
+        worker_id: str,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.assets = assets
+        self.clock = clock
+        self.settings = settings
+        self.worker_id = worker_id
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- asking for posts (inside the caller's transaction) ----------------------------------
+
+    def round_started(self, repo: Repo, round_id: int, generation_ids: Sequence[int]) -> None:
+        self._enqueue(repo, PostKind.PARENT, round_id)
+        for generation_id in generation_ids:
+            self._enqueue(repo, PostKind.VARIATION, round_id, generation_id)
+
+    def variation_added(self, repo: Repo, round_id: int, generation_id: int) -> None:
+        self._enqueue(repo, PostKind.VARIATION, round_id, generation_id)
+        self._update(repo, PostKind.ROUND_UPDATE, round_id)
+
+    def variation_changed(self, repo: Repo, round_id: int, generation_id: int) -> None:
+        self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)
+
+    def clip_ready(self, repo: Repo, round_id: int, generation_id: int) -> None:
+        self._enqueue(repo, PostKind.CLIP, round_id, generation_id)
+        self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)
+
+    def votes_changed(self, repo: Repo, round_id: int, generation_ids: Sequence[int]) -> None:
+        self._update(repo, PostKind.ROUND_UPDATE, round_id)
+        for generation_id in generation_ids:
+            self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)
+
+    def round_closed(self, repo: Repo, round_id: int, *, close_number: int) -> None:
+        """The announcement of this close (each close of a round is announced once) and every message."""
+        self._enqueue(
+            repo, PostKind.ANNOUNCE, round_id, key=f"round-{round_id}/close-{close_number}/announce"
+        )
+        self._update(repo, PostKind.ROUND_UPDATE, round_id)
+        for generation in repo.generations.in_round(round_id):
+            assert generation.id is not None
+            self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation.id)
+
+    def sheet_due(self, repo: Repo, round_id: int) -> None:
+        self._enqueue(repo, PostKind.SHEET, round_id)
+
+    def _enqueue(
+        self, repo: Repo, kind: PostKind, round_id: int, generation_id: int | None = None, *, key: str = ""
+    ) -> None:
+        repo.outbox.enqueue(
+            key=key or _key(kind, round_id, generation_id),
+            kind=kind.value,
+            round_id=round_id,
+            generation_id=generation_id,
+            now=self.clock.now(),
+        )
+
+    def _update(self, repo: Repo, kind: PostKind, round_id: int, generation_id: int | None = None) -> None:
+        repo.outbox.request_update(
+            key=_key(kind, round_id, generation_id),
+            kind=kind.value,
+            round_id=round_id,
+            generation_id=generation_id,
+            now=self.clock.now(),
+            min_gap=timedelta(seconds=self.settings.update_gap_seconds),
+        )
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def deliver(self, round_id: int | None = None, *, rounds: int = 8, passes: int = 20) -> int:
+        """Claim and send what is due (for one round, or any), until nothing more is; returns rows sent.
+
+        One round's rows go out in order from one worker; different rounds go out side by side.
+        """
+        sent = 0
+        for _ in range(passes):
+            with self.store.transaction() as repo:
+                claimed = repo.outbox.claim(
+                    now=self.clock.now(),
+                    owner=self.worker_id,
+                    lease=timedelta(seconds=self.settings.post_lease_seconds),
+                    rounds=1 if round_id is not None else rounds,
+                    round_id=round_id,
+                )
+            if not claimed:
+                break
+            by_round: dict[int, list[Outbox]] = {}
+            for row in claimed:
+                by_round.setdefault(row.round_id, []).append(row)
+            if len(by_round) == 1:
+                sent += self._send_round(next(iter(by_round.values())))
+            else:
+                sent += sum(self._pool.map(self._send_round, by_round.values()))
+        return sent
+
+    def next_due(self) -> datetime | None:
+        with self.store.read() as repo:
+            return repo.outbox.next_due()
+
+    def _send_round(self, rows: list[Outbox]) -> int:
+        # A round without its parent message yet has only that row claimable: everything else needs the thread.
+        sent = 0
+        for row in rows:
+            try:
+                if self._send(row):
+                    sent += 1
+            except Exception:  # one broken row must not strand the rest of the round's claim
+                log.exception("posting outbox row %s (%s) failed", row.id, row.key)
+                self._retry(row, "unexpected error", uncertain=True)
+        return sent
+
+    def _send(self, row: Outbox) -> bool:
+        """Send one claimed row; True when it is now in Slack (sent or adopted)."""
+        assert row.id is not None
+        kind = PostKind(row.kind)
+        with self.store.read() as repo:
+            round_row = repo.rounds.get(row.round_id)
+            generation = repo.generations.get(row.generation_id) if row.generation_id else None
+            assert round_row is not None and round_row.id is not None
+            view = views.round_view(repo, round_row)
+            generations = list(repo.generations.in_round(round_row.id))
+        try:
+            if row.uncertain and kind not in UPDATES:
+                found = self._look_for(row, kind, round_row, generation)
+                if found is not None:
+                    log.info("outbox row %s (%s) was already in Slack; adopted it", row.id, row.key)
+                    return self._record(row, kind, found)
+            result = self._post(row, kind, round_row, generation, view, generations)
+        except PublishUncertain as err:
+            log.warning("posting %s may have reached Slack; will look before trying again: %s", row.key, err)
+            self._retry(row, str(err), uncertain=True)
+            return False
+        except PublishError as err:
+            if err.permanent or row.attempts >= self.settings.max_post_attempts:
+                log.error("giving up on posting %s: %s", row.key, err)
+                self._fail(row, str(err))
+            else:
+                log.warning("posting %s failed, will retry: %s", row.key, err)
+                self._retry(row, str(err), uncertain=False, retry_after=err.retry_after)
+            return False
+        if result is None:  # nothing to post (a contact sheet of a round where every variation failed)
+            return self._record(row, kind, _Sent())
+        return self._record(row, kind, result)
+
+    def _post(
+        self,
+        row: Outbox,
+        kind: PostKind,
+        round_row: Round,
+        generation: Generation | None,
+        view: views.RoundView,
+        generations: list[Generation],
+    ) -> _Sent | None:
+        if kind == PostKind.PARENT:
+            return _Sent(ts=self.publisher.post_round(view, key=row.key))
+        assert round_row.parent_ts is not None
+        thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
+        if kind == PostKind.ROUND_UPDATE:
+            self.publisher.update_round(thread, view)
+            return _Sent()
+        if kind == PostKind.ANNOUNCE:
+            return _Sent(ts=self.publisher.announce_winner(thread, view, key=row.key))
+        if kind == PostKind.SHEET:
+            return self._post_sheet(round_row, generations, thread)
+        assert generation is not None and generation.id is not None
+        variation = next(v for v in view.variations if v.generation_id == generation.id)
+        if kind == PostKind.VARIATION:
+            return _Sent(ts=self.publisher.post_variation(thread, variation, key=row.key))
+        if kind == PostKind.VARIATION_UPDATE:
+            assert generation.message_ts is not None
+            self.publisher.update_variation(thread, generation.message_ts, variation)
+            return _Sent()
+        path = _asset(generation)
+        if path is None:
+            raise PublishError(
+                f"the clip of generation {generation.id} is missing from the asset store", permanent=True
+            )
+        file_id = self.publisher.upload_file(
+            thread,
+            path,
+            filename=clip_filename(row.round_id, generation.number),
+            title=f"Variation #{generation.number}",
+            comment=f"#{generation.number} is ready",
+        )
+        return _Sent(file_id=file_id)
+
+    def _post_sheet(self, round_row: Round, generations: list[Generation], thread: ThreadRef) -> _Sent | None:
+        assert round_row.id is not None
+        ready = [g for g in generations if g.status == JobStatus.COMPLETED.value and _asset(g) is not None]
+        if not ready:
+            return None
+        sheet = self.assets.path_for(sheet_filename(round_row.id))
+        try:
+            media.contact_sheet(
+                [p for g in ready if (p := _asset(g))], sheet, labels=[f"#{g.number}" for g in ready]
+            )
+        except media.MediaError as err:
+            log.error("contact sheet for round %s cannot be made: %s", round_row.id, err)
+            return None
+        file_id = self.publisher.upload_file(
+            thread,
+            sheet,
+            filename=sheet_filename(round_row.id),
+            title="Contact sheet",
+            comment="All variations side by side. React on a variation's message to vote.",
+        )
+        return _Sent(file_id=file_id)
+
+    def _look_for(
+        self, row: Outbox, kind: PostKind, round_row: Round, generation: Generation | None
+    ) -> _Sent | None:
+        """What an uncertain send may have left in Slack: a message with our key, or a file with our name."""
+        if kind == PostKind.PARENT:
+            since = row.created_at.timestamp() - 60
+            ts = self.publisher.find_message(round_row.channel_id, thread_ts=None, key=row.key, since=since)
+            return _Sent(ts=ts) if ts else None
+        assert round_row.parent_ts is not None and round_row.id is not None
+        thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
+        if kind in (PostKind.VARIATION, PostKind.ANNOUNCE):
+            ts = self.publisher.find_message(
+                round_row.channel_id, thread_ts=round_row.parent_ts, key=row.key, since=0
+            )
+            return _Sent(ts=ts) if ts else None
+        if kind == PostKind.CLIP:
+            assert generation is not None
+            name = clip_filename(round_row.id, generation.number)
+        else:
+            name = sheet_filename(round_row.id)
+        file_id = self.publisher.find_file(thread, filename=name)
+        return _Sent(file_id=file_id) if file_id else None
+
+    def _record(self, row: Outbox, kind: PostKind, sent: _Sent) -> bool:
+        assert row.id is not None
+        with self.store.transaction() as repo:
+            if not repo.outbox.mark_sent(
+                row.id,
+                owner=self.worker_id,
+                now=self.clock.now(),
+                ts=sent.ts,
+                file_id=sent.file_id,
+                min_gap=timedelta(seconds=self.settings.update_gap_seconds),
+            ):
+                log.warning("outbox row %s was taken over while it was being sent", row.key)
+            if kind == PostKind.PARENT and sent.ts:
+                repo.rounds.set_parent(row.round_id, sent.ts)
+            elif kind == PostKind.VARIATION and sent.ts and row.generation_id is not None:
+                repo.generations.set_message(row.generation_id, sent.ts)
+        return True
+
+    def _retry(self, row: Outbox, error: str, *, uncertain: bool, retry_after: float | None = None) -> None:
+        assert row.id is not None
+        delay = retry_after if retry_after is not None else min(300.0, 2.0 * 2 ** max(0, row.attempts - 1))
+        with self.store.transaction() as repo:
+            repo.outbox.mark_retry(
+                row.id,
+                owner=self.worker_id,
+                due=self.clock.now() + timedelta(seconds=delay),
+                error=error[:500],
+                uncertain=uncertain,
+            )
+
+    def _fail(self, row: Outbox, error: str) -> None:
+        assert row.id is not None
+        with self.store.transaction() as repo:
+            repo.outbox.mark_failed(row.id, owner=self.worker_id, error=error[:500])
+
+
+def _key(kind: PostKind, round_id: int, generation_id: int | None) -> str:
+    owner = f"generation-{generation_id}" if generation_id is not None else f"round-{round_id}"
+    return f"{owner}/{kind.value}"
+
+
+def _asset(generation: Generation) -> Path | None:
+    path = Path(generation.asset_path) if generation.asset_path else None
+    return path if path is not None and path.exists() else None

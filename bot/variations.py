@@ -1,0 +1,265 @@
+"""Variations: every reply verb in a round's thread (remix, again, recut, extend, loop, blend, pick, help)
+becomes one new generation linked to its parent, through one factory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+from bot import media, prompts, replies, safety
+from bot.channels import Channels
+from bot.domain import GenerationKind, PromptSpec, RoundStatus
+from bot.errors import InvalidInput, NotFound
+from bot.ports import AssetStore, Clock
+from bot.posting import Posting
+from bot.rounds import Rounds, distinct_seeds, numbers_hint
+from bot.views import Outcome
+from storage.models import Generation, Round
+from storage.store import Repo, Store
+
+log = logging.getLogger(__name__)
+
+EDIT_PROVIDER = "edit"  # the internal provider that makes recuts, loops and blends from finished clips
+
+
+@dataclass(frozen=True)
+class NewVariation:
+    """What a reply asks for: everything of the new generation that is not copied from its parent."""
+
+    kind: GenerationKind
+    spec: PromptSpec
+    prompt: str
+    seconds: int
+    change: str | None = None
+    provider: str | None = None  # None: the parent's
+    reference_path: str | None = None
+    source_paths: tuple[str, ...] = ()
+    edit_start: float | None = None
+    edit_end: float | None = None
+
+
+class Variations:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        channels: Channels,
+        rounds: Rounds,
+        posting: Posting,
+        assets: AssetStore,
+        clock: Clock,
+    ) -> None:
+        self.store = store
+        self.channels = channels
+        self.rounds = rounds
+        self.posting = posting
+        self.assets = assets
+        self.clock = clock
+
+    def handle_reply(self, *, channel_id: str, thread_ts: str, user_id: str, text: str) -> Outcome:
+        """A reply in a round's thread. Ordinary conversation is left alone; commands act or explain."""
+        parsed = replies.parse_reply(text)
+        if parsed is None:
+            return Outcome(False)
+        with self.store.read() as repo:
+            round_row = repo.rounds.by_thread(channel_id, thread_ts)
+            if round_row is None or round_row.id is None:
+                return Outcome(False)
+            round_id = round_row.id
+            generations = list(repo.generations.in_round(round_id))
+        if isinstance(parsed, replies.ReplyError):
+            return Outcome(False, f"{parsed.message} {parsed.hint}".strip())
+        if parsed.verb == replies.Verb.HELP:
+            return Outcome(True, replies.HELP_TEXT)
+        if parsed.verb == replies.Verb.PICK:
+            return self.rounds.close_round(round_id, actor=user_id, pick=parsed.numbers[0])
+        if parsed.verb == replies.Verb.AGAIN and not parsed.numbers:
+            parent = generations[0] if generations else None
+            if parent is None:
+                raise NotFound("This round has no variations yet.")
+            new = NewVariation(
+                kind=GenerationKind.AGAIN,
+                spec=PromptSpec.from_dict(parent.spec),
+                prompt=parent.prompt,
+                seconds=parent.seconds,
+            )
+            return self._add(round_id, actor=user_id, parent=parent, new=new, linked=False)
+        sources = [self._find(generations, n) for n in parsed.numbers]
+        parent = sources[0]
+        if parsed.verb == replies.Verb.REMIX:
+            assert parsed.change is not None
+            spec = prompts.apply_change(PromptSpec.from_dict(parent.spec), parsed.change)
+            _preflight(spec, what="That remix")
+            new = NewVariation(
+                kind=GenerationKind.REMIX,
+                spec=spec,
+                prompt=prompts.render(spec, seconds=parent.seconds),
+                seconds=parent.seconds,
+                change=parsed.change,
+            )
+        elif parsed.verb == replies.Verb.AGAIN:
+            new = NewVariation(
+                kind=GenerationKind.AGAIN,
+                spec=PromptSpec.from_dict(parent.spec),
+                prompt=parent.prompt,
+                seconds=parent.seconds,
+            )
+        else:
+            new = self._edit(parsed, sources)
+        return self._add(round_id, actor=user_id, parent=parent, new=new, linked=True)
+
+    def _edit(self, command: replies.ReplyCommand, sources: list[Generation]) -> NewVariation:
+        """recut, loop, blend (media operations on finished clips, at the internal edit provider) and extend
+        (a continuation from the last frame at the source's provider, joined on when it is done)."""
+        kind = command.kind
+        assert kind is not None
+        clips = []
+        for source in sources:
+            clip = _asset(source)
+            if clip is None:
+                raise InvalidInput(f"#{source.number} has no finished clip yet; try again once it is posted.")
+            clips.append(clip)
+        first, first_clip = sources[0], clips[0]
+        assert first.id is not None
+        spec = PromptSpec.from_dict(first.spec)
+        paths = tuple(str(c) for c in clips)
+        if kind == GenerationKind.RECUT:
+            assert command.start is not None and command.end is not None
+            length = media.probe(first_clip).duration
+            if command.end > length + 0.05:
+                raise InvalidInput(
+                    f"#{first.number} is only {length:.1f} s long; recut within 0–{length:.1f} s."
+                )
+            return NewVariation(
+                kind=kind,
+                spec=spec,
+                prompt=first.prompt,
+                seconds=max(1, round(command.end - command.start)),
+                change=f"{command.start:g}–{command.end:g} s",
+                provider=EDIT_PROVIDER,
+                source_paths=paths,
+                edit_start=command.start,
+                edit_end=command.end,
+            )
+        if kind == GenerationKind.LOOP:
+            return NewVariation(
+                kind=kind,
+                spec=spec,
+                prompt=first.prompt,
+                seconds=first.seconds,
+                change="seamless loop",
+                provider=EDIT_PROVIDER,
+                source_paths=paths,
+            )
+        if kind == GenerationKind.BLEND:
+            return NewVariation(
+                kind=kind,
+                spec=spec,
+                prompt=first.prompt,
+                seconds=first.seconds + sources[1].seconds - 1,
+                change=f"crossfade into #{sources[1].number}",
+                provider=EDIT_PROVIDER,
+                source_paths=paths,
+            )
+        text = command.change or "the same shot continues for a moment"
+        spec = replace(spec, action=text, beats=())
+        _preflight(spec, what="That extension")
+        seconds = command.seconds or 4
+        reference = self.assets.path_for(f"generation-{first.id}-last.png")
+        media.last_frame(first_clip, reference)
+        return NewVariation(
+            kind=kind,
+            spec=spec,
+            prompt=prompts.render(spec, seconds=seconds),
+            seconds=seconds,
+            change=f"+{seconds} s: {text}",
+            reference_path=str(reference),
+            source_paths=paths,
+        )
+
+    def _add(
+        self, round_id: int, *, actor: str, parent: Generation, new: NewVariation, linked: bool
+    ) -> Outcome:
+        """The one factory: charge, reopen a closed round (a new variation is votable), add the next #N, ask the
+        outbox for its message. Everything in one transaction."""
+        provider = new.provider or parent.provider
+        model = parent.model if provider == parent.provider else None
+        with self.store.transaction() as repo:
+            round_row = repo.rounds.get_for_update(round_id)
+            if round_row is None or round_row.id is None:
+                raise NotFound("That round no longer exists.")
+            self._charge(repo, round_row, actor=actor, provider=provider, model=model, seconds=new.seconds)
+            row = repo.generations.add_to_round(
+                Generation(
+                    round_id=round_id,
+                    parent_id=parent.id if linked else None,
+                    number=0,
+                    kind=new.kind.value,
+                    requested_by=actor,
+                    spec=new.spec.as_dict(),
+                    prompt=new.prompt,
+                    change=new.change,
+                    seconds=new.seconds,
+                    aspect=parent.aspect,
+                    provider=provider,
+                    model=model,
+                    reference_path=new.reference_path
+                    or (parent.reference_path if provider != EDIT_PROVIDER else None),
+                    seed=distinct_seeds(1)[0],
+                    source_paths=list(new.source_paths),
+                    edit_start=new.edit_start,
+                    edit_end=new.edit_end,
+                    created_at=self.clock.now(),
+                )
+            )
+            assert row.id is not None
+            self.posting.variation_added(repo, round_id, row.id)
+        self.posting.deliver(round_id)
+        self.rounds.wake()
+        return Outcome(True)
+
+    def _charge(
+        self, repo: Repo, round_row: Round, *, actor: str, provider: str, model: str | None, seconds: int
+    ) -> None:
+        assert round_row.id is not None
+        defaults = self.channels.defaults_in(repo, round_row.channel_id)
+        total, _ = self.channels.estimate(provider, model, seconds=seconds, variations=1)
+        self.channels.charge(
+            repo,
+            defaults,
+            team_id=round_row.team_id,
+            user_id=actor,
+            amount=total,
+            round_id=round_row.id,
+            provider=provider,
+            model=model,
+            seconds=seconds,
+        )
+        if round_row.status == RoundStatus.CLOSED.value:
+            repo.rounds.reopen(
+                round_row.id, closes_at=self.clock.now() + timedelta(minutes=defaults.vote_minutes)
+            )
+
+    @staticmethod
+    def _find(generations: list[Generation], number: int) -> Generation:
+        found = next((g for g in generations if g.number == number), None)
+        if found is None or found.id is None:
+            raise NotFound(f"There is no variation #{number} in this round.", hint=numbers_hint(generations))
+        return found
+
+
+def _preflight(spec: PromptSpec, *, what: str) -> None:
+    # The local rules only: a slow moderation call does not belong on a reply's path.
+    blocked = safety.check(spec).blocking
+    if blocked:
+        raise InvalidInput(
+            f"{what} was not started: the safety check blocks it ({blocked[0].rule}). {blocked[0].message}",
+            hint=f"Try: “{blocked[0].safer}”",
+        )
+
+
+def _asset(generation: Generation) -> Path | None:
+    path = Path(generation.asset_path) if generation.asset_path else None
+    return path if path is not None and path.exists() else None

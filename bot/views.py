@@ -1,0 +1,280 @@
+"""What the Slack edge renders, built from rows: the draft card, round and variation views, pattern cards, status.
+
+Views are plain frozen dataclasses; the builders here are the one place rows become what a person sees, so the
+outbox can render a message from the rows at the moment it sends it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import prompts, votes
+from bot.domain import (
+    Aspect,
+    Finding,
+    GenerationKind,
+    JobStatus,
+    PromptSpec,
+    RoundStatus,
+    Severity,
+)
+from bot.safety import SafetyFinding
+from storage.models import Draft, Generation, Pattern, Round
+from storage.store import Repo
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a user's action; `message` (if any) is told to that user only."""
+
+    done: bool
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class DraftCard:
+    """Everything the draft card shows: layers, checklist, safety, settings, estimate."""
+
+    draft_id: int
+    idea: str
+    spec: PromptSpec
+    findings: tuple[Finding, ...]
+    score: int
+    goal: prompts.Goal | None
+    aspect: Aspect
+    seconds: int
+    variations: int
+    provider: str
+    model: str | None
+    estimated_cost: float
+    estimate_summary: str
+    filled: tuple[str, ...]
+    prompt: str
+    safety: tuple[SafetyFinding, ...] = ()
+    notes: tuple[str, ...] = ()
+    has_reference: bool = False
+    status: str = "open"
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.severity is Severity.ERROR for f in self.safety)
+
+
+@dataclass(frozen=True)
+class PatternCard:
+    pattern_id: int
+    title: str
+    prompt: str
+    spec: PromptSpec
+    winner_number: int
+    votes: int
+    voters: int
+    rounds_closed_at: str
+    settings: dict[str, object]
+    rhythm: tuple[dict[str, object], ...]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    providers: tuple[str, ...]
+    default_provider: str
+    queued: int
+    running: int
+    mine: int
+    open_rounds: int
+
+
+@dataclass(frozen=True)
+class ChannelDefaults:
+    channel_id: str
+    provider: str
+    model: str | None
+    goal: prompts.Goal | None
+    vote_minutes: int
+    blind: bool
+    daily_budget: float | None
+    spent_today: float
+
+
+@dataclass(frozen=True)
+class VariationView:
+    """Everything a variation message shows. `votes` is None while a blind round is open."""
+
+    round_id: int
+    generation_id: int
+    number: int
+    kind: GenerationKind
+    prompt: str
+    status: JobStatus
+    progress: int
+    seconds: int
+    aspect: Aspect
+    provider: str
+    parent_number: int | None = None
+    change: str | None = None
+    error: str | None = None
+    votes: int | None = None
+    is_winner: bool = False
+    queue_position: int | None = None
+    changed: tuple[
+        str, ...
+    ] = ()  # the prompt layers that differ from the parent's (a remix should change one)
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """Everything the round's parent message and its winner announcement show."""
+
+    round_id: int
+    channel_id: str
+    owner_id: str
+    title: str
+    status: RoundStatus
+    closes_at_epoch: int
+    blind: bool
+    estimated_cost: float
+    variations: tuple[VariationView, ...]
+    winner_number: int | None = None
+    voters: int = 0
+
+
+def draft_card(row: Draft, *, estimated_cost: float, estimate_summary: str) -> DraftCard:
+    assert row.id is not None
+    spec = PromptSpec.from_dict(row.spec)
+    findings = tuple(finding_from(f) for f in row.findings)
+    return DraftCard(
+        draft_id=row.id,
+        idea=row.idea,
+        spec=spec,
+        findings=findings,
+        score=prompts.score(findings),
+        goal=prompts.Goal(row.goal) if row.goal else None,
+        aspect=Aspect(row.aspect),
+        seconds=row.seconds,
+        variations=row.variations,
+        provider=row.provider,
+        model=row.model,
+        estimated_cost=estimated_cost,
+        estimate_summary=estimate_summary,
+        filled=tuple(row.filled),
+        prompt=prompts.render(spec, seconds=row.seconds),
+        safety=tuple(
+            SafetyFinding(
+                rule=str(f["rule"]),
+                message=str(f["message"]),
+                safer=str(f["safer"]),
+                severity=Severity(str(f["severity"])),
+                term=str(f.get("term", "")),
+            )
+            for f in row.safety
+        ),
+        notes=tuple(row.notes),
+        has_reference=row.reference_path is not None,
+        status=row.status,
+    )
+
+
+def finding_dict(finding: Finding) -> dict[str, str]:
+    return {
+        "rule": finding.rule,
+        "severity": finding.severity.value,
+        "message": finding.message,
+        "fix": finding.fix,
+    }
+
+
+def finding_from(data: dict[str, object]) -> Finding:
+    return Finding(
+        rule=str(data["rule"]),
+        severity=Severity(str(data["severity"])),
+        message=str(data["message"]),
+        fix=str(data["fix"]),
+    )
+
+
+def round_tally(
+    repo: Repo, round_row: Round, generations: list[Generation] | None = None
+) -> votes.RoundTally:
+    assert round_row.id is not None
+    rows = generations if generations is not None else list(repo.generations.in_round(round_row.id))
+    numbers = {g.id: g.number for g in rows if g.id is not None}
+    records = [
+        votes.VoteRecord(generation_id=v.generation_id, user_id=v.user_id, emoji=v.emoji)
+        for v in repo.votes.active_in_round(round_row.id)
+    ]
+    return votes.tally(records, numbers=numbers)
+
+
+def round_view(repo: Repo, round_row: Round) -> RoundView:
+    """The round as its parent message, its variation messages and its announcement show it now."""
+    assert round_row.id is not None
+    generations = list(repo.generations.in_round(round_row.id))
+    tally = round_tally(repo, round_row, generations)
+    counts = {t.generation_id: t.votes for t in tally.tallies}
+    is_open = round_row.status == RoundStatus.OPEN.value
+    hide = round_row.blind and is_open
+    numbers = {g.id: g.number for g in generations}
+    specs = {g.id: g.spec for g in generations}
+    # A place in the provider's line, across every round waiting on it, not just this one.
+    place = {
+        g.id: repo.generations.queued_ahead(g.provider, g.id or 0) + 1
+        for g in generations
+        if g.status == JobStatus.QUEUED.value
+    }
+    variations = tuple(
+        VariationView(
+            round_id=round_row.id,
+            generation_id=g.id or 0,
+            number=g.number,
+            kind=GenerationKind(g.kind),
+            prompt=g.prompt,
+            status=JobStatus(g.status),
+            progress=g.progress,
+            seconds=g.seconds,
+            aspect=Aspect(g.aspect),
+            provider=g.provider,
+            parent_number=numbers.get(g.parent_id) if g.parent_id else None,
+            change=g.change,
+            error=g.error,
+            votes=None if hide else counts.get(g.id or 0, 0),
+            is_winner=not is_open and g.id == round_row.winner_generation_id,
+            queue_position=place.get(g.id),
+            changed=prompts.changed_layers(
+                PromptSpec.from_dict(specs[g.parent_id]), PromptSpec.from_dict(g.spec)
+            )
+            if g.parent_id in specs
+            else (),
+        )
+        for g in generations
+    )
+    winner_number = numbers.get(round_row.winner_generation_id) if round_row.winner_generation_id else None
+    return RoundView(
+        round_id=round_row.id,
+        channel_id=round_row.channel_id,
+        owner_id=round_row.owner_id,
+        title=round_row.title,
+        status=RoundStatus(round_row.status),
+        closes_at_epoch=int(round_row.closes_at.timestamp()),
+        blind=round_row.blind,
+        estimated_cost=round_row.estimated_cost,
+        variations=variations,
+        winner_number=None if is_open else winner_number,
+        voters=tally.voters,
+    )
+
+
+def pattern_card(pattern: Pattern) -> PatternCard:
+    assert pattern.id is not None
+    outcome = pattern.outcome
+    return PatternCard(
+        pattern_id=pattern.id,
+        title=pattern.title,
+        prompt=pattern.prompt,
+        spec=PromptSpec.from_dict(pattern.spec),
+        winner_number=int(outcome.get("winner_number", 0)),
+        votes=int(outcome.get("votes", 0)),
+        voters=int(outcome.get("voters", 0)),
+        rounds_closed_at=pattern.created_at.strftime("%Y-%m-%d"),
+        settings=dict(pattern.settings),
+        rhythm=tuple(pattern.rhythm),
+    )

@@ -1,0 +1,116 @@
+"""Round queries: one voting round per Generate; closed exactly once per vote window, whoever asks twice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_
+from sqlmodel import col, func, select
+
+from storage.models import Generation, Round
+from storage.sql import Queries
+
+OPEN = "open"
+CLOSED = "closed"
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+class Rounds(Queries):
+    def get(self, round_id: int) -> Round | None:
+        return self.session.get(Round, round_id)
+
+    def get_for_update(self, round_id: int) -> Round | None:
+        """The round, locked until the transaction ends (PostgreSQL; SQLite's write lock already serialises)."""
+        statement = select(Round).where(Round.id == round_id)
+        if self.dialect == "postgresql":
+            statement = statement.with_for_update()
+        return self.session.exec(statement.execution_options(populate_existing=True)).first()
+
+    def insert(self, round_row: Round) -> Round:
+        return self._insert(round_row)  # type: ignore[no-any-return]
+
+    def by_thread(self, channel_id: str, thread_ts: str) -> Round | None:
+        statement = select(Round).where(Round.channel_id == channel_id, Round.parent_ts == thread_ts)
+        return self.session.exec(statement).first()
+
+    def set_parent(self, round_id: int, parent_ts: str) -> None:
+        self._conditional_update(Round, col(Round.id) == round_id, {"parent_ts": parent_ts})
+
+    def close(
+        self, round_id: int, *, now: datetime, actor: str | None, winner_generation_id: int | None
+    ) -> bool:
+        """Close an open round (`actor` None: its deadline); False when it was already closed (a click, a replica)."""
+        return self._conditional_update(
+            Round,
+            and_(col(Round.id) == round_id, col(Round.status) == OPEN),
+            {
+                "status": CLOSED,
+                "closed_at": now,
+                "closed_by": actor,
+                "winner_generation_id": winner_generation_id,
+                "closes": Round.closes + 1,
+            },
+        )
+
+    def reopen(self, round_id: int, *, closes_at: datetime) -> bool:
+        """A new variation in a closed round makes it votable again until `closes_at`."""
+        return self._conditional_update(
+            Round,
+            and_(col(Round.id) == round_id, col(Round.status) == CLOSED),
+            {"status": OPEN, "closes_at": closes_at, "closed_at": None},
+        )
+
+    def due(self, now: datetime, *, limit: int = 20) -> Sequence[Round]:
+        """Open rounds past their deadline."""
+        statement = (
+            select(Round)
+            .where(Round.status == OPEN, col(Round.closes_at) <= now, col(Round.parent_ts).is_not(None))
+            .order_by(col(Round.closes_at))
+            .limit(limit)
+        )
+        return self.session.exec(statement).all()
+
+    def open_rounds(self, *, limit: int = 200) -> Sequence[Round]:
+        statement = (
+            select(Round)
+            .where(Round.status == OPEN, col(Round.parent_ts).is_not(None))
+            .order_by(col(Round.id))
+            .limit(limit)
+        )
+        return self.session.exec(statement).all()
+
+    def next_deadline(self) -> datetime | None:
+        statement = select(func.min(Round.closes_at)).where(Round.status == OPEN)
+        return self.session.exec(statement).one()
+
+    def count_open(self, channel_id: str) -> int:
+        statement = (
+            select(func.count())
+            .select_from(Round)
+            .where(Round.channel_id == channel_id, Round.status == OPEN)
+        )
+        return int(self.session.exec(statement).one())
+
+    def needing_sheet(self, *, limit: int = 20) -> Sequence[Round]:
+        """Rounds whose variations have all finished and whose contact sheet is not queued yet."""
+        unfinished = (
+            select(Generation.id)
+            .where(Generation.round_id == Round.id, col(Generation.status).not_in(TERMINAL))
+            .exists()
+        )
+        statement = (
+            select(Round)
+            .where(
+                col(Round.sheet_queued).is_(False),
+                Round.status != "cancelled",
+                ~unfinished,
+            )
+            .limit(limit)
+        )
+        return self.session.exec(statement).all()
+
+    def mark_sheet_queued(self, round_id: int) -> bool:
+        return self._conditional_update(
+            Round, and_(col(Round.id) == round_id, col(Round.sheet_queued).is_(False)), {"sheet_queued": True}
+        )

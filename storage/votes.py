@@ -1,0 +1,108 @@
+"""Vote queries: one row per (variation, person, emoji), active or removed, ordered by Slack's event ts.
+
+Slack may deliver a `reaction_removed` before its `reaction_added`; keeping the removal (inactive, with its
+event ts) means the late add is recognised as older and does not revive a vote nobody holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlmodel import col, select
+
+from storage.models import Vote
+from storage.sql import Queries
+
+
+class Votes(Queries):
+    def record(
+        self,
+        *,
+        round_id: int,
+        generation_id: int,
+        user_id: str,
+        emoji: str,
+        active: bool,
+        event_ts: str,
+        now: datetime,
+    ) -> bool:
+        """Apply one reaction event; True when the vote changed. An event older than the row's is ignored."""
+        row = self._row(generation_id, user_id, emoji)
+        if row is None:
+            inserted = self._insert_ignoring_duplicates(
+                Vote,
+                {
+                    "round_id": round_id,
+                    "generation_id": generation_id,
+                    "user_id": user_id,
+                    "emoji": emoji,
+                    "active": active,
+                    "event_ts": event_ts,
+                    "created_at": now,
+                },
+            )
+            if inserted:
+                return active
+            row = self._row(generation_id, user_id, emoji)  # a concurrent event inserted it first
+            assert row is not None
+        if _ts_key(event_ts) < _ts_key(row.event_ts):
+            return False
+        changed = row.active != active
+        row.active, row.event_ts = active, event_ts
+        self.session.add(row)
+        return changed
+
+    def active_in_round(self, round_id: int) -> Sequence[Vote]:
+        statement = (
+            select(Vote).where(Vote.round_id == round_id, col(Vote.active).is_(True)).order_by(col(Vote.id))
+        )
+        return self.session.exec(statement).all()
+
+    def reconcile(
+        self, *, round_id: int, generation_id: int, held: Collection[tuple[str, str]], now: datetime
+    ) -> int:
+        """Make the variation's votes exactly `held` ((user, emoji) pairs Slack reports); returns the changes.
+
+        Slack's reactions are the record: an acknowledged vote lost in a crash, an event never delivered and a
+        removal that came before its add all end as Slack shows them.
+        """
+        rows = self.session.exec(select(Vote).where(Vote.generation_id == generation_id)).all()
+        existing = {(r.user_id, r.emoji): r for r in rows}
+        changes = 0
+        for key, row in existing.items():
+            should = key in held
+            if row.active != should:
+                row.active = should
+                self.session.add(row)
+                changes += 1
+        for user_id, emoji in set(held) - set(existing):
+            self._insert_ignoring_duplicates(
+                Vote,
+                {
+                    "round_id": round_id,
+                    "generation_id": generation_id,
+                    "user_id": user_id,
+                    "emoji": emoji,
+                    "active": True,
+                    "event_ts": "",
+                    "created_at": now,
+                },
+            )
+            changes += 1
+        return changes
+
+    def _row(self, generation_id: int, user_id: str, emoji: str) -> Vote | None:
+        statement = select(Vote).where(
+            Vote.generation_id == generation_id, Vote.user_id == user_id, Vote.emoji == emoji
+        )
+        return self.session.exec(statement.execution_options(populate_existing=True)).first()
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    """Slack ts strings ("1700000000.000100") compared as numbers; an empty ts (reconciled) is oldest."""
+    seconds, _, fraction = ts.partition(".")
+    try:
+        return int(seconds or 0), int(fraction.ljust(6, "0")[:6] or 0)
+    except ValueError:
+        return 0, 0
