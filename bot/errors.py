@@ -59,7 +59,9 @@ class ProviderError(SoraBotError):
 
     retryable_by_default = False
 
-    def __init__(self, message: str, *, retryable: bool | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
+    ) -> None:
         self.retryable = self.retryable_by_default if retryable is None else retryable
         self.retry_after = retry_after
         super().__init__(message)
