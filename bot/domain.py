@@ -174,9 +174,8 @@ class ProviderJob:
     poll_after: float | None = None
     seconds: int | None = None
     callback_id: str | None = None  # what the provider's webhooks call this job, when not `job_id` (fal)
-    reference: str | None = (
-        None  # the client reference (our idempotency key) the provider kept, if it keeps one
-    )
+    # The client reference (our idempotency key) the provider kept, if it keeps one.
+    reference: str | None = None
     created_at: float | None = None  # epoch seconds, when the provider says
 
 

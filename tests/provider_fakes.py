@@ -464,12 +464,21 @@ class FakeOpenAI(FakeProviderServer):
     """`/v1/videos` as OpenAI served it (and gateways still do): multipart or JSON create, polling, content.
 
     Routes: submit (POST /videos), poll (GET /videos/{id}), download (GET /videos/{id}/content),
-    cancel (DELETE /videos/{id}), remix, extend (POST /videos/extensions), list.
+    cancel (DELETE /videos/{id}), remix, extend (POST /videos/extensions), list (GET /videos: cursor
+    pages by `after`, `limit` capped at `list_page_size`, `order` desc by default, as the API documents).
     """
+
+    list_page_size = 100
 
     @property
     def base_url(self) -> str:
         return f"{self.origin}/v1"
+
+    def backdate(self, job: str, seconds: float) -> None:
+        """The job was created `seconds` earlier than it was (for listings with a cut-off)."""
+        found = self._job(job)
+        assert found is not None, f"no job {job}"
+        found.created_at -= int(seconds)
 
     def set_status(self, job: str, status: str) -> None:
         """Report `status` (e.g. a gateway's own `cancelled`) for the job from now on."""
@@ -621,10 +630,26 @@ class FakeOpenAI(FakeProviderServer):
 
     def _list(self, params: dict[str, str], request: RecordedRequest) -> Reply:
         with self._lock:
-            jobs = [job for job in self._jobs.values() if not job.deleted]
-        data = [self._video(job, "completed" if self._finished(job) else "in_progress") for job in jobs]
+            # Creation order breaks ties between videos created in the same second.
+            jobs = [
+                job
+                for _, job in sorted(enumerate(self._jobs.values()), key=lambda p: (p[1].created_at, p[0]))
+            ]
+        jobs = [job for job in jobs if not job.deleted]
+        if request.query.get("order", ["desc"]) != ["asc"]:
+            jobs.reverse()
+        after = request.query.get("after", [None])[0]
+        if after is not None:
+            ids = [job.id for job in jobs]
+            if after not in ids:
+                return self._error(400, f"Invalid 'after': no video {after!r}.")
+            jobs = jobs[ids.index(after) + 1 :]
+        limit = min(int(request.query.get("limit", ["20"])[0]), self.list_page_size)
+        page, has_more = jobs[:limit], len(jobs) > limit
+        data = [self._video(job, "completed" if self._finished(job) else "in_progress") for job in page]
         return Reply.of_json(
-            200, {"object": "list", "data": data, "has_more": False, "last_id": jobs[-1].id if jobs else None}
+            200,
+            {"object": "list", "data": data, "has_more": has_more, "last_id": page[-1].id if page else None},
         )
 
     def _video_reply(self, job: _Job, status: str, *, progress: int = 0, error: object = None) -> Reply:

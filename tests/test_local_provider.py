@@ -11,7 +11,7 @@ import pytest
 
 from bot import media
 from bot.domain import Aspect, Beat, Capability, GenerationRequest, JobStatus, PromptSpec
-from bot.errors import ProviderError
+from bot.errors import JobNotFound, ProviderError
 from bot.ports import VideoProvider
 from bot.providers.local import LocalProvider, render_size
 
@@ -209,15 +209,31 @@ def test_an_unknown_job_fetches_as_failed_with_a_reason(provider: LocalProvider,
     result = provider.fetch(job_id)
 
     assert result.status is JobStatus.FAILED
-    assert result.error_code == "unknown_job"
     assert result.error is not None and "never submitted" in result.error
 
 
-def test_download_before_the_clip_is_rendered_is_refused(provider: LocalProvider, tmp_path: Path) -> None:
+def test_download_before_the_clip_is_rendered_is_refused_for_now(
+    provider: LocalProvider, tmp_path: Path
+) -> None:
     job = provider.submit(make_request())
 
-    with pytest.raises(ProviderError, match="no finished clip"):
+    with pytest.raises(ProviderError, match="no finished clip") as caught:
         provider.download(job.job_id, tmp_path / "clip.mp4")
+
+    assert caught.value.retryable
+
+
+def test_download_of_an_unknown_job_is_job_not_found(provider: LocalProvider, tmp_path: Path) -> None:
+    with pytest.raises(JobNotFound):
+        provider.download("local-ffffffffffffffff", tmp_path / "clip.mp4")
+
+
+def test_the_seed_is_kept_with_the_job_and_sets_the_look(provider: LocalProvider, tmp_path: Path) -> None:
+    plain = generate(provider, make_request(seconds=1), tmp_path / "plain.mp4")
+    seeded = generate(provider, make_request(seconds=1, seed=7), tmp_path / "seeded.mp4")
+
+    assert provider.submit(make_request(seed=7)).job_id != provider.submit(make_request()).job_id
+    assert mean_difference(grey_thumbnail(plain, at=0), grey_thumbnail(seeded, at=0)) > 10
 
 
 def test_download_into_a_folder_names_the_file_after_the_job(provider: LocalProvider, tmp_path: Path) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import logging
+import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,28 @@ from provider_fakes import (
 )
 
 from bot import media
-from bot.domain import Aspect, Capability, GenerationRequest, JobStatus, PromptSpec, ProviderJob
-from bot.errors import ProviderError
-from bot.ports import VideoProvider
+from bot.domain import (
+    Aspect,
+    Capability,
+    Edit,
+    GenerationKind,
+    GenerationRequest,
+    JobStatus,
+    PromptSpec,
+    ProviderJob,
+)
+from bot.errors import (
+    AuthFailed,
+    JobNotFound,
+    Moderated,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderTimedOut,
+    ProviderUnavailable,
+    RateLimited,
+)
+from bot.ports import JobFinder, VideoProvider
+from bot.providers.edit import EditProvider
 from bot.providers.fal import FalJobRef, FalProvider
 from bot.providers.local import LocalProvider
 from bot.providers.openai_compat import OpenAICompatibleProvider
@@ -50,7 +71,12 @@ SPEC = PromptSpec(
 
 
 def make_request(
-    *, seconds: int = 4, aspect: Aspect = Aspect.LANDSCAPE, reference: Path | None = None, variation: int = 1
+    *,
+    seconds: int = 4,
+    aspect: Aspect = Aspect.LANDSCAPE,
+    reference: Path | None = None,
+    variation: int = 1,
+    seed: int | None = None,
 ) -> GenerationRequest:
     return GenerationRequest(
         prompt="A small red robot waters a giant sunflower on a rooftop at dusk.",
@@ -59,6 +85,7 @@ def make_request(
         aspect=aspect,
         variation=variation,
         idempotency_key=f"generation-{variation}",
+        seed=seed,
         reference_image=reference,
     )
 
@@ -236,7 +263,7 @@ def test_an_unknown_job_id_fails_or_raises_a_provider_error(rig: Rig, which: str
         "dots": "..",
     }[which]
     rig.provider.cancel(job_id)
-    with pytest.raises(ProviderError):
+    with pytest.raises(JobNotFound):
         rig.provider.download(job_id, tmp_path / "never.mp4")
     try:
         job = rig.provider.fetch(job_id)
@@ -259,27 +286,26 @@ def test_capabilities_include_text_to_video(rig: Rig) -> None:
 # ======================================================================================= faults, per provider
 
 
-def test_a_429_on_submit_is_retryable_with_its_retry_after_and_no_blind_retry(hosted: Rig) -> None:
+def test_a_429_on_submit_is_rate_limited_with_its_retry_after_and_no_blind_retry(hosted: Rig) -> None:
     hosted.server.fail_next("submit", 429, retry_after=7)
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(RateLimited) as caught:
         hosted.provider.submit(make_request())
 
     assert caught.value.retryable
     assert caught.value.retry_after == pytest.approx(7)
-    assert caught.value.code == "rate_limited"
     assert len(hosted.server.requests_to("submit")) == 1  # the client did not retry behind our back
     hosted.provider.submit(make_request())  # the core's own retry, later
     assert hosted.server.jobs_created == 1
 
 
-def test_a_server_error_is_retryable_on_submit_and_on_poll(hosted: Rig) -> None:
+def test_a_server_error_is_provider_unavailable_on_submit_and_on_poll(hosted: Rig) -> None:
     hosted.server.fail_next("submit", 503)
-    with pytest.raises(ProviderError) as on_submit:
+    with pytest.raises(ProviderUnavailable) as on_submit:
         hosted.provider.submit(make_request())
     job = hosted.provider.submit(make_request())
     hosted.server.fail_next("poll", 500)
-    with pytest.raises(ProviderError) as on_poll:
+    with pytest.raises(ProviderUnavailable) as on_poll:
         hosted.provider.fetch(job.job_id)
 
     assert on_submit.value.retryable and on_poll.value.retryable
@@ -287,11 +313,11 @@ def test_a_server_error_is_retryable_on_submit_and_on_poll(hosted: Rig) -> None:
     assert run_to_completion(hosted.provider, job.job_id).status is JobStatus.COMPLETED
 
 
-def test_a_connection_reset_while_polling_is_retryable(hosted: Rig) -> None:
+def test_a_connection_reset_while_polling_is_a_retryable_timeout(hosted: Rig) -> None:
     job = hosted.provider.submit(make_request())
     hosted.server.reset_connection_next("poll")
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ProviderTimedOut) as caught:
         hosted.provider.fetch(job.job_id)
 
     assert caught.value.retryable
@@ -301,33 +327,30 @@ def test_a_connection_reset_while_polling_is_retryable(hosted: Rig) -> None:
 def test_a_connection_reset_after_the_create_was_sent_is_an_unknown_outcome(hosted: Rig) -> None:
     hosted.server.reset_connection_next("submit")
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(OutcomeUnknown) as caught:
         hosted.provider.submit(make_request())
 
-    assert caught.value.code == "timeout_on_create"
     assert not caught.value.retryable
     assert len(hosted.server.requests_to("submit")) == 1
 
 
-def test_a_refused_connection_on_submit_is_retryable_because_nothing_was_sent(hosted: Rig) -> None:
+def test_a_refused_connection_on_submit_is_unavailable_because_nothing_was_sent(hosted: Rig) -> None:
     hosted.server.stop()
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ProviderUnavailable) as caught:
         hosted.provider.submit(make_request())
 
     assert caught.value.retryable
-    assert caught.value.code == "unreachable"
 
 
 @pytest.mark.parametrize("name", HOSTED)
-def test_a_timeout_on_create_is_timeout_on_create_and_not_retried(open_rig: OpenRig, name: str) -> None:
+def test_a_timeout_on_create_is_an_unknown_outcome_and_not_retried(open_rig: OpenRig, name: str) -> None:
     rig = open_rig(name, timeout=0.5)
     rig.server.delay_next("submit", 5)
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(OutcomeUnknown) as caught:
         rig.provider.submit(make_request())
 
-    assert caught.value.code == "timeout_on_create"
     assert not caught.value.retryable
     assert "may or may not exist" in str(caught.value)
     # Why the core must decide: the provider did start (and would bill) the job it never heard back about.
@@ -336,16 +359,15 @@ def test_a_timeout_on_create_is_timeout_on_create_and_not_retried(open_rig: Open
 
 
 @pytest.mark.parametrize("name", HOSTED)
-def test_a_timeout_while_polling_is_retryable(open_rig: OpenRig, name: str) -> None:
+def test_a_timeout_while_polling_is_a_retryable_timeout(open_rig: OpenRig, name: str) -> None:
     rig = open_rig(name, timeout=0.5)
     job = rig.provider.submit(make_request())
     rig.server.delay_next("poll", 5)
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ProviderTimedOut) as caught:
         rig.provider.fetch(job.job_id)
 
     assert caught.value.retryable
-    assert caught.value.code == "timeout"
 
 
 def test_a_stuck_job_stays_in_progress(hosted: Rig) -> None:
@@ -364,35 +386,32 @@ def test_a_moderation_failure_after_acceptance_fails_with_a_message_naming_moder
     failed = run_to_completion(hosted.provider, job.job_id)
 
     assert failed.status is JobStatus.FAILED
-    assert failed.error_code == "moderation_blocked"
     assert failed.error is not None and "moderation" in failed.error.lower()
 
 
 @pytest.mark.parametrize("status", [404, 410])
-def test_an_expired_download_is_not_retryable_and_leaves_no_file(
+def test_an_expired_download_is_job_not_found_and_leaves_no_file(
     hosted: Rig, tmp_path: Path, status: int
 ) -> None:
     job = hosted.provider.submit(make_request())
     run_to_completion(hosted.provider, job.job_id)
     hosted.server.expire_downloads(status)
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(JobNotFound) as caught:
         hosted.provider.download(job.job_id, tmp_path / "out" / "clip.mp4")
 
-    assert caught.value.code == "expired"
     assert not caught.value.retryable
     assert list((tmp_path / "out").iterdir()) == []
 
 
 @pytest.mark.parametrize("name", HOSTED)
-def test_a_rejected_key_is_not_retryable_and_names_the_setting(open_rig: OpenRig, name: str) -> None:
+def test_a_rejected_key_is_auth_failed_and_names_the_setting(open_rig: OpenRig, name: str) -> None:
     rig = open_rig(name, api_key="wrong-key")
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(AuthFailed) as caught:
         rig.provider.submit(make_request())
 
     assert not caught.value.retryable
-    assert caught.value.code == "auth"
     assert KEY_SETTING[name] in str(caught.value)
 
 
@@ -428,6 +447,214 @@ def test_image_to_video_sends_the_reference_in_the_documented_field(
     rig.provider.submit(make_request(reference=still))
 
     REFERENCE_FIELD[name](rig.server.requests_to("submit")[0], still.read_bytes())
+
+
+# ================================================================================ seeds: distinct variations
+
+
+def _fal_seed(request: RecordedRequest) -> object:
+    return request.json().get("seed")
+
+
+def _veo_seed(request: RecordedRequest) -> object:
+    return request.json()["parameters"].get("seed")
+
+
+def _openai_seed(request: RecordedRequest) -> object:
+    field = request.form().get("seed")
+    return None if field is None else int(field.value)
+
+
+SENT_SEED: dict[str, Callable[[RecordedRequest], object]] = {
+    "openai": _openai_seed,
+    "fal": _fal_seed,
+    "veo": _veo_seed,
+}
+# The OpenAI videos API takes no seed, and Veo on the Gemini API refuses one (only Vertex AI takes it).
+TAKES_SEED = {"openai": False, "fal": True, "veo": False}
+
+
+@pytest.mark.parametrize("name", HOSTED)
+def test_the_seed_is_sent_where_the_provider_takes_one_and_never_elsewhere(
+    open_rig: OpenRig, name: str
+) -> None:
+    rig = open_rig(name)
+
+    rig.provider.submit(make_request(variation=1, seed=1234))
+    rig.provider.submit(make_request(variation=2, seed=98765))
+    rig.provider.submit(make_request(variation=3))
+
+    sent = [SENT_SEED[name](request) for request in rig.server.requests_to("submit")]
+    assert sent == ([1234, 98765, None] if TAKES_SEED[name] else [None, None, None])
+
+
+def first_frame_digest(clip: Path, tmp_path: Path) -> bytes:
+    frame = media.first_frame(clip, tmp_path / f"{clip.stem}-first.png")
+    return hashlib.sha256(frame.read_bytes()).digest()
+
+
+def test_local_clips_with_different_seeds_look_different_and_equal_seeds_alike(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path / "local")
+    clips = {}
+    for label, seed, key in (("a", 11, "k1"), ("b", 12, "k2"), ("a-again", 11, "k3")):
+        request = replace(make_request(seconds=1, seed=seed), idempotency_key=key)
+        job = provider.submit(request)
+        assert run_to_completion(provider, job.job_id).status is JobStatus.COMPLETED
+        clips[label] = provider.download(job.job_id, tmp_path / f"{label}.mp4")
+
+    digests = {label: first_frame_digest(clip, tmp_path) for label, clip in clips.items()}
+    assert digests["a"] != digests["b"]
+    assert digests["a"] == digests["a-again"]  # the same seed and prompt: the same look
+
+
+# ============================================================== submitted_jobs: finding what a lost create made
+
+
+def test_the_providers_that_can_list_are_job_finders_and_the_others_are_not(
+    open_rig: OpenRig, tmp_path: Path
+) -> None:
+    finders = {name: isinstance(open_rig(name).provider, JobFinder) for name in ALL}
+
+    assert finders == {"local": True, "openai": True, "fal": False, "veo": False}
+    assert isinstance(EditProvider(tmp_path / "edits"), JobFinder)
+
+
+def test_local_submitted_jobs_finds_the_job_of_this_idempotency_key_only(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path / "local")
+    request = make_request(seconds=1)
+    since = time.time()
+    assert provider.submitted_jobs(request, since=since) == []
+
+    job = provider.submit(request)
+    found = provider.submitted_jobs(request, since=since)
+
+    assert [(j.job_id, j.status, j.reference) for j in found] == [
+        (job.job_id, JobStatus.QUEUED, "generation-1")
+    ]
+    assert found[0].created_at is not None and found[0].created_at >= since - 1
+    assert not (tmp_path / "local" / "clips").exists()  # looking renders nothing
+    assert provider.submitted_jobs(replace(request, idempotency_key="generation-9"), since=since) == []
+
+
+def make_edit(
+    source: Path, *, key: str = "edit-1", kind: GenerationKind = GenerationKind.LOOP
+) -> GenerationRequest:
+    return replace(make_request(seconds=1), idempotency_key=key, sources=(source,), edit=Edit(kind=kind))
+
+
+def test_edit_submit_makes_the_clip_at_once_and_a_repeat_does_no_new_work(
+    tmp_path: Path, clip: bytes
+) -> None:
+    source = tmp_path / "source.mp4"
+    source.write_bytes(clip)
+    provider = EditProvider(tmp_path / "edits")
+    request = make_edit(source)
+
+    job = provider.submit(request)
+    made = tmp_path / "edits" / "clips" / f"{job.job_id}.mp4"
+    made_at = made.stat().st_mtime_ns
+    again = provider.submit(request)
+
+    assert (job.status, job.progress) == (JobStatus.COMPLETED, 100)
+    assert again.job_id == job.job_id and made.stat().st_mtime_ns == made_at
+    assert provider.fetch(job.job_id).status is JobStatus.COMPLETED
+    assert_real_mp4(provider.download(job.job_id, tmp_path / "out" / "loop.mp4"))
+
+
+def test_edit_a_media_failure_is_a_provider_error_and_leaves_no_job(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    provider = EditProvider(tmp_path / "edits")
+    request = make_edit(broken, kind=GenerationKind.RECUT)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.submit(request)
+
+    assert type(caught.value) is ProviderError and not caught.value.retryable
+    assert provider.submitted_jobs(request, since=0) == []
+
+
+def test_edit_unknown_jobs_fail_and_cannot_be_downloaded(tmp_path: Path) -> None:
+    provider = EditProvider(tmp_path / "edits")
+
+    for job_id in ("edit-0000000000000000", "../../etc/passwd", ""):
+        assert provider.fetch(job_id).status is JobStatus.FAILED
+        with pytest.raises(JobNotFound):
+            provider.download(job_id, tmp_path / "never.mp4")
+
+
+def test_edit_submitted_jobs_finds_the_finished_edit_of_this_key(tmp_path: Path, clip: bytes) -> None:
+    source = tmp_path / "source.mp4"
+    source.write_bytes(clip)
+    provider = EditProvider(tmp_path / "edits")
+    request = make_edit(source)
+    assert provider.submitted_jobs(request, since=0) == []
+
+    job = provider.submit(request)
+    found = provider.submitted_jobs(request, since=0)
+
+    assert [(j.job_id, j.status, j.reference) for j in found] == [(job.job_id, JobStatus.COMPLETED, "edit-1")]
+    assert found[0].created_at is not None
+    assert provider.submitted_jobs(replace(request, idempotency_key="edit-2"), since=0) == []
+
+
+def test_openai_submitted_jobs_lists_every_lost_create_oldest_first_and_not_older_ones(
+    open_rig: OpenRig,
+) -> None:
+    rig = open_rig("openai", timeout=0.5)
+    provider, fake = openai_parts(rig)
+    request = make_request()
+    provider.submit(request)  # an older video with the same prompt, from before this generation
+    stale = fake.latest_job
+    fake.backdate(stale, 600)
+    provider.submit(replace(request, prompt="something else entirely"))
+    provider.submit(replace(request, aspect=Aspect.PORTRAIT))  # same prompt, another size
+    since = time.time()
+    lost = []
+    for _ in range(2):
+        fake.delay_next("submit", 5)
+        with pytest.raises(OutcomeUnknown):
+            provider.submit(request)
+        lost.append(fake.latest_job)
+    fake.backdate(lost[0], 20)  # created a little before our clock's `since`: inside the minute of slack
+
+    found = provider.submitted_jobs(request, since=since)
+
+    assert [job.job_id for job in found] == lost
+    assert all(job.reference is None and job.created_at is not None for job in found)
+    assert found[0].created_at is not None and found[1].created_at is not None
+    assert found[0].created_at < found[1].created_at
+    assert {request.query["order"][0] for request in fake.requests_to("list")} == {"desc"}
+
+
+def test_openai_submitted_jobs_follows_pages_until_the_cut_off(open_rig: OpenRig) -> None:
+    provider, fake = openai_parts(open_rig("openai"))
+    fake.list_page_size = 2
+    request = make_request()
+    since = time.time()
+    made = [provider.submit(request).job_id for _ in range(5)]
+
+    found = provider.submitted_jobs(request, since=since)
+
+    assert [job.job_id for job in found] == made
+    assert len(fake.requests_to("list")) == 3
+    assert ["after" in r.query for r in fake.requests_to("list")] == [False, True, True]
+
+
+def test_openai_submitted_jobs_stops_paging_at_the_first_video_older_than_the_cut_off(
+    open_rig: OpenRig,
+) -> None:
+    provider, fake = openai_parts(open_rig("openai"))
+    fake.list_page_size = 1
+    request = make_request()
+    for _ in range(3):
+        provider.submit(request)
+        fake.backdate(fake.latest_job, 3600)
+    since = time.time()
+    recent = provider.submit(request).job_id
+
+    assert [job.job_id for job in provider.submitted_jobs(request, since=since)] == [recent]
+    assert len(fake.requests_to("list")) == 2
 
 
 # ================================================================================================= OpenAI
@@ -516,10 +743,9 @@ def test_openai_a_moderation_block_on_create_is_a_plain_words_error(open_rig: Op
     }
     fake.fail_next("submit", 400, body=blocked)
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(Moderated) as caught:
         provider.submit(make_request())
 
-    assert caught.value.code == "moderation_blocked"
     assert not caught.value.retryable
     assert "moderation" in str(caught.value) and "Rephrase" in str(caught.value)
 
@@ -645,8 +871,8 @@ def test_fal_validation_errors_are_joined_into_one_message(open_rig: OpenRig) ->
     with pytest.raises(ProviderError) as caught:
         provider.submit(make_request())
 
+    assert type(caught.value) is ProviderError  # a bad request: neither moderation nor worth a retry
     assert not caught.value.retryable
-    assert caught.value.code == "invalid_input"
     assert "prompt: String should have at most 2500 characters; duration: Input should be" in str(
         caught.value
     )
@@ -659,10 +885,9 @@ def test_fal_a_moderation_block_on_submit_is_a_plain_words_error(open_rig: OpenR
     ]
     fake.fail_next("submit", 422, body={"detail": detail})
 
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(Moderated) as caught:
         provider.submit(make_request())
 
-    assert caught.value.code == "moderation_blocked"
     assert "moderation" in str(caught.value)
 
 

@@ -1,4 +1,8 @@
-"""The fal.ai queue provider: submit, status, result and cancel over httpx, behind `VideoProvider`."""
+"""The fal.ai queue provider: submit, status, result and cancel over httpx, behind `VideoProvider`.
+
+It does not implement `JobFinder` (`submitted_jobs`): fal's queue API has no way to list a key's requests
+(only status, result and cancel by request id), so a submit whose answer was lost cannot be looked up here.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,8 @@ from typing import Any
 import httpx
 
 from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob
-from bot.errors import ProviderError
-from bot.providers.transfer import retry_after, snap, target_path, write_atomically
+from bot.errors import JobNotFound, ProviderError
+from bot.providers.transfer import snap, status_error, target_path, transport_error, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +30,8 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
 # Never appears unescaped in a URL path, so it can join the three paths of an unusual layout.
 _SEPARATOR = "|"
 _MODERATION_TYPES = frozenset({"content_policy_violation"})
-_UNKNOWN_OUTCOME = (
-    "fal did not answer the submit request after it was sent, so the job may or may not exist there "
-    "(and may be billed). It was not sent again automatically."
-)
+_PROVIDER = "fal"
+_KEY_SETTING = "FAL_KEY"
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,10 @@ class FalProvider:
             "duration": str(seconds),
             "aspect_ratio": request.aspect.value,
         }
+        if request.seed is not None:
+            # Most fal video models take `seed` (Wan, LTX, Hunyuan, Seedance, …), so variations of a round
+            # differ by it; check a new model's schema (its `/api` page) for one that declares none.
+            body["seed"] = request.seed
         if request.reference_image is not None:
             body["image_url"] = _data_uri(request.reference_image)
             model = _image_model(model)
@@ -110,7 +116,7 @@ class FalProvider:
                 self._base.join(model), json=body, headers=self._auth, params=self._webhook
             )
         except httpx.TransportError as err:
-            raise _transport_error(err, creating=True) from err
+            raise transport_error(err, provider=_PROVIDER, creating=True) from err
         if response.is_error:
             raise _status_error(response)
         data = _object(response)
@@ -119,8 +125,7 @@ class FalProvider:
         if not all(paths):
             raise ProviderError(
                 f"fal accepted request {request_id} but returned queue URLs outside {self._base}, so it "
-                "cannot be followed from here; check FAL_BASE_URL.",
-                code="unexpected_response",
+                "cannot be followed from here; check FAL_BASE_URL."
             )
         response_path, status_path, cancel_path = (str(path) for path in paths)
         ref = FalJobRef(response_path=response_path, status_path=status_path, cancel_path=cancel_path)
@@ -140,7 +145,7 @@ class FalProvider:
         if response.status_code == 404:
             return _unknown(job_id)
         if response.is_error:
-            raise _status_error(response)
+            raise _status_error(response, job_id=job_id)
         status = _object(response).get("status")
         if status == "IN_QUEUE":
             # fal reports a queue position here; the contract has no field for it, so progress stays 0.
@@ -154,15 +159,15 @@ class FalProvider:
     def download(self, job_id: str, into: Path) -> Path:
         ref = FalJobRef.decode(job_id)
         if ref is None:
-            raise ProviderError(f"{job_id!r} is not a fal job id.", code="unknown_job")
+            raise JobNotFound(f"{job_id!r} is not a fal job id.")
         response = self._request("GET", ref.response_path)
         if response.status_code in (404, 410):
             raise _expired(job_id)
         if response.is_error:
-            raise _status_error(response)
+            raise _status_error(response, job_id=job_id)
         url = _video_url(_object(response))
         if url is None:
-            raise ProviderError(f"fal's result for {job_id!r} names no video file.", code="no_video")
+            raise ProviderError(f"fal's result for {job_id!r} names no video file.")
         target = target_path(into, job_id)
         try:
             # The file lives on fal's CDN behind a public, expiring URL: our key is never sent there.
@@ -171,10 +176,10 @@ class FalProvider:
                     raise _expired(job_id)
                 if stream.is_error:
                     stream.read()
-                    raise _status_error(stream)
+                    raise _status_error(stream, job_id=job_id)
                 return write_atomically(stream.iter_bytes(_CHUNK_BYTES), target)
         except httpx.TransportError as err:
-            raise _transport_error(err) from err
+            raise transport_error(err, provider=_PROVIDER) from err
 
     def cancel(self, job_id: str) -> None:
         ref = FalJobRef.decode(job_id)
@@ -183,7 +188,7 @@ class FalProvider:
         response = self._request("PUT", ref.cancel_path)
         # 400 is ALREADY_COMPLETED and 404 NOT_FOUND: either way there is nothing left to stop.
         if response.is_error and response.status_code not in (400, 404):
-            raise _status_error(response)
+            raise _status_error(response, job_id=job_id)
 
     def cost_per_second(self, model: str | None) -> float:
         return self._price_per_second
@@ -202,28 +207,29 @@ class FalProvider:
     def _result(self, job_id: str, ref: FalJobRef) -> ProviderJob:
         response = self._request("GET", ref.response_path)
         if response.status_code in (401, 403, 429):
-            raise _status_error(response)
+            raise _status_error(response, job_id=job_id)
         if not response.is_error and _video_url(_object(response)) is not None:
             return ProviderJob(job_id=job_id, status=JobStatus.COMPLETED, progress=100)
         body = _json(response)
         # fal has no FAILED queue state: a finished request that failed answers its result with `detail`.
         if isinstance(body, Mapping) and "detail" in body:
-            code, message = _failure(body)
-            return ProviderJob(job_id=job_id, status=JobStatus.FAILED, error=message, error_code=code)
+            failure = _failure(body)
+            return ProviderJob(
+                job_id=job_id, status=JobStatus.FAILED, error=failure.message, error_code=failure.code
+            )
         if response.is_error:
-            raise _status_error(response)
+            raise _status_error(response, job_id=job_id)
         return ProviderJob(
             job_id=job_id,
             status=JobStatus.FAILED,
             error="fal finished the request but its result has no video.",
-            error_code="no_video",
         )
 
     def _request(self, method: str, path: str) -> httpx.Response:
         try:
             return self._http.request(method, self._base.join(path), headers=self._auth)
         except httpx.TransportError as err:
-            raise _transport_error(err) from err
+            raise transport_error(err, provider=_PROVIDER) from err
 
     def _relative(self, url: object) -> str | None:
         """`url` as a path under the base URL, or None when it points anywhere else."""
@@ -263,17 +269,36 @@ def _video_url(data: Mapping[str, Any]) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
-def _failure(body: Mapping[str, Any]) -> tuple[str, str]:
-    """The error code and plain-words message of a fal `detail` payload (a string or a validation list)."""
+@dataclass(frozen=True)
+class _Failure:
+    """Why fal refused or failed a request: its own error type (if any), our message, and whether it was
+    fal's content checker."""
+
+    code: str | None
+    message: str
+    moderated: bool
+
+
+def _failure(body: Mapping[str, Any]) -> _Failure:
+    """What a fal `detail` payload (a string or a validation list) says, in plain words."""
     detail = body.get("detail")
     items = detail if isinstance(detail, list) else []
-    if any(isinstance(item, Mapping) and item.get("type") in _MODERATION_TYPES for item in items):
-        return "moderation_blocked", (
-            f"fal's content moderation blocked this video ({_detail_text(detail)}). Rephrase the prompt "
-            "without real people, brands or graphic content, or try another model."
-        )
-    code = body.get("error_type") or ("invalid_input" if items else "failed")
-    return str(code), f"fal could not make this video: {_detail_text(detail)}"
+    for item in items:
+        if isinstance(item, Mapping) and item.get("type") in _MODERATION_TYPES:
+            return _Failure(
+                code=str(item["type"]),
+                message=(
+                    f"fal's content moderation blocked this video ({_detail_text(detail)}). Rephrase the "
+                    "prompt without real people, brands or graphic content, or try another model."
+                ),
+                moderated=True,
+            )
+    code = body.get("error_type")
+    return _Failure(
+        code=None if code is None else str(code),
+        message=f"fal could not make this video: {_detail_text(detail)}",
+        moderated=False,
+    )
 
 
 def _detail_text(detail: object) -> str:
@@ -292,49 +317,23 @@ def _detail_text(detail: object) -> str:
     return "no reason given"
 
 
-def _status_error(response: httpx.Response) -> ProviderError:
-    status = response.status_code
+def _status_error(response: httpx.Response, *, job_id: str | None = None) -> ProviderError:
     body = _json(response)
-    detail = _detail_text(body.get("detail")) if isinstance(body, Mapping) else f"HTTP {status}"
-    if status == 429:
-        return ProviderError(
-            f"fal is rate limiting us: {detail}",
-            retryable=True,
-            retry_after=retry_after(response.headers),
-            code="rate_limited",
-        )
-    if status in (401, 403):
-        return ProviderError(f"fal refused our key (HTTP {status}: {detail}); check FAL_KEY.", code="auth")
-    if status == 422 and isinstance(body, Mapping):
-        code, message = _failure(body)
-        return ProviderError(message, code=code)
-    if status >= 500 or status == 408:
-        return ProviderError(
-            f"fal failed (HTTP {status}: {detail}); trying again later.",
-            retryable=True,
-            retry_after=retry_after(response.headers),
-            code="server_error",
-        )
-    return ProviderError(f"fal refused the request (HTTP {status}): {detail}", code=f"http_{status}")
-
-
-def _transport_error(err: httpx.TransportError, *, creating: bool = False) -> ProviderError:
-    # A connect failure never reached fal; anything later may have started (and billed) a job.
-    if creating and not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout):
-        return ProviderError(_UNKNOWN_OUTCOME, code="timeout_on_create")
-    timed_out = isinstance(err, httpx.TimeoutException)
-    return ProviderError(
-        f"fal {'did not answer in time' if timed_out else 'could not be reached'} ({type(err).__name__}); "
-        "trying again later.",
-        retryable=True,
-        code="timeout" if timed_out else "unreachable",
+    detail = _detail_text(body.get("detail")) if isinstance(body, Mapping) else f"HTTP {response.status_code}"
+    failure = _failure(body) if isinstance(body, Mapping) else None
+    return status_error(
+        response.status_code,
+        detail,
+        response.headers,
+        provider=_PROVIDER,
+        key_setting=_KEY_SETTING,
+        job_id=job_id,
+        moderation=failure.message if failure is not None and failure.moderated else None,
     )
 
 
-def _expired(job_id: str) -> ProviderError:
-    return ProviderError(
-        f"The clip for fal job {job_id!r} is no longer available (fal's file links expire).", code="expired"
-    )
+def _expired(job_id: str) -> JobNotFound:
+    return JobNotFound(f"The clip for fal job {job_id!r} is no longer available (fal's file links expire).")
 
 
 def _unknown(job_id: str) -> ProviderJob:
@@ -342,7 +341,6 @@ def _unknown(job_id: str) -> ProviderJob:
         job_id=job_id,
         status=JobStatus.FAILED,
         error=f"fal has no request {job_id!r}: it was never submitted there, or it has expired.",
-        error_code="unknown_job",
     )
 
 
@@ -358,7 +356,6 @@ def _object(response: httpx.Response) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise ProviderError(
             f"fal answered {response.request.method} {response.url.path} with something other than a JSON "
-            "object.",
-            code="bad_response",
+            "object."
         )
     return body

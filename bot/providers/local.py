@@ -13,12 +13,12 @@ import shutil
 import tempfile
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot import media
 from bot.domain import Aspect, Capability, GenerationRequest, JobStatus, PromptSpec, ProviderJob
-from bot.errors import ProviderError
+from bot.errors import JobNotFound, ProviderError
 
 FPS = 24
 # About 640x360 worth of pixels whatever the aspect: enough to read the text, small enough to render a
@@ -51,10 +51,26 @@ class LocalProvider:
             )
         return ProviderJob(job_id=job_id, status=JobStatus.QUEUED, seconds=request.seconds, poll_after=0.0)
 
-    def find_submitted(self, request: GenerationRequest, *, since: float) -> ProviderJob | None:
-        """The job an interrupted submit left behind, if it got as far as recording the request."""
+    def submitted_jobs(self, request: GenerationRequest, *, since: float) -> list[ProviderJob]:
+        """The job an interrupted submit left behind, if it got as far as recording the request.
+
+        The job id derives from the idempotency key, so at most this generation's own job can be found and
+        `since` is not needed to tell it apart. Nothing is rendered here: the job is reported as it stands.
+        """
         job_id = job_id_for(request)
-        return self.fetch(job_id) if (self._jobs / f"{job_id}.json").exists() else None
+        job_file = self._jobs / f"{job_id}.json"
+        clip = self._clips / f"{job_id}.mp4"
+        try:
+            created_at = job_file.stat().st_mtime
+        except FileNotFoundError:
+            return []
+        if clip.exists():
+            job = ProviderJob(
+                job_id=job_id, status=JobStatus.COMPLETED, progress=100, seconds=request.seconds
+            )
+        else:
+            job = ProviderJob(job_id=job_id, status=JobStatus.QUEUED, seconds=request.seconds, poll_after=0.0)
+        return [replace(job, reference=request.idempotency_key, created_at=created_at)]
 
     def fetch(self, job_id: str) -> ProviderJob:
         clip = self._clip_path(job_id)
@@ -73,16 +89,17 @@ class LocalProvider:
                 job_id=job_id,
                 status=JobStatus.FAILED,
                 error=f"The local render failed: {err}",
-                error_code="render_failed",
             )
         return ProviderJob(job_id=job_id, status=JobStatus.COMPLETED, progress=100, seconds=seconds)
 
     def download(self, job_id: str, into: Path) -> Path:
         clip = self._clip_path(job_id)
-        if clip is None or not clip.exists():
+        if clip is None or not (clip.exists() or (self._jobs / f"{job_id}.json").exists()):
+            raise JobNotFound(f"The local renderer has no job {job_id!r}.")
+        if not clip.exists():
             raise ProviderError(
                 f"The local renderer has no finished clip for job {job_id!r}; fetch it until it completes.",
-                code="not_ready",
+                retryable=True,
             )
         target = Path(into)
         if target.is_dir():
@@ -112,7 +129,6 @@ def _unknown(job_id: str) -> ProviderJob:
         job_id=job_id,
         status=JobStatus.FAILED,
         error=f"The local renderer has no job {job_id!r}: it was never submitted here, or it was cancelled.",
-        error_code="unknown_job",
     )
 
 
@@ -142,12 +158,20 @@ class Look:
 
 
 def look_for(request: GenerationRequest) -> Look:
-    """Derive the look from the prompt's hash and the variation number: variations differ, repeats match."""
+    """Derive the look from the prompt's hash and the request's seed (the variation number when it has
+    none): different seeds look different, repeats match."""
     # Only the prompt text and the number: a storyboard edit changes the captions, not the whole look.
     prompt_digest = hashlib.sha256(request.prompt.encode())
-    seed = hashlib.sha256(prompt_digest.digest() + request.variation.to_bytes(4, "big", signed=True)).digest()
-    # Golden-ratio hue steps keep neighbouring variation numbers far apart on the colour wheel.
-    hue = (prompt_digest.digest()[0] / 256 + 0.618034 * request.variation) % 1.0
+    if request.seed is None:
+        number = request.variation
+        salt = number.to_bytes(4, "big", signed=True)
+    else:
+        # Seeds may be any size; the variation-number form above stays as it was, so old clips re-render alike.
+        number = request.seed
+        salt = b"seed:" + str(number).encode()
+    seed = hashlib.sha256(prompt_digest.digest() + salt).digest()
+    # Golden-ratio hue steps keep neighbouring numbers (and consecutive seeds) far apart on the colour wheel.
+    hue = (prompt_digest.digest()[0] / 256 + 0.618034 * (number % 1_000_003)) % 1.0
     dark = colorsys.hsv_to_rgb(hue, 0.75, 0.30)
     light = colorsys.hsv_to_rgb((hue + 0.10) % 1.0, 0.65, 0.85)
     accent = colorsys.hsv_to_rgb((hue + 0.5) % 1.0, 0.45, 1.0)
@@ -337,6 +361,8 @@ def _request_to_json(request: GenerationRequest) -> dict[str, object]:
         "idempotency_key": request.idempotency_key,
         "model": request.model,
         "reference_image": None if request.reference_image is None else str(request.reference_image),
+        # Only when set, so requests without a seed keep the job ids they always had.
+        **({} if request.seed is None else {"seed": request.seed}),
     }
 
 
@@ -344,7 +370,7 @@ def _read_request(job_file: Path) -> GenerationRequest:
     data = json.loads(job_file.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
         raise ValueError(f"the job file {job_file.name} is not a saved request")
-    reference, model = data.get("reference_image"), data.get("model")
+    reference, model, seed = data.get("reference_image"), data.get("model"), data.get("seed")
     return GenerationRequest(
         prompt=str(data["prompt"]),
         spec=PromptSpec.from_dict(data["spec"]),
@@ -353,6 +379,7 @@ def _read_request(job_file: Path) -> GenerationRequest:
         variation=int(data["variation"]),
         idempotency_key=str(data["idempotency_key"]),
         model=None if model is None else str(model),
+        seed=None if seed is None else int(seed),
         reference_image=None if reference is None else Path(str(reference)),
     )
 

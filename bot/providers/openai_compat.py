@@ -15,8 +15,8 @@ import openai
 from openai.types import Video, VideoSeconds, VideoSize
 
 from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob
-from bot.errors import ProviderError
-from bot.providers.transfer import retry_after, snap, target_path, write_atomically
+from bot.errors import JobNotFound, ProviderError
+from bot.providers.transfer import snap, status_error, target_path, transport_error, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,14 @@ _STATUSES = {
 # Moderation blocks arrive either as a 400 on create or as a job that later fails with one of these codes.
 _MODERATION_CODES = frozenset({"moderation_blocked", "sentinel_block"})
 _CHUNK_BYTES = 1 << 20
-# httpx and httpx2 both name the failures that happen before a request leaves the machine like this.
-_NEVER_SENT = frozenset({"ConnectError", "ConnectTimeout"})
-_UNKNOWN_OUTCOME = (
-    "The video gateway did not answer the create request after it was sent, so the job may or may not "
-    "exist there (and may be billed). It was not sent again automatically."
-)
+_PROVIDER = "The video gateway"
+_KEY_SETTING = "OPENAI_API_KEY"
+# Listing after a lost create: the newest videos first, a page at a time, until they predate the create.
+# A handful of pages covers any burst a round makes; more would only cost requests.
+_LIST_PAGE_SIZE = 100
+_LIST_PAGES = 5
+# `since` is our clock, `created_at` the gateway's: allow them to disagree by a minute.
+_CLOCK_SLACK = 60.0
 
 
 class OpenAICompatibleProvider:
@@ -93,27 +95,36 @@ class OpenAICompatibleProvider:
             raise _provider_error(err, creating=True) from err
         return _job(raw.parse(), poll_after=_poll_after(raw.headers))
 
-    def find_submitted(self, request: GenerationRequest, *, since: float) -> ProviderJob | None:
-        """The job a create call that timed out may have made: the newest with this prompt and size.
+    def submitted_jobs(self, request: GenerationRequest, *, since: float) -> list[ProviderJob]:
+        """The videos an unanswered create may have made: same prompt, size and model, created since
+        `since` (less a minute of clock slack), oldest first.
 
-        The API takes no idempotency key, so after an unanswered create this is the only way to learn
-        whether the job exists without paying for a second one.
+        The API takes no idempotency key and keeps no client reference (`reference` stays None), so after
+        a lost answer this listing is the only way to learn whether the job exists without paying for a
+        second one. The list is newest first; pages are followed while they are newer than the cut-off.
         """
-        try:
-            with _sora_calls():
-                page = self._client.videos.list(limit=50, order="desc")
-        except openai.OpenAIError as err:
-            raise _provider_error(err) from err
-        for video in page.data:
-            created = float(getattr(video, "created_at", 0) or 0)
-            if created < since - 60:
+        cutoff = since - _CLOCK_SLACK
+        model = request.model or self._model
+        found: list[ProviderJob] = []
+        after: str | openai.Omit = openai.omit
+        for _ in range(_LIST_PAGES):
+            try:
+                with _sora_calls():
+                    page = self._client.videos.list(limit=_LIST_PAGE_SIZE, order="desc", after=after)
+            except openai.OpenAIError as err:
+                raise _provider_error(err) from err
+            reached_cutoff = False
+            for video in page.data:
+                if _created_at(video) < cutoff:
+                    reached_cutoff = True
+                    break
+                if _matches(video, request, model=model):
+                    found.append(_job(video, poll_after=None))
+            if reached_cutoff or page.has_more is False or not page.last_id:
                 break
-            if (
-                getattr(video, "prompt", None) == request.prompt
-                and getattr(video, "size", None) == request.size
-            ):
-                return _job(video, poll_after=None)
-        return None
+            after = page.last_id
+        # Newest first as listed; a stable sort of the reversed list keeps same-second videos in order.
+        return sorted(reversed(found), key=lambda job: job.created_at or 0.0)
 
     def fetch(self, job_id: str) -> ProviderJob:
         if not _usable(job_id):
@@ -124,12 +135,12 @@ class OpenAICompatibleProvider:
         except openai.NotFoundError:
             return _unknown(job_id)
         except openai.OpenAIError as err:
-            raise _provider_error(err) from err
+            raise _provider_error(err, job_id=job_id) from err
         return _job(raw.parse(), poll_after=_poll_after(raw.headers))
 
     def download(self, job_id: str, into: Path) -> Path:
         if not _usable(job_id):
-            raise ProviderError(f"{job_id!r} is not a video job id.", code="unknown_job")
+            raise JobNotFound(f"{job_id!r} is not a video job id.")
         target = target_path(into, job_id)
         try:
             with (
@@ -141,14 +152,13 @@ class OpenAICompatibleProvider:
                 return write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
         except openai.APIStatusError as err:
             if err.status_code in (404, 410):
-                raise ProviderError(
+                raise JobNotFound(
                     f"The clip for job {job_id!r} is no longer available at the video gateway "
-                    "(download links expire about an hour after the job finishes).",
-                    code="expired",
+                    "(download links expire about an hour after the job finishes)."
                 ) from err
-            raise _provider_error(err) from err
+            raise _provider_error(err, job_id=job_id) from err
         except openai.OpenAIError as err:
-            raise _provider_error(err) from err
+            raise _provider_error(err, job_id=job_id) from err
 
     def cancel(self, job_id: str) -> None:
         if not _usable(job_id):
@@ -159,17 +169,17 @@ class OpenAICompatibleProvider:
         except openai.NotFoundError:
             return  # already gone: nothing left to stop
         except openai.OpenAIError as err:
-            raise _provider_error(err) from err
+            raise _provider_error(err, job_id=job_id) from err
 
     def remix(self, job_id: str, prompt: str) -> ProviderJob:
         """Start a native remix of a finished job with one changed prompt (JSON `POST /videos/{id}/remix`)."""
         if not _usable(job_id):
-            raise ProviderError(f"{job_id!r} is not a video job id.", code="unknown_job")
+            raise JobNotFound(f"{job_id!r} is not a video job id.")
         try:
             with _sora_calls():
                 raw = self._client.videos.with_raw_response.remix(job_id, prompt=prompt)
         except openai.OpenAIError as err:
-            raise _provider_error(err, creating=True) from err
+            raise _provider_error(err, creating=True, job_id=job_id) from err
         return _job(raw.parse(), poll_after=_poll_after(raw.headers))
 
     def extend(self, job_id: str, prompt: str, *, seconds: int) -> ProviderJob:
@@ -180,7 +190,7 @@ class OpenAICompatibleProvider:
             # the documented JSON route works.
             video = self._client.post("/videos/extensions", body=body, cast_to=Video)
         except openai.OpenAIError as err:
-            raise _provider_error(err, creating=True) from err
+            raise _provider_error(err, creating=True, job_id=job_id) from err
         return _job(video, poll_after=None)
 
     def cost_per_second(self, model: str | None) -> float:
@@ -223,6 +233,7 @@ def _job(video: Video, *, poll_after: float | None) -> ProviderJob:
             status=JobStatus.CANCELLED,
             error=f"The video gateway reports this job as {raw_status or 'unknown'}.",
             error_code=raw_status or None,
+            created_at=_created_at(video) or None,
         )
     error: str | None = None
     error_code: str | None = None
@@ -231,8 +242,6 @@ def _job(video: Video, *, poll_after: float | None) -> ProviderJob:
         error_code = getattr(failure, "code", None) or None
         message = getattr(failure, "message", None) or "The video gateway gave no reason."
         error = _moderation_message(message) if error_code in _MODERATION_CODES else message
-        if error_code in _MODERATION_CODES:
-            error_code = "moderation_blocked"
     progress = getattr(video, "progress", 0) or 0
     return ProviderJob(
         job_id=video.id,
@@ -242,6 +251,7 @@ def _job(video: Video, *, poll_after: float | None) -> ProviderJob:
         error_code=error_code,
         poll_after=poll_after,
         seconds=_seconds(getattr(video, "seconds", None)),
+        created_at=_created_at(video) or None,
     )
 
 
@@ -255,55 +265,44 @@ def _unknown(job_id: str) -> ProviderJob:
         job_id=job_id,
         status=JobStatus.FAILED,
         error=f"The video gateway has no job {job_id!r}: it was never created there, or it was deleted.",
-        error_code="unknown_job",
     )
 
 
-def _provider_error(err: openai.OpenAIError, *, creating: bool = False) -> ProviderError:
-    """Map an SDK exception to what the core needs: a plain message and whether trying again can help."""
+def _created_at(video: Video) -> float:
+    # The SDK builds responses without validation: a gateway may omit the field or send it as text.
+    try:
+        return float(getattr(video, "created_at", 0) or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _matches(video: Video, request: GenerationRequest, *, model: str) -> bool:
+    # A gateway that leaves out the model still lists the video; prompt and size must agree exactly.
+    listed_model = getattr(video, "model", None)
+    return (
+        getattr(video, "prompt", None) == request.prompt
+        and getattr(video, "size", None) == request.size
+        and (not listed_model or listed_model == model)
+    )
+
+
+def _provider_error(
+    err: openai.OpenAIError, *, creating: bool = False, job_id: str | None = None
+) -> ProviderError:
+    """The SDK's exception as the shared mapping sees it: a transport failure, or an HTTP status."""
     if isinstance(err, openai.APIConnectionError):  # also APITimeoutError
-        if creating and not _never_sent(err):
-            return ProviderError(_UNKNOWN_OUTCOME, code="timeout_on_create")
-        timed_out = isinstance(err, openai.APITimeoutError)
-        return ProviderError(
-            f"The video gateway {'did not answer in time' if timed_out else 'could not be reached'}; "
-            "trying again later.",
-            retryable=True,
-            code="timeout" if timed_out else "unreachable",
-        )
+        return transport_error(err, provider=_PROVIDER, creating=creating)
     if not isinstance(err, openai.APIStatusError):
-        return ProviderError(f"The video gateway's answer could not be read: {err}", code="bad_response")
+        return ProviderError(f"The video gateway's answer could not be read: {err}")
     detail = _detail(err)
-    if isinstance(err, openai.RateLimitError):
-        return ProviderError(
-            f"The video gateway is rate limiting us: {detail}",
-            retryable=True,
-            retry_after=retry_after(err.response.headers),
-            code="rate_limited",
-        )
-    if isinstance(err, openai.InternalServerError):
-        return ProviderError(
-            f"The video gateway failed (HTTP {err.status_code}): {detail}",
-            retryable=True,
-            retry_after=retry_after(err.response.headers),
-            code="server_error",
-        )
-    if isinstance(err, openai.AuthenticationError):
-        return ProviderError(
-            f"The video gateway refused our API key ({detail}); check OPENAI_API_KEY.", code="auth"
-        )
-    if isinstance(err, openai.PermissionDeniedError):
-        return ProviderError(
-            f"The API key may not use this video model ({detail}); check OPENAI_API_KEY and its project.",
-            code="forbidden",
-        )
-    if isinstance(err, openai.BadRequestError) and err.code in _MODERATION_CODES:
-        return ProviderError(_moderation_message(detail), code="moderation_blocked")
-    return ProviderError(
-        f"The video gateway refused the request (HTTP {err.status_code}): {detail}",
-        # 408 and 409 are the other statuses the SDK itself would have retried.
-        retryable=err.status_code in (408, 409),
-        code=err.code or f"http_{err.status_code}",
+    return status_error(
+        err.status_code,
+        detail,
+        err.response.headers,
+        provider=_PROVIDER,
+        key_setting=_KEY_SETTING,
+        job_id=job_id,
+        moderation=_moderation_message(detail) if err.code in _MODERATION_CODES else None,
     )
 
 
@@ -321,15 +320,6 @@ def _detail(err: openai.APIStatusError) -> str:
         if isinstance(message, str) and message:
             return message
     return f"HTTP {err.status_code}"
-
-
-def _never_sent(err: BaseException) -> bool:
-    cause = err.__cause__
-    while cause is not None:
-        if any(cls.__name__ in _NEVER_SENT for cls in type(cause).__mro__):
-            return True
-        cause = cause.__cause__
-    return False
 
 
 def _reference(path: Path) -> tuple[str, bytes, str]:

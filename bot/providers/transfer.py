@@ -1,4 +1,5 @@
-"""What every hosted provider adapter shares: rate-limit hints, duration snapping and safe clip downloads."""
+"""What every hosted provider adapter shares: HTTP failures as exceptions, rate-limit hints, duration snapping
+and safe clip downloads."""
 
 from __future__ import annotations
 
@@ -11,9 +12,86 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from bot.errors import ProviderError
+from bot.errors import (
+    AuthFailed,
+    JobNotFound,
+    Moderated,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderTimedOut,
+    ProviderUnavailable,
+    RateLimited,
+)
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# httpx and httpx2 (under the openai SDK) both name the failures that happen before a request leaves the
+# machine like this; anything later may have reached the provider.
+_NEVER_SENT = frozenset({"ConnectError", "ConnectTimeout"})
+
+
+def status_error(
+    status: int,
+    detail: str,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    key_setting: str,
+    job_id: str | None = None,
+    moderation: str | None = None,
+    retry_hint: float | None = None,
+) -> ProviderError:
+    """The exception for an HTTP error answer from `provider` (named as it starts a sentence, e.g. "fal").
+
+    `detail` is the provider's own reason in plain words. `key_setting` is the setting that holds the key,
+    named when the key is refused. `job_id` is the job the request was about (a 404 then means the provider
+    does not know it); None for a create, where a 404 means a wrong model or base URL. `moderation` is the
+    message to show when the adapter recognised a safety refusal in the body. `retry_hint` is a delay the
+    provider sent in its body (Google's RetryInfo), used when no Retry-After header came.
+    """
+    wait = retry_after(headers)
+    wait = retry_hint if wait is None else wait
+    if status == 429:
+        return RateLimited(f"{provider} is rate limiting us: {detail}", retry_after=wait)
+    if status in (401, 403):
+        return AuthFailed(f"{provider} refused our key (HTTP {status}: {detail}); check {key_setting}.")
+    if status == 408:
+        return ProviderTimedOut(f"{provider} timed out reading the request (HTTP 408); trying again later.")
+    if status >= 500:
+        return ProviderUnavailable(
+            f"{provider} failed (HTTP {status}: {detail}); trying again later.", retry_after=wait
+        )
+    if status in (404, 410) and job_id is not None:
+        return JobNotFound(f"{provider} has no job {job_id!r} (HTTP {status}: {detail}).")
+    if moderation is not None:
+        return Moderated(moderation)
+    # A 409 is a conflict on the provider's side (e.g. a lock) that clears by itself.
+    return ProviderError(f"{provider} refused the request (HTTP {status}): {detail}", retryable=status == 409)
+
+
+def transport_error(err: BaseException, *, provider: str, creating: bool = False) -> ProviderError:
+    """The exception for a request to `provider` that got no answer (a timeout, a refused or dropped
+    connection) from httpx, httpx2 or the openai SDK. `creating`: the request would have started a job."""
+    name = type(err).__name__
+    if _never_sent(err):
+        return ProviderUnavailable(f"{provider} could not be reached ({name}); trying again later.")
+    if creating:
+        # The request left: the job may exist (and bill). Resending blindly could make (and bill) two.
+        return OutcomeUnknown(
+            f"{provider} did not answer the create request after it was sent, so the job may or may not "
+            "exist there (and may be billed). It was not sent again automatically."
+        )
+    return ProviderTimedOut(
+        f"{provider} did not answer in time or dropped the connection ({name}); trying again later."
+    )
+
+
+def _never_sent(err: BaseException) -> bool:
+    cause: BaseException | None = err
+    while cause is not None:
+        if any(cls.__name__ in _NEVER_SENT for cls in type(cause).__mro__):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -61,10 +139,8 @@ def write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
             except Exception as err:
                 # Bodies stream outside each client's error mapping, so a dropped connection arrives as a raw
                 # transport exception (httpx or httpx2); the clip is incomplete either way.
-                raise ProviderError(
-                    f"The clip download was interrupted ({type(err).__name__}); trying again later.",
-                    retryable=True,
-                    code="download_interrupted",
+                raise ProviderUnavailable(
+                    f"The clip download was interrupted ({type(err).__name__}); trying again later."
                 ) from err
         os.replace(partial, target)
     finally:

@@ -1,4 +1,12 @@
-"""The Google Veo provider: Gemini API long-running operations over httpx, behind `VideoProvider`."""
+"""The Google Veo provider: Gemini API long-running operations over httpx, behind `VideoProvider`.
+
+It does not implement `JobFinder` (`submitted_jobs`): the Gemini API has no way to list the operations a key
+started (only get and cancel by name), so a request whose answer was lost cannot be looked up here.
+
+It sends no seed either: on the Gemini API Veo takes none (Google's own Gen AI SDK refuses `seed` for video
+in Gemini Developer API mode and maps it to `parameters.seed` only on Vertex AI), so variations differ by
+Veo's own sampling.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +22,8 @@ from typing import Any
 import httpx
 
 from bot.domain import Aspect, Capability, GenerationRequest, JobStatus, ProviderJob
-from bot.errors import ProviderError
-from bot.providers.transfer import retry_after, snap, target_path, write_atomically
+from bot.errors import JobNotFound, ProviderError
+from bot.providers.transfer import snap, status_error, target_path, transport_error, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +39,8 @@ _OPERATION = re.compile(r"^(?:[A-Za-z0-9._-]+/)*operations/[A-Za-z0-9._-]+$")
 _DOT_SEGMENTS = frozenset({".", ".."})
 # google.rpc.Code CANCELLED: the operation was cancelled, not failed.
 _RPC_CANCELLED = 1
-_UNKNOWN_OUTCOME = (
-    "Veo did not answer the generate request after it was sent, so the job may or may not exist there "
-    "(and may be billed). It was not sent again automatically."
-)
+_PROVIDER = "Veo"
+_KEY_SETTING = "GEMINI_API_KEY"
 
 
 class VeoProvider:
@@ -86,14 +92,13 @@ class VeoProvider:
         try:
             response = self._http.post(url, json=body, headers=self._key)
         except httpx.TransportError as err:
-            raise _transport_error(err, creating=True) from err
+            raise transport_error(err, provider=_PROVIDER, creating=True) from err
         if response.is_error:
             raise _status_error(response)
         name = _object(response).get("name")
         if not isinstance(name, str) or not _is_operation(name):
             raise ProviderError(
-                f"Veo accepted the request but named its operation {name!r}, which cannot be followed.",
-                code="unexpected_response",
+                f"Veo accepted the request but named its operation {name!r}, which cannot be followed."
             )
         return ProviderJob(
             job_id=name, status=JobStatus.IN_PROGRESS, poll_after=_POLL_SECONDS, seconds=seconds
@@ -106,7 +111,6 @@ class VeoProvider:
                 job_id=job_id,
                 status=JobStatus.FAILED,
                 error=f"Veo has no operation {job_id!r}: it was never started there, or it has expired.",
-                error_code="unknown_job",
             )
         if not operation.get("done"):
             return ProviderJob(job_id=job_id, status=JobStatus.IN_PROGRESS, poll_after=_POLL_SECONDS)
@@ -117,7 +121,7 @@ class VeoProvider:
                 job_id=job_id,
                 status=JobStatus.CANCELLED if cancelled else JobStatus.FAILED,
                 error=f"Veo could not make this video: {error.get('message') or 'no reason given'}",
-                error_code=str(error.get("status") or error.get("code") or "failed"),
+                error_code=str(error.get("status") or error.get("code") or "") or None,
             )
         if _video_uri(operation) is not None:
             return ProviderJob(job_id=job_id, status=JobStatus.COMPLETED, progress=100)
@@ -130,13 +134,11 @@ class VeoProvider:
                     f"Veo's safety filters (moderation) blocked this video: {reasons}. Rephrase the prompt "
                     "without real people, children, brands or graphic content, and try again."
                 ),
-                error_code="moderation_blocked",
             )
         return ProviderJob(
             job_id=job_id,
             status=JobStatus.FAILED,
             error="Veo finished the operation but returned no video.",
-            error_code="no_video",
         )
 
     def download(self, job_id: str, into: Path) -> Path:
@@ -145,7 +147,7 @@ class VeoProvider:
             raise _expired(job_id)
         uri = _video_uri(operation)
         if uri is None:
-            raise ProviderError(f"Veo operation {job_id!r} has no finished video yet.", code="not_ready")
+            raise ProviderError(f"Veo operation {job_id!r} has no finished video yet.", retryable=True)
         target = target_path(into, job_id)
         url = self._base.join(uri)
         try:
@@ -161,11 +163,11 @@ class VeoProvider:
                         raise _expired(job_id)
                     if response.is_error:
                         response.read()
-                        raise _status_error(response)
+                        raise _status_error(response, job_id=job_id)
                     return write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
         except httpx.TransportError as err:
-            raise _transport_error(err) from err
-        raise ProviderError(f"Veo's download of {job_id!r} redirected too many times.", code="bad_response")
+            raise transport_error(err, provider=_PROVIDER) from err
+        raise ProviderError(f"Veo's download of {job_id!r} redirected too many times.")
 
     def cancel(self, job_id: str) -> None:
         if not _is_operation(job_id):
@@ -173,10 +175,10 @@ class VeoProvider:
         try:
             response = self._http.post(self._base.join(f"v1beta/{job_id}:cancel"), headers=self._key)
         except httpx.TransportError as err:
-            raise _transport_error(err) from err
+            raise transport_error(err, provider=_PROVIDER) from err
         # Best effort: the Gemini API may not implement cancel (501) or may have forgotten the operation.
         if response.is_error and response.status_code not in (404, 501):
-            raise _status_error(response)
+            raise _status_error(response, job_id=job_id)
 
     def cost_per_second(self, model: str | None) -> float:
         return self._price_per_second
@@ -199,11 +201,11 @@ class VeoProvider:
         try:
             response = self._http.get(self._base.join(f"v1beta/{job_id}"), headers=self._key)
         except httpx.TransportError as err:
-            raise _transport_error(err) from err
+            raise transport_error(err, provider=_PROVIDER) from err
         if response.status_code == 404:
             return None
         if response.is_error:
-            raise _status_error(response)
+            raise _status_error(response, job_id=job_id)
         return _object(response)
 
 
@@ -236,36 +238,23 @@ def _generate_video_response(operation: Mapping[str, Any]) -> Mapping[str, Any]:
     return result if isinstance(result, Mapping) else {}
 
 
-def _status_error(response: httpx.Response) -> ProviderError:
+def _status_error(response: httpx.Response, *, job_id: str | None = None) -> ProviderError:
     status = response.status_code
     error = _error_object(response)
-    message = str(error.get("message") or f"HTTP {status}")
     reasons = {
         str(detail.get("reason"))
         for detail in error.get("details") or []
         if isinstance(detail, Mapping) and detail.get("reason")
     }
-    if status == 429:
-        return ProviderError(
-            f"Veo is rate limiting us: {message}",
-            retryable=True,
-            retry_after=retry_after(response.headers) or _retry_delay(error),
-            code="rate_limited",
-        )
-    if status in (401, 403) or "API_KEY_INVALID" in reasons:
-        return ProviderError(
-            f"Veo refused our key (HTTP {status}: {message}); check GEMINI_API_KEY.", code="auth"
-        )
-    if status >= 500 or status == 408:
-        return ProviderError(
-            f"Veo failed (HTTP {status}: {message}); trying again later.",
-            retryable=True,
-            retry_after=retry_after(response.headers),
-            code="server_error",
-        )
-    return ProviderError(
-        f"Veo refused the request (HTTP {status}): {message}",
-        code=str(error.get("status") or f"http_{status}").lower(),
+    # Google answers a bad key with 400 and the reason API_KEY_INVALID: it means what a 401 means.
+    return status_error(
+        401 if "API_KEY_INVALID" in reasons else status,
+        str(error.get("message") or f"HTTP {status}"),
+        response.headers,
+        provider=_PROVIDER,
+        key_setting=_KEY_SETTING,
+        job_id=job_id,
+        retry_hint=_retry_delay(error),
     )
 
 
@@ -288,24 +277,10 @@ def _retry_delay(error: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _transport_error(err: httpx.TransportError, *, creating: bool = False) -> ProviderError:
-    # A connect failure never reached Google; anything later may have started (and billed) an operation.
-    if creating and not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout):
-        return ProviderError(_UNKNOWN_OUTCOME, code="timeout_on_create")
-    timed_out = isinstance(err, httpx.TimeoutException)
-    return ProviderError(
-        f"Veo {'did not answer in time' if timed_out else 'could not be reached'} ({type(err).__name__}); "
-        "trying again later.",
-        retryable=True,
-        code="timeout" if timed_out else "unreachable",
-    )
-
-
-def _expired(job_id: str) -> ProviderError:
-    return ProviderError(
+def _expired(job_id: str) -> JobNotFound:
+    return JobNotFound(
         f"The clip for Veo operation {job_id!r} is no longer available (Google keeps generated files only "
-        "for a limited time).",
-        code="expired",
+        "for a limited time)."
     )
 
 
@@ -321,7 +296,6 @@ def _object(response: httpx.Response) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise ProviderError(
             f"Veo answered {response.request.method} {response.url.path} with something other than a JSON "
-            "object.",
-            code="bad_response",
+            "object."
         )
     return body
