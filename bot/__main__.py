@@ -26,42 +26,18 @@ DEMO_MARKER = ".sora-bot-demo"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from slack_bolt.error import BoltError
-
-    from handlers.http import HttpServer
-
     settings = load_settings()
     _configure_logging(settings.log_level)
     problems = settings.serve_problems() + settings.provider_problems()
     if problems:
         raise ConfigError(problems)
-    try:
-        runtime = build_runtime(settings)
-    except BoltError as err:
-        raise ConfigError([f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} ({err})"]) from None
+    runtime = build_runtime(settings)
     runtime.ticker.start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        if settings.socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            handler = SocketModeHandler(runtime.app, settings.secret("slack_app_token"))  # type: ignore[arg-type]
-            handler.connect()  # type: ignore[no-untyped-call]
-            log.info("sora-bot is connected in Socket Mode")
-            stop.wait()
-            handler.close()  # type: ignore[no-untyped-call]
-        else:
-            server = HttpServer(runtime.wsgi(), host=args.host, port=args.port).start()
-            hooks = ", ".join(f"POST /webhooks/{name}" for name in runtime.webhooks.names())
-            log.info(
-                "sora-bot is listening on %s (POST /slack/events, GET /healthz%s)",
-                server.url,
-                f", {hooks}" if hooks else "",
-            )
-            stop.wait()
-            server.stop()
+        runtime.serve(host=args.host, port=args.port, until=stop)
     finally:
         runtime.close()
     return 0

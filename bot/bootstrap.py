@@ -6,6 +6,7 @@ This is the only module in `bot/` allowed to import the Slack edge (`handlers`):
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from bot.clock import SystemClock
 from bot.config import Settings
 from bot.drafting import build_drafter
 from bot.drafts import Drafts
+from bot.errors import ConfigError
 from bot.inbox import Inbox
 from bot.jobs import Jobs
 from bot.keyframes import build_keyframes
@@ -179,6 +181,29 @@ class Runtime:
             ),
         )
 
+    def serve(self, *, host: str, port: int, until: threading.Event) -> None:
+        """Socket Mode when an app token is set, else HTTP on `host:port`; returns once `until` is set."""
+        if self.settings.socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(self.app, self.settings.secret("slack_app_token"))  # type: ignore[arg-type]
+            handler.connect()  # type: ignore[no-untyped-call]
+            log.info("sora-bot is connected in Socket Mode")
+            until.wait()
+            handler.close()  # type: ignore[no-untyped-call]
+            return
+        from handlers.http import HttpServer
+
+        server = HttpServer(self.wsgi(), host=host, port=port).start()
+        hooks = ", ".join(f"POST /webhooks/{name}" for name in self.webhooks.names())
+        log.info(
+            "sora-bot is listening on %s (POST /slack/events, GET /healthz%s)",
+            server.url,
+            f", {hooks}" if hooks else "",
+        )
+        until.wait()
+        server.stop()
+
     def close(self) -> None:
         self.ticker.stop()
         self.services.close()
@@ -186,6 +211,9 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: str | None = None) -> Runtime:
+    """Raises ConfigError when Slack refuses the bot token (Bolt checks it with auth.test)."""
+    from slack_bolt.error import BoltError
+
     from handlers.app import build_app, make_client, make_publisher
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -200,12 +228,17 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
         clock=clock or SystemClock(),
         worker_id=worker_id,
     )
-    app = build_app(
-        client=client,
-        signing_secret=settings.secret("slack_signing_secret") or "",
-        services=services,
-        socket_mode=settings.socket_mode,
-    )
+    try:
+        app = build_app(
+            client=client,
+            signing_secret=settings.secret("slack_signing_secret") or "",
+            services=services,
+            socket_mode=settings.socket_mode,
+        )
+    except BoltError as err:
+        services.close()
+        store.dispose()
+        raise ConfigError([f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} ({err})"]) from None
     ticker = Ticker(services.sweep, interval=settings.tick_seconds)
     services.sweep.wake = services.rounds.wake = ticker.wake
     receivers = Receivers(

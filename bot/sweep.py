@@ -35,10 +35,14 @@ class SweepReport:
     errors: list[str] = field(default_factory=list)
     next_due: datetime | None = None  # the earliest thing waiting for a later sweep, for the ticker
     more: bool = False
+    waiting: int = 0  # posts and jobs not finished yet (due later)
 
     @property
     def busy(self) -> bool:
-        return any((self.submitted, self.polled, self.posted, self.sheets, self.closed, self.more))
+        """Something was done, or is still waiting to be (tests and benches sweep until this is False)."""
+        return any(
+            (self.submitted, self.polled, self.posted, self.sheets, self.closed, self.more, self.waiting)
+        )
 
 
 class Sweep:
@@ -71,6 +75,7 @@ class Sweep:
                 report.errors.append(f"{step.__name__}: {err}")
         with self.store.read() as repo:
             due = (repo.generations.next_due(), repo.outbox.next_due(), repo.rounds.next_deadline())
+            report.waiting = repo.outbox.backlog() + repo.generations.count_waiting()
         times = [t for t in due if t is not None]
         report.next_due = min(times) if times else None
         if report.more:

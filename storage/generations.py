@@ -97,6 +97,11 @@ class Generations(Queries):
         statement = select(func.min(Generation.next_poll_at)).where(col(Generation.status).in_(ACTIVE))
         return self.session.exec(statement).one()
 
+    def count_waiting(self) -> int:
+        """Jobs not finished yet, anywhere."""
+        statement = select(func.count()).select_from(Generation).where(col(Generation.status).in_(ACTIVE))
+        return int(self.session.exec(statement).one())
+
     def queued_ahead(self, provider: str, generation_id: int) -> int:
         """How many queued jobs for `provider` are ahead of this one (the line is first come, first served)."""
         statement = (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.__main__ import Runtime, build_runtime
+from bot.bootstrap import Runtime, Services, build_runtime
 from bot.clock import FrozenClock
 from bot.config import load_settings
 from handlers.fake_slack import FakeSlack, SlackSimulator
@@ -52,12 +52,12 @@ class Bot:
     data_dir: Path
 
     @property
-    def workflow(self):  # type: ignore[no-untyped-def]
-        return self.runtime.workflow
+    def services(self) -> Services:
+        return self.runtime.services
 
     def sweep_until_idle(self, *, rounds: int = 20) -> None:
         for _ in range(rounds):
-            report = self.workflow.sweep()
+            report = self.services.sweep()
             assert not report.errors, report.errors
             if not report.busy:
                 return

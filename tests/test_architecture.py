@@ -9,13 +9,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # The composition root wires the Slack edge to the core; it is the one place in bot/ allowed to see handlers.
-COMPOSITION_ROOT = ROOT / "bot" / "__main__.py"
+COMPOSITION_ROOT = ROOT / "bot" / "bootstrap.py"
 
 FORBIDDEN = {
     "storage": ("bot", "handlers", "slack_bolt", "slack_sdk", "openai", "apscheduler"),
     "bot": ("handlers", "slack_bolt", "slack_sdk"),
     "handlers": (),
 }
+# Services never reach into the storage session or engine: they use the query modules behind `Repo`.
+SERVICES = ("channels", "drafts", "rounds", "variations", "jobs", "posting", "patterns", "sweep", "inbox")
 # Libraries that must stay inside one module each.
 CONFINED = {
     "apscheduler": {ROOT / "bot" / "ticker.py"},
@@ -54,6 +56,16 @@ def test_each_package_imports_only_in_the_allowed_direction() -> None:
 
 def test_the_composition_root_is_the_only_bot_module_that_sees_handlers() -> None:
     assert any(m.startswith("handlers") for m in imported_modules(COMPOSITION_ROOT))
+
+
+def test_services_use_query_modules_not_the_session() -> None:
+    wrong = []
+    for name in SERVICES:
+        source = (ROOT / "bot" / f"{name}.py").read_text()
+        for needle in (".session.", "sqlmodel", "sqlalchemy", "repo.add(", "repo.get("):
+            if needle in source:
+                wrong.append(f"bot/{name}.py uses {needle}")
+    assert wrong == []
 
 
 def test_confined_libraries_stay_in_their_module() -> None:

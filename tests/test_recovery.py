@@ -24,13 +24,13 @@ def start(sora: Bot) -> None:
 
 def test_a_job_left_submitting_by_a_crashed_worker_is_resumed_after_its_lease(sora: Bot) -> None:
     start(sora)
-    with sora.workflow.store.transaction() as repo:
+    with sora.services.store.transaction() as repo:
         claimed = repo.claim_generations(
             statuses=["queued"], now=sora.clock.now(), owner="crashed", lease=timedelta(seconds=120), limit=1
         )
         claimed[0].status = "submitting"  # written before the provider call; then the process died
         repo.add(claimed[0])
-    sora.workflow.sweep()
+    sora.services.sweep()
     stuck = next(g for g in rows(sora, Generation) if g.id == claimed[0].id)
     assert stuck.status == "submitting" and stuck.lease_owner == "crashed", "a live lease is respected"
     sora.clock.advance(seconds=121)
@@ -47,7 +47,7 @@ def test_a_finished_clip_whose_upload_failed_is_posted_once_later(sora: Bot) -> 
     sora.fake.fail_next(
         "files.getUploadURLExternal", error="internal_error", times=6
     )  # both tries this sweep
-    report = sora.workflow.sweep()  # submits and completes; every upload fails
+    report = sora.services.sweep()  # submits and completes; every upload fails
     assert report.completed == 3 and report.uploaded == 0
     assert [g.posted_at for g in rows(sora, Generation)] == [None, None, None]
     sora.sweep_until_idle()
@@ -69,7 +69,7 @@ def test_a_restarted_process_finishes_the_round_from_the_database_alone(
     try:
         second.clock.advance(seconds=5)
         second.sweep_until_idle()
-        with second.workflow.store.read() as repo:
+        with second.services.store.read() as repo:
             generations = repo.session.exec(select(Generation)).all()
         assert {g.status for g in generations} == {"completed"}
         parent = next(m for m in fake_slack.messages(CHANNEL) if m.text.startswith("Round:"))

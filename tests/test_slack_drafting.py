@@ -292,7 +292,7 @@ def test_the_minimum_gap_between_storyboard_cards_is_configurable(
 ) -> None:
     made = make_bot(fake_slack, tmp_path, env={"SORA_BOT_MIN_BEAT_GAP": "3"})
     try:
-        card = made.workflow.create_storyboard_draft(
+        card = made.services.drafts.create_storyboard_draft(
             team_id="T",
             channel_id=CHANNEL,
             user_id=OWNER,

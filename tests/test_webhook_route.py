@@ -67,7 +67,7 @@ def test_a_signed_completion_callback_polls_the_job_now_and_a_forgery_is_refused
     card = draft(sora)
     sora.sim.click_button(OWNER, message=card, action_id=blocks.GENERATE)
     wait_until(lambda: len([g for g in rows(sora, Generation) if g.message_ts]) == 3, "variation messages")
-    sora.workflow.sweep()
+    sora.services.sweep()
     job = rows(sora, Generation)[0]
     assert job.status == "in_progress" and job.provider_job_id and job.next_poll_at is not None
     sora.clock.advance(seconds=0.1)
