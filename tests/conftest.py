@@ -10,11 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.bootstrap import Runtime, Services, build_runtime
+from bot.bootstrap import Runtime, Services, build_runtime, build_services
 from bot.clock import FrozenClock
 from bot.config import load_settings
+from bot.providers.edit import EditProvider
+from bot.providers.registry import Providers
+from devkit.instant import InstantProvider
+from devkit.recording import RecordingPublisher
 from handlers.fake_slack import FakeSlack, SlackSimulator
 from handlers.http import HttpServer
+from storage.store import Store
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0TEST"
@@ -114,3 +119,64 @@ def postgres_url() -> Iterator[str]:
     yield f"{url}{sep}options=-csearch_path%3D{schema}"
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@dataclass
+class Core:
+    """The services over a real database, the instant provider, a recording publisher and a frozen clock."""
+
+    services: Services
+    publisher: RecordingPublisher
+    provider: InstantProvider
+    clock: FrozenClock
+    store: Store
+
+    def sweep_until_idle(self, *, rounds: int = 30) -> None:
+        for _ in range(rounds):
+            report = self.services.sweep()
+            assert not report.errors, report.errors
+            if not report.busy:
+                return
+            self.clock.advance(seconds=5)
+        raise AssertionError("the sweep never went idle")
+
+    def close(self) -> None:
+        self.services.close()
+        self.store.dispose()
+
+
+def make_core(
+    tmp_path: Path,
+    *,
+    database_url: str | None = None,
+    publisher: RecordingPublisher | None = None,
+    provider: InstantProvider | None = None,
+    clock: FrozenClock | None = None,
+    worker_id: str | None = None,
+    store: Store | None = None,
+) -> Core:
+    settings = load_settings({"SORA_BOT_DATA_DIR": str(tmp_path / "data")})
+    if store is None:
+        store = Store(database_url or f"sqlite:///{tmp_path / 'core.db'}")
+        store.create_schema()
+    provider = provider or InstantProvider()
+    publisher = publisher or RecordingPublisher()
+    clock = clock or FrozenClock()
+    services = build_services(
+        settings,
+        store=store,
+        publisher=publisher,
+        clock=clock,
+        worker_id=worker_id,
+        providers=Providers(
+            available={"local": provider, "edit": EditProvider(tmp_path / "edits")}, default="local"
+        ),
+    )
+    return Core(services=services, publisher=publisher, provider=provider, clock=clock, store=store)
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[Core]:
+    made = make_core(tmp_path)
+    yield made
+    made.close()
