@@ -210,8 +210,18 @@ class Runtime:
         self.store.dispose()
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: str | None = None) -> Runtime:
-    """Raises ConfigError when Slack refuses the bot token (Bolt checks it with auth.test)."""
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    worker_id: str | None = None,
+    providers: Providers | None = None,
+    listeners_finish_before_answer: bool = False,
+) -> Runtime:
+    """Raises ConfigError when Slack refuses the bot token (Bolt checks it with auth.test).
+
+    `providers` replaces the configured ones and `listeners_finish_before_answer` makes each HTTP answer wait for
+    its listener: both for tests, which then read outcomes the moment Slack would have its answer."""
     from slack_bolt.error import BoltError
 
     from handlers.app import build_app, make_client, make_publisher
@@ -227,6 +237,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
         publisher=make_publisher(token=token, base_url=settings.slack_api_url),
         clock=clock or SystemClock(),
         worker_id=worker_id,
+        providers=providers,
     )
     try:
         app = build_app(
@@ -234,6 +245,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, worker_id: 
             signing_secret=settings.secret("slack_signing_secret") or "",
             services=services,
             socket_mode=settings.socket_mode,
+            process_before_response=listeners_finish_before_answer,
         )
     except BoltError as err:
         services.close()

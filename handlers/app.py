@@ -33,12 +33,19 @@ def make_publisher(*, token: str, base_url: str) -> SlackPublisher:
 
 
 def build_app(
-    *, client: WebClient, signing_secret: str, services: Services, socket_mode: bool = False
+    *,
+    client: WebClient,
+    signing_secret: str,
+    services: Services,
+    socket_mode: bool = False,
+    process_before_response: bool = False,
 ) -> App:
+    """`process_before_response`: listeners finish before the HTTP answer (tests read outcomes right after it)."""
     app = App(
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=not socket_mode,
+        process_before_response=process_before_response,
         # Reactions on our own messages are delivered; reactions *by* the bot are dropped by Bolt.
         ignoring_self_events_enabled=True,
     )
