@@ -13,7 +13,8 @@ import pytest
 from bot.__main__ import Runtime, build_runtime
 from bot.clock import FrozenClock
 from bot.config import load_settings
-from handlers.fake_slack import FakeSlack, SlackSimulator
+from devkit.simulator import SlackSimulator
+from devkit.slack_api import FakeSlack
 from handlers.http import HttpServer
 
 SECRET = "test-signing-secret"

@@ -22,7 +22,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from handlers.fake_slack import Ephemeral, FakeSlack, Message, SlackSimulator
+from devkit.simulator import SlackSimulator
+from devkit.slack_api import Ephemeral, FakeSlack, Message
 
 CHANNEL = "CDEMO"
 ANA = "UANA"

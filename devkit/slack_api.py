@@ -1,4 +1,4 @@
-"""A fake Slack for the demo and the tests: a local Web API server and a simulator that signs requests."""
+"""A stateful fake of the Slack Web API on 127.0.0.1: messages, files, views, reactions, and the calls it received."""
 
 from __future__ import annotations
 
@@ -6,23 +6,18 @@ import copy
 import itertools
 import json
 import mimetypes
-import re
 import secrets
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
-
-from slack_sdk.signature import SignatureVerifier
 
 T = TypeVar("T")
 
@@ -358,13 +353,13 @@ class FakeSlack:
             message = self._messages.get((channel_id, ts))
             if message is None:
                 return False
-            users = message.reactions.setdefault(_emoji(name), [])
+            users = message.reactions.setdefault(emoji_name(name), [])
             if added and user_id not in users:
                 users.append(user_id)
             elif not added and user_id in users:
                 users.remove(user_id)
             if not users:
-                del message.reactions[_emoji(name)]
+                del message.reactions[emoji_name(name)]
             self._notify()
             return True
 
@@ -381,7 +376,7 @@ class FakeSlack:
                 if m.channel == channel
                 and (not m.is_reply if thread_ts is None else m.is_reply and m.thread_ts == thread_ts)
             ]
-            return [copy.deepcopy(m) for m in sorted(found, key=lambda m: _ts_key(m.ts))]
+            return [copy.deepcopy(m) for m in sorted(found, key=lambda m: ts_key(m.ts))]
 
     def message(self, channel: str, ts: str) -> Message | None:
         with self._lock:
@@ -424,32 +419,25 @@ class FakeSlack:
                     # Capped so predicates on state outside the fake (a listener's list) are re-checked too.
                     self._changed.wait(min(remaining, 0.05))
 
-    def transcript(self, *, show_ts: bool = False) -> str:
-        """The workspace as a person reads it: channels, messages, threads, reactions, files, ephemerals."""
+    def channels(self) -> list[str]:
+        """Channels with messages or ephemerals in them, in the order they first saw activity."""
         with self._lock:
-            lines: list[str] = []
-            for channel in self._channel_order:
-                if lines:
-                    lines.append("")
-                lines.append(f"#{self.channel_name(channel)} ({channel})")
-                top: list[Message | Ephemeral] = [
-                    m for m in self._messages.values() if m.channel == channel and not m.is_reply
-                ]
-                top += [e for e in self._ephemerals if e.channel == channel and e.thread_ts is None]
-                for item in sorted(top, key=lambda i: _ts_key(i.ts)):
-                    lines += self._render(item, indent="  ", marker="", show_ts=show_ts)
-                    if isinstance(item, Message):
-                        replies: list[Message | Ephemeral] = [
-                            m
-                            for m in self._messages.values()
-                            if m.channel == channel and m.is_reply and m.thread_ts == item.ts
-                        ]
-                        replies += [
-                            e for e in self._ephemerals if e.channel == channel and e.thread_ts == item.ts
-                        ]
-                        for reply in sorted(replies, key=lambda i: _ts_key(i.ts)):
-                            lines += self._render(reply, indent="    ", marker="↳ ", show_ts=show_ts)
-            return "\n".join(lines) if lines else "(no messages)"
+            return list(self._channel_order)
+
+    def transcript(self, *, show_ts: bool = False) -> str:
+        """The workspace as a person reads it; see `devkit.transcript`."""
+        # transcript renders this module's types, so it imports this module and not the other way round.
+        from devkit.transcript import transcript
+
+        with self._lock:  # one consistent snapshot, not one per query
+            return transcript(self, show_ts=show_ts)
+
+    def render(self, item: Message | Ephemeral) -> str:
+        """One message or ephemeral as `transcript()` shows it."""
+        from devkit.transcript import render
+
+        with self._lock:
+            return render(self, item)
 
     def _dispatch(self, verb: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
         url = urllib.parse.urlsplit(path)
@@ -581,7 +569,7 @@ class FakeSlack:
             if target.original_ts is not None and not target.original_is_ephemeral:
                 original = self._messages.get((target.channel, target.original_ts))
                 if original is not None:
-                    original.text, original.blocks, original.edited_ts = text, blocks, _now_ts()
+                    original.text, original.blocks, original.edited_ts = text, blocks, now_ts()
                     return
             ephemeral = self._ephemeral_by_ts(
                 target.original_ts if target.original_is_ephemeral else target.last_ephemeral_ts
@@ -657,7 +645,7 @@ class FakeSlack:
         if "blocks" in params:
             # Slack keeps the previous blocks when `blocks` is omitted, and clears them on an empty list.
             message.blocks = _json_list(params["blocks"])
-        message.edited_ts = _now_ts()
+        message.edited_ts = now_ts()
         return {
             "ok": True,
             "channel": message.channel,
@@ -688,7 +676,7 @@ class FakeSlack:
 
     def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._reacted_message(params)
-        users = message.reactions.setdefault(_emoji(params["name"]), [])
+        users = message.reactions.setdefault(emoji_name(params["name"]), [])
         if self.bot_user_id in users:
             raise _ApiError("already_reacted")
         users.append(self.bot_user_id)
@@ -696,7 +684,7 @@ class FakeSlack:
 
     def _reactions_remove(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._reacted_message(params)
-        name = _emoji(params["name"])
+        name = emoji_name(params["name"])
         users = message.reactions.get(name, [])
         if self.bot_user_id not in users:
             raise _ApiError("no_reaction")
@@ -730,7 +718,7 @@ class FakeSlack:
             "app_id": self.app_id,
             "bot_id": self.bot_id,
             "state": {"values": {}},
-            "hash": _new_hash(),
+            "hash": new_hash(),
             "root_view_id": root,
             "previous_view_id": previous,
         }
@@ -763,7 +751,7 @@ class FakeSlack:
             **spec,
             **kept,
             "state": {"values": {}},
-            "hash": _new_hash(),
+            "hash": new_hash(),
         }
         found.updates += 1
         return {"ok": True, "view": copy.deepcopy(found.view)}
@@ -919,46 +907,6 @@ class FakeSlack:
         else:
             self._messages.pop((channel, ts), None)
 
-    def render(self, item: Message | Ephemeral) -> str:
-        """One message or ephemeral as `transcript()` shows it."""
-        with self._lock:
-            return "\n".join(self._render(item, indent="", marker="", show_ts=False))
-
-    def _humanise(self, line: str) -> str:
-        """What a Slack client shows for mention and date tokens."""
-        line = _DATE_TOKEN.sub(
-            lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%Y-%m-%d %H:%M UTC"), line
-        )
-        return _USER_TOKEN.sub(lambda m: "@" + self.user_name(m.group(1)), line)
-
-    def _render(self, item: Message | Ephemeral, *, indent: str, marker: str, show_ts: bool) -> list[str]:
-        body = [self._humanise(line) for line in _readable_lines(item.text, item.blocks)] or [""]
-        stamp = f"[{item.ts}] " if show_ts else ""
-        if isinstance(item, Ephemeral):
-            who = f"(only {self.user_name(item.user)} sees) {self.bot_name}"
-            edited = item.edited
-        else:
-            who = self.user_name(item.user)
-            edited = item.edited
-            if item.deleted:
-                who, body, edited = "(deleted)", [item.text], False
-        head = f"{indent}{marker}{stamp}{who}: {body[0]}".rstrip() + (" (edited)" if edited else "")
-        cont = indent + " " * len(marker) + "    "
-        lines = [head] + [f"{cont}{line}".rstrip() for line in body[1:]]
-        if isinstance(item, Message):
-            for f in item.files:
-                title = f' "{f.title}"' if f.title else ""
-                lines.append(f"{cont}📎 {f.filename} ({_human_size(f.size)}){title}")
-            if item.reactions:
-                lines.append(
-                    cont
-                    + "  ".join(
-                        f":{name}: ×{len(users)} ({', '.join(self.user_name(u) for u in users)})"
-                        for name, users in item.reactions.items()
-                    )
-                )
-        return lines
-
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -991,389 +939,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the fake records calls itself, and request lines would drown test and demo output."""
-
-
-@dataclass(frozen=True)
-class SimResponse:
-    status: int
-    headers: dict[str, str]
-    body: str
-    json: dict[str, Any] | None
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
-class SlackSimulator:
-    """Plays Slack towards the bot: signed requests to `/slack/events`; user activity is kept in the fake."""
-
-    def __init__(
-        self,
-        fake: FakeSlack,
-        *,
-        app_url: str,
-        signing_secret: str,
-        team_id: str = TEAM_ID,
-        api_app_id: str = "A0001",
-        timeout: float = 10.0,
-    ) -> None:
-        self.fake = fake
-        self.events_url = app_url.rstrip("/") + "/slack/events"
-        self.team_id = team_id
-        self.api_app_id = api_app_id
-        self._verifier = SignatureVerifier(signing_secret)
-        self._timeout = timeout
-        # No proxies: the bot under test is always local, whatever HTTP(S)_PROXY says.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        self._counter = itertools.count(1)
-        self._tag = secrets.token_hex(3).upper()
-
-    def command(self, user_id: str, channel_id: str, text: str, *, command: str = "/sora") -> SimResponse:
-        fields = {
-            "token": "verification-token",
-            "team_id": self.team_id,
-            "team_domain": self.fake.team_domain,
-            "channel_id": channel_id,
-            "channel_name": self.fake.channel_name(channel_id),
-            "user_id": user_id,
-            "user_name": self.fake.user_name(user_id),
-            "command": command,
-            "text": text,
-            "api_app_id": self.api_app_id,
-            "is_enterprise_install": "false",
-            "response_url": self.fake.new_response_url(channel_id, user_id),
-            "trigger_id": self._trigger_id(),
-        }
-        return self._post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded")
-
-    def click(
-        self,
-        user_id: str,
-        *,
-        action_id: str,
-        value: str | None = None,
-        block_id: str | None = None,
-        message: Message | Ephemeral | Mapping[str, Any] | None = None,
-        channel_id: str,
-        message_ts: str | None = None,
-        is_ephemeral: bool = False,
-        response_url: str | None = None,
-        action_text: str | None = None,
-        selected_option: Mapping[str, Any] | None = None,
-    ) -> SimResponse:
-        """Send a `block_actions` payload for a button click (or, with `selected_option`, a menu choice)."""
-        message_body: dict[str, Any] | None = None
-        thread_ts: str | None = None
-        if isinstance(message, Ephemeral):
-            # Slack does not echo an ephemeral message back in the payload; only container.message_ts.
-            is_ephemeral, message_ts, thread_ts = True, message_ts or message.ts, message.thread_ts
-        elif isinstance(message, Message):
-            message_body, message_ts, thread_ts = (
-                message.to_slack(),
-                message_ts or message.ts,
-                message.thread_ts,
-            )
-        elif message is not None:
-            message_body = dict(message)
-            message_ts = message_ts or message_body.get("ts")
-            thread_ts = message_body.get("thread_ts")
-        if message_ts is None:
-            raise ValueError("click() needs a message or a message_ts")
-        container: dict[str, Any] = {
-            "type": "message",
-            "message_ts": message_ts,
-            "channel_id": channel_id,
-            "is_ephemeral": is_ephemeral,
-        }
-        if thread_ts:
-            container["thread_ts"] = thread_ts
-        action: dict[str, Any] = {
-            "action_id": action_id,
-            "block_id": block_id or f"b{next(self._counter)}",
-            "value": value,
-            "type": "button",
-            "action_ts": _now_ts(),
-        }
-        if selected_option is not None:
-            action = {**action, "type": "static_select", "selected_option": dict(selected_option)}
-            del action["value"]
-        if action_text is not None:
-            action["text"] = {"type": "plain_text", "text": action_text, "emoji": True}
-        payload: dict[str, Any] = {
-            "type": "block_actions",
-            "token": "verification-token",
-            "user": self._user(user_id),
-            "api_app_id": self.api_app_id,
-            "team": {"id": self.team_id, "domain": self.fake.team_domain},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "channel": {"id": channel_id, "name": self.fake.channel_name(channel_id)},
-            "container": container,
-            "trigger_id": self._trigger_id(),
-            "response_url": response_url
-            or self.fake.new_response_url(
-                channel_id, user_id, original_ts=message_ts, original_is_ephemeral=is_ephemeral
-            ),
-            "state": {"values": {}},
-            "actions": [action],
-        }
-        if message_body is not None:
-            payload["message"] = message_body
-        return self._post_payload(payload)
-
-    def select(
-        self,
-        user_id: str,
-        *,
-        action_id: str,
-        block_id: str,
-        message: Message | Ephemeral,
-        option: Mapping[str, Any],
-    ) -> SimResponse:
-        """Choose `option` in a `static_select` on `message`."""
-        return self.click(
-            user_id,
-            action_id=action_id,
-            block_id=block_id,
-            message=message,
-            channel_id=message.channel,
-            selected_option=option,
-        )
-
-    def click_button(
-        self, user_id: str, *, message: Message | Ephemeral, action_id: str, channel_id: str | None = None
-    ) -> SimResponse:
-        """Click the button `action_id` found in `message`'s blocks, with its value and block_id."""
-        found = _find_button(message.blocks, action_id)
-        if found is None:
-            available = sorted(_button_ids(message.blocks))
-            raise AssertionError(
-                f"no button with action_id {action_id!r} in message {message.ts} "
-                f"(buttons: {', '.join(available) or 'none'}; text: {message.text!r})"
-            )
-        block_id, button = found
-        label = button.get("text", {}).get("text") if isinstance(button.get("text"), dict) else None
-        return self.click(
-            user_id,
-            action_id=action_id,
-            value=button.get("value"),
-            block_id=block_id,
-            message=message,
-            channel_id=channel_id or message.channel,
-            action_text=label,
-        )
-
-    def submit_view(
-        self, user_id: str, *, view: View | Mapping[str, Any], values: Mapping[str, Mapping[str, Any]]
-    ) -> SimResponse:
-        """Submit a modal. Leaf values may be plain strings, sent as `plain_text_input` values."""
-        spec = copy.deepcopy(view.view if isinstance(view, View) else dict(view))
-        vid = spec.get("id") or f"V{self._tag}{next(self._counter):04d}"
-        full = {
-            "type": "modal",
-            "callback_id": "",
-            "private_metadata": "",
-            "external_id": "",
-            "blocks": [],
-            "title": {"type": "plain_text", "text": ""},
-            "hash": _new_hash(),
-            "root_view_id": vid,
-            "previous_view_id": None,
-            "team_id": self.team_id,
-            "app_id": self.api_app_id,
-            "bot_id": BOT_ID,
-            **spec,
-            "id": vid,
-            "state": {
-                "values": {
-                    block: {
-                        action: ({"type": "plain_text_input", "value": v} if isinstance(v, str) else dict(v))
-                        for action, v in actions.items()
-                    }
-                    for block, actions in values.items()
-                }
-            },
-        }
-        payload: dict[str, Any] = {
-            "type": "view_submission",
-            "token": "verification-token",
-            "team": {"id": self.team_id, "domain": self.fake.team_domain},
-            "user": self._user(user_id),
-            "api_app_id": self.api_app_id,
-            "trigger_id": self._trigger_id(),
-            "view": full,
-            "response_urls": [],
-            "enterprise": None,
-            "is_enterprise_install": False,
-        }
-        return self._post_payload(payload)
-
-    def react(
-        self,
-        user_id: str,
-        channel_id: str,
-        ts: str,
-        emoji: str,
-        *,
-        event_id: str | None = None,
-        retry_num: int | None = None,
-    ) -> SimResponse:
-        return self._reaction("reaction_added", user_id, channel_id, ts, emoji, event_id, retry_num)
-
-    def unreact(
-        self,
-        user_id: str,
-        channel_id: str,
-        ts: str,
-        emoji: str,
-        *,
-        event_id: str | None = None,
-        retry_num: int | None = None,
-    ) -> SimResponse:
-        return self._reaction("reaction_removed", user_id, channel_id, ts, emoji, event_id, retry_num)
-
-    def reply(
-        self, user_id: str, channel_id: str, thread_ts: str, text: str, *, event_id: str | None = None
-    ) -> SimResponse:
-        return self.post(user_id, channel_id, text, thread_ts=thread_ts, event_id=event_id)
-
-    def post(
-        self,
-        user_id: str,
-        channel_id: str,
-        text: str,
-        *,
-        thread_ts: str | None = None,
-        event_id: str | None = None,
-    ) -> SimResponse:
-        """A user's message (top level, or in a thread), stored in the fake and sent as a `message` event."""
-        message = self.fake.record_user_message(channel_id, user_id, text, thread_ts=thread_ts)
-        event: dict[str, Any] = {
-            "type": "message",
-            "user": user_id,
-            "text": text,
-            "ts": message.ts,
-            "channel": channel_id,
-            "channel_type": "channel",
-            "event_ts": message.ts,
-            "team": self.team_id,
-            "client_msg_id": str(uuid.uuid4()),
-        }
-        if message.thread_ts is not None:
-            event["thread_ts"] = message.thread_ts
-            parent = self.fake.message(channel_id, message.thread_ts)
-            if parent is not None:
-                event["parent_user_id"] = parent.user
-        return self._post_event(event, event_id=event_id, retry_num=None)
-
-    def post_raw(
-        self, body: bytes, *, content_type: str, signature: str | None = None, timestamp: str | None = None
-    ) -> SimResponse:
-        """Send `body` as is; give a wrong `signature` or a stale `timestamp` to test request verification."""
-        return self._post(body, content_type, signature=signature, timestamp=timestamp)
-
-    def _reaction(
-        self,
-        kind: str,
-        user_id: str,
-        channel_id: str,
-        ts: str,
-        emoji: str,
-        event_id: str | None,
-        retry_num: int | None,
-    ) -> SimResponse:
-        name = _emoji(emoji)
-        # Recorded before delivery, as in Slack: the reaction exists by the time the event arrives.
-        self.fake.record_reaction(channel_id, ts, name, user_id, added=kind == "reaction_added")
-        event: dict[str, Any] = {
-            "type": kind,
-            "user": user_id,
-            "reaction": name,
-            "item": {"type": "message", "channel": channel_id, "ts": ts},
-            "event_ts": _now_ts(),
-        }
-        target = self.fake.message(channel_id, ts)
-        if target is not None:
-            event["item_user"] = target.user
-        return self._post_event(event, event_id=event_id, retry_num=retry_num)
-
-    def _post_event(
-        self, event: dict[str, Any], *, event_id: str | None, retry_num: int | None
-    ) -> SimResponse:
-        envelope = {
-            "token": "verification-token",
-            "team_id": self.team_id,
-            "context_team_id": self.team_id,
-            "api_app_id": self.api_app_id,
-            "event": event,
-            "type": "event_callback",
-            "event_id": event_id or f"Ev{self._tag}{next(self._counter):06d}",
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": self.team_id,
-                    "user_id": self.fake.bot_user_id,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-        }
-        extra = {}
-        if retry_num is not None:
-            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
-        return self._post(json.dumps(envelope).encode(), "application/json", extra_headers=extra)
-
-    def _post_payload(self, payload: Mapping[str, Any]) -> SimResponse:
-        body = "payload=" + urllib.parse.quote(json.dumps(payload))
-        return self._post(body.encode(), "application/x-www-form-urlencoded")
-
-    def _post(
-        self,
-        body: bytes,
-        content_type: str,
-        *,
-        signature: str | None = None,
-        timestamp: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> SimResponse:
-        timestamp = timestamp or str(int(time.time()))
-        if signature is None:
-            signature = self._verifier.generate_signature(timestamp=timestamp, body=body.decode()) or ""
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": signature,
-            **(extra_headers or {}),
-        }
-        request = urllib.request.Request(self.events_url, data=body, headers=headers, method="POST")
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                status, raw = response.status, response.read()
-                reply_headers = dict(response.headers.items())
-        except urllib.error.HTTPError as err:
-            with err:
-                status, raw, reply_headers = err.code, err.read(), dict(err.headers.items())
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            decoded = json.loads(text)
-        except ValueError:
-            decoded = None
-        return SimResponse(
-            status=status,
-            headers=reply_headers,
-            body=text,
-            json=decoded if isinstance(decoded, dict) else None,
-        )
-
-    def _user(self, user_id: str) -> dict[str, str]:
-        name = self.fake.user_name(user_id)
-        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
-
-    def _trigger_id(self) -> str:
-        return f"{next(self._counter)}.{self.team_id}.{secrets.token_hex(16)}"
 
 
 def _parse_params(query: str, content_type: str, body: bytes) -> dict[str, Any]:
@@ -1446,19 +1011,19 @@ def _text_reply(status: int, text: str) -> _Reply:
     return _Reply(status, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
 
-def _emoji(name: str) -> str:
+def emoji_name(name: str) -> str:
     return name.strip().strip(":")
 
 
-def _now_ts() -> str:
+def now_ts() -> str:
     return f"{time.time():.6f}"
 
 
-def _new_hash() -> str:
+def new_hash() -> str:
     return f"{int(time.time())}.{secrets.token_hex(4)}"
 
 
-def _ts_key(ts: str) -> tuple[int, int]:
+def ts_key(ts: str) -> tuple[int, int]:
     seconds, _, fraction = ts.partition(".")
     return int(seconds), int(fraction.ljust(6, "0")[:6] or 0)
 
@@ -1467,110 +1032,3 @@ def _derived_name(ident: str, kind: str) -> str:
     """`UALICE` → `alice`, `CDEMO` → `demo`; ids with digits keep the id (`U1` → `user-u1`)."""
     rest = ident[1:]
     return rest.lower() if rest.isalpha() else f"{kind}-{ident.lower()}"
-
-
-def _human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{max(1, round(size / 1024))} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
-def _plain(obj: Any) -> str:
-    if isinstance(obj, dict):
-        return str(obj.get("text") or "")
-    return str(obj or "")
-
-
-def _element_label(element: Mapping[str, Any]) -> str | None:
-    kind = element.get("type")
-    if kind == "button":
-        return f"[{_plain(element.get('text'))}]"
-    if kind == "overflow":
-        return "[⋯]"
-    if isinstance(kind, str) and kind.endswith("select"):
-        return f"[{_plain(element.get('placeholder')) or 'select'} ▾]"
-    if kind in ("datepicker", "timepicker", "checkboxes", "radio_buttons"):
-        return f"[{kind}]"
-    return None
-
-
-def _rich_text(element: Any) -> str:
-    if isinstance(element, dict):
-        kind = element.get("type")
-        if kind == "text":
-            return str(element.get("text") or "")
-        if kind == "user":
-            return f"<@{element.get('user_id')}>"
-        if kind == "emoji":
-            return f":{element.get('name')}:"
-        if kind == "link":
-            return str(element.get("text") or element.get("url") or "")
-        return "".join(_rich_text(child) for child in element.get("elements") or [])
-    return ""
-
-
-_DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>")
-_USER_TOKEN = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-
-
-def _readable_lines(text: str, blocks: list[dict[str, Any]]) -> list[str]:
-    """Blocks are what people see (text is only the notification fallback), so render them when present."""
-    lines: list[str] = []
-    for block in blocks:
-        kind = block.get("type")
-        chunk: list[str] = []
-        if kind in ("header", "markdown"):
-            chunk = [_plain(block.get("text"))]
-        elif kind == "section":
-            chunk = [_plain(block.get("text"))] if block.get("text") else []
-            # One field per line, its own lines joined: "*Camera*\nslow dolly-in" reads "*Camera*: slow dolly-in".
-            chunk += [": ".join(_plain(f).splitlines()) for f in block.get("fields") or []]
-            accessory = block.get("accessory")
-            if isinstance(accessory, dict) and (label := _element_label(accessory)):
-                chunk.append(label)
-        elif kind == "context":
-            parts = [_plain(e) if e.get("type") != "image" else "" for e in block.get("elements") or []]
-            chunk = [" · ".join(p for p in parts if p)]
-        elif kind == "actions":
-            labels = [_element_label(e) for e in block.get("elements") or []]
-            chunk = [" ".join(label for label in labels if label)]
-        elif kind == "divider":
-            chunk = ["―――"]
-        elif kind == "image":
-            chunk = [f"[image: {_plain(block.get('title')) or block.get('alt_text') or ''}]"]
-        elif kind == "video":
-            chunk = [f"▶ {_plain(block.get('title'))}"]
-        elif kind == "rich_text":
-            chunk = [_rich_text(block)]
-        elif kind == "input":
-            chunk = [f"{_plain(block.get('label'))}: [input]"]
-        for piece in chunk:
-            lines.extend(line for line in piece.splitlines() if line.strip())
-    if lines:
-        return lines
-    return [line for line in text.splitlines() if line.strip()] or ([text] if text else [])
-
-
-def _iter_buttons(blocks: list[dict[str, Any]]) -> list[tuple[str | None, dict[str, Any]]]:
-    found: list[tuple[str | None, dict[str, Any]]] = []
-    for block in blocks:
-        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
-        accessory = block.get("accessory")
-        if isinstance(accessory, dict):
-            elements.append(accessory)
-        found += [
-            (block.get("block_id"), e) for e in elements if isinstance(e, dict) and e.get("type") == "button"
-        ]
-    return found
-
-
-def _find_button(blocks: list[dict[str, Any]], action_id: str) -> tuple[str | None, dict[str, Any]] | None:
-    return next(
-        ((block_id, b) for block_id, b in _iter_buttons(blocks) if b.get("action_id") == action_id), None
-    )
-
-
-def _button_ids(blocks: list[dict[str, Any]]) -> set[str]:
-    return {str(b.get("action_id")) for _, b in _iter_buttons(blocks)}
