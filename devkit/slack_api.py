@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import dataclasses
 import itertools
 import json
 import mimetypes
@@ -19,11 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
+from devkit.limits import check_message
+
 T = TypeVar("T")
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T0001"
+
+RESPONSE_URL_USES = 5
+RESPONSE_URL_LIFETIME = 30 * 60  # seconds
 
 _FIRST_TS_SECONDS = 1_700_000_000
 _TS_STEP_MICROS = 100
@@ -44,6 +51,7 @@ class Call:
     path: str
     status: int
     response: dict[str, Any] | None
+    answer_lost: bool = False  # performed, but the connection was dropped before the answer (`lose_answer`)
 
 
 @dataclass
@@ -97,6 +105,7 @@ class Message:
     reactions: dict[str, list[str]] = field(default_factory=dict)
     edited_ts: str | None = None
     deleted: bool = False
+    metadata: dict[str, Any] | None = None  # {"event_type": ..., "event_payload": {...}}
 
     @property
     def is_reply(self) -> bool:
@@ -106,8 +115,11 @@ class Message:
     def edited(self) -> bool:
         return self.edited_ts is not None
 
-    def to_slack(self) -> dict[str, Any]:
-        """The message as Slack shows it in payloads (`block_actions.message`, history)."""
+    def to_slack(self, *, include_metadata: bool = False) -> dict[str, Any]:
+        """The message as Slack shows it in payloads (`block_actions.message`, history).
+
+        Slack returns `metadata` only to readers that ask for it (`include_all_metadata`).
+        """
         out: dict[str, Any] = {
             "type": "message",
             "ts": self.ts,
@@ -131,6 +143,8 @@ class Message:
             ]
         if self.edited_ts:
             out["edited"] = {"user": self.user, "ts": self.edited_ts}
+        if include_metadata and self.metadata is not None:
+            out["metadata"] = copy.deepcopy(self.metadata)
         return out
 
 
@@ -165,6 +179,8 @@ class _ResponseUrl:
     user: str
     original_ts: str | None
     original_is_ephemeral: bool
+    created_at: float
+    uses: int = 0
     last_ephemeral_ts: str | None = None
 
 
@@ -173,6 +189,13 @@ class _Fault:
     status: int
     retry_after: int | None
     error: str | None
+    lose_answer: bool = False
+
+
+@dataclass
+class _Slowdown:
+    seconds: float
+    remaining: int | None  # None: every call until cleared
 
 
 @dataclass(frozen=True)
@@ -181,16 +204,24 @@ class _Reply:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     payload: dict[str, Any] | None = None
+    lost: bool = False  # the server closes the connection instead of answering
+    delay: float = 0.0  # seconds the server waits before answering, outside the fake's lock
 
 
 class _ApiError(Exception):
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, *, detail: str | None = None) -> None:
         super().__init__(error)
         self.error = error
+        self.detail = detail
 
 
 class FakeSlack:
-    """A stateful Slack Web API on 127.0.0.1 that records every call; use `with FakeSlack() as fake:`."""
+    """A stateful Slack Web API on 127.0.0.1 that records every call; use `with FakeSlack() as fake:`.
+
+    It refuses what Slack refuses, so tests catch it before a workspace does: Block Kit and text limits
+    (`devkit.limits`), `not_in_channel`, response_urls past 5 uses or 30 minutes. Faults for fault tests:
+    `fail_next` (an HTTP status, an error, or a lost answer) and `slow`.
+    """
 
     def __init__(
         self,
@@ -202,7 +233,15 @@ class FakeSlack:
         team_domain: str = "sora-demo",
         app_id: str = "A0001",
         valid_tokens: frozenset[str] | None = None,
+        strict_channels: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`channels` are the channels that exist, and the bot is a member of each of them.
+
+        Channels the fake was not told about are accepted as member channels, unless `strict_channels`
+        is set: then they answer `channel_not_found`, as Slack does. `clock` (epoch seconds) decides when a
+        response_url expires.
+        """
         self.bot_user_id = BOT_USER_ID
         self.bot_id = BOT_ID
         self.team_id = TEAM_ID
@@ -213,6 +252,10 @@ class FakeSlack:
         self._user_names = dict(users or {})
         self._channel_names = dict(channels or {})
         self._valid_tokens = valid_tokens
+        self._strict_channels = strict_channels
+        self._clock = clock
+        self._known_channels = set(self._channel_names)
+        self._left_channels: set[str] = set()
         # One re-entrant lock so query helpers can be called from a wait_for predicate under the Condition.
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -227,6 +270,7 @@ class FakeSlack:
         self._views: dict[str, View] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        self._slowdowns: dict[str, _Slowdown] = {}
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -235,6 +279,9 @@ class FakeSlack:
             "chat.delete": self._chat_delete,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
+            "reactions.get": self._reactions_get,
+            "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
@@ -306,13 +353,51 @@ class FakeSlack:
         retry_after: int | None = 1,
         error: str | None = None,
         times: int = 1,
+        lose_answer: bool = False,
     ) -> None:
         """Fail the next `times` calls to `method`: HTTP `status` + Retry-After, or `{"ok": false, error}`.
 
+        With `lose_answer=True` the call is performed in full (the message is posted, the file shared) and
+        then the connection is dropped without an answer, so the client sees a connection error and cannot
+        know whether the call happened. Only that answer is lost: slack_sdk's default
+        ConnectionErrorRetryHandler retries once, and the retry is a genuine second call that the fake
+        performs again, exactly as Slack would (a lost `chat.postMessage` retried by the SDK leaves two
+        messages). A client built with `retry_handlers=[]` does not retry.
+
         `method` may also be `upload` or `response_url` to fail those endpoints.
         """
+        fault = _Fault(status, retry_after, error, lose_answer)
         with self._lock:
-            self._faults.setdefault(method, deque()).extend([_Fault(status, retry_after, error)] * times)
+            self._faults.setdefault(method, deque()).extend([fault] * times)
+
+    def slow(self, method: str, seconds: float, *, times: int | None = None) -> None:
+        """Answer the next `times` calls to `method` (every call when None) `seconds` late.
+
+        The call takes effect when it arrives; only its answer is late, as with a slow Slack, so a client
+        that times out and retries does the call twice. `seconds=0` clears it.
+        """
+        with self._lock:
+            if seconds <= 0 or times == 0:
+                self._slowdowns.pop(method, None)
+            else:
+                self._slowdowns[method] = _Slowdown(seconds, times)
+
+    def remove_bot_from(self, channel_id: str) -> None:
+        """The bot leaves `channel_id`: posting, sharing files and reading there answer `not_in_channel`."""
+        with self._lock:
+            self._known_channels.add(channel_id)
+            self._left_channels.add(channel_id)
+
+    def add_bot_to(self, channel_id: str) -> None:
+        with self._lock:
+            self._known_channels.add(channel_id)
+            self._left_channels.discard(channel_id)
+
+    def is_member(self, channel_id: str) -> bool:
+        with self._lock:
+            if channel_id in self._left_channels:
+                return False
+            return channel_id in self._known_channels or not self._strict_channels
 
     def new_response_url(
         self,
@@ -322,11 +407,15 @@ class FakeSlack:
         original_ts: str | None = None,
         original_is_ephemeral: bool = False,
     ) -> str:
-        """A response_url as Slack puts in commands and clicks; replace_original targets `original_*`."""
+        """A response_url as Slack puts in commands and clicks; replace_original targets `original_*`.
+
+        Like Slack's, it works 5 times within 30 minutes of its creation; then it answers 404 `used_url` or
+        `expired_url` (and the call is recorded).
+        """
         with self._lock:
             rid = f"R{next(self._ids):07d}"
             self._response_urls[rid] = _ResponseUrl(
-                rid, channel_id, user_id, original_ts, original_is_ephemeral
+                rid, channel_id, user_id, original_ts, original_is_ephemeral, created_at=self._clock()
             )
         return f"{self.base_url}/response/{rid}"
 
@@ -460,22 +549,20 @@ class FakeSlack:
         return self._finish("not_found", path, {}, authorization, _text_reply(404, "not_found"))
 
     def _api(self, method: str, path: str, params: dict[str, Any], authorization: str | None) -> _Reply:
+        def perform() -> _Reply:
+            if method not in self._methods:
+                return _json_reply(200, _error("unknown_method"))
+            if not self._authorized(authorization, params):
+                return _json_reply(200, _error("invalid_auth"))
+            try:
+                return _json_reply(200, self._methods[method](params))
+            except _ApiError as err:
+                return _json_reply(200, _error(err.error, detail=err.detail))
+            except Exception as exc:  # a bug in the fake must reach the test as a failed call, not a hang
+                return _json_reply(500, _error(f"fake_slack_bug: {exc!r}"))
+
         with self._lock:
-            fault = self._take_fault(method)
-            if fault is not None:
-                reply = fault
-            elif method not in self._methods:
-                reply = _json_reply(200, _error("unknown_method"))
-            elif not self._authorized(authorization, params):
-                reply = _json_reply(200, _error("invalid_auth"))
-            else:
-                try:
-                    reply = _json_reply(200, self._methods[method](params))
-                except _ApiError as err:
-                    reply = _json_reply(200, _error(err.error))
-                except Exception as exc:  # a bug in the fake must reach the test as a failed call, not a hang
-                    reply = _json_reply(500, _error(f"fake_slack_bug: {exc!r}"))
-            return self._finish(method, path, params, authorization, reply)
+            return self._finish(method, path, params, authorization, self._with_faults(method, perform))
 
     def _finish(
         self, method: str, path: str, params: dict[str, Any], authorization: str | None, reply: _Reply
@@ -490,21 +577,30 @@ class FakeSlack:
                     path=path,
                     status=reply.status,
                     response=copy.deepcopy(reply.payload),
+                    answer_lost=reply.lost,
                 )
             )
             self._notify()
         return reply
 
-    def _take_fault(self, method: str) -> _Reply | None:
+    def _with_faults(self, method: str, perform: Callable[[], _Reply]) -> _Reply:
+        """`perform()`, unless a fault queued for `method` answers instead; lost or late as asked."""
         queue = self._faults.get(method)
-        if not queue:
-            return None
-        fault = queue.popleft()
-        if fault.error is not None:
-            return _json_reply(200, _error(fault.error))
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-        error = "ratelimited" if fault.status == 429 else "internal_error"
-        return _json_reply(fault.status, _error(error), headers=headers)
+        fault = queue.popleft() if queue else None
+        if fault is not None and not fault.lose_answer:
+            reply = _fault_reply(fault)
+        else:
+            reply = perform()
+            if fault is not None:
+                reply = dataclasses.replace(reply, lost=True)
+        slowdown = self._slowdowns.get(method)
+        if slowdown is not None:
+            reply = dataclasses.replace(reply, delay=slowdown.seconds)
+            if slowdown.remaining is not None:
+                slowdown.remaining -= 1
+                if slowdown.remaining <= 0:
+                    del self._slowdowns[method]
+        return reply
 
     def _authorized(self, authorization: str | None, params: Mapping[str, Any]) -> bool:
         token = ""
@@ -517,17 +613,16 @@ class FakeSlack:
         return token.startswith("xoxb-")
 
     def _upload(self, file_id: str, path: str, body: bytes, authorization: str | None) -> _Reply:
+        def perform() -> _Reply:
+            pending = self._files.get(file_id)
+            if pending is None:
+                return _text_reply(404, "file_not_found")
+            pending.content = body
+            return _text_reply(200, f"OK - {len(body)}")
+
         with self._lock:
             params: dict[str, Any] = {"file_id": file_id, "length": len(body)}
-            reply = self._take_fault("upload")
-            if reply is None:
-                pending = self._files.get(file_id)
-                if pending is None:
-                    reply = _text_reply(404, "file_not_found")
-                else:
-                    pending.content = body
-                    reply = _text_reply(200, f"OK - {len(body)}")
-            return self._finish("upload", path, params, authorization, reply)
+            return self._finish("upload", path, params, authorization, self._with_faults("upload", perform))
 
     def _download(self, file_id: str, path: str, authorization: str | None) -> _Reply:
         with self._lock:
@@ -547,16 +642,26 @@ class FakeSlack:
             except ValueError:
                 decoded = None
             params: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
-            reply = self._take_fault("response_url")
-            if reply is None:
+
+            def perform() -> _Reply:
                 target = self._response_urls.get(rid)
                 if target is None:
-                    reply = _text_reply(404, "no_service")
-                elif decoded is None:
-                    reply = _text_reply(400, "invalid_payload")
-                else:
+                    return _text_reply(404, "no_service")
+                # Slack: a response_url works up to 5 times within 30 minutes of the interaction.
+                if self._clock() - target.created_at > RESPONSE_URL_LIFETIME:
+                    return _text_reply(404, "expired_url")
+                if target.uses >= RESPONSE_URL_USES:
+                    return _text_reply(404, "used_url")
+                target.uses += 1
+                if decoded is None:
+                    return _text_reply(400, "invalid_payload")
+                try:
                     self._respond(target, params)
-                    reply = _text_reply(200, "ok")
+                except _ApiError as err:
+                    return _json_reply(400, _error(err.error, detail=err.detail))
+                return _text_reply(200, "ok")
+
+            reply = self._with_faults("response_url", perform)
             return self._finish("response_url", path, params, None, reply)
 
     def _respond(self, target: _ResponseUrl, params: Mapping[str, Any]) -> None:
@@ -565,6 +670,7 @@ class FakeSlack:
         if params.get("delete_original"):
             self._delete_original(target)
             return
+        _check_limits(text, blocks)
         if params.get("replace_original"):
             if target.original_ts is not None and not target.original_is_ephemeral:
                 original = self._messages.get((target.channel, target.original_ts))
@@ -624,7 +730,7 @@ class FakeSlack:
         }
 
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = _require(params, "channel", "channel_not_found")
+        channel = self._member_channel(_require(params, "channel", "channel_not_found"))
         text, blocks = _text_and_blocks(params)
         message = Message(
             channel=channel,
@@ -634,17 +740,22 @@ class FakeSlack:
             blocks=blocks,
             bot_id=self.bot_id,
             thread_ts=self._thread_root(channel, params.get("thread_ts") or None),
+            metadata=_metadata(params.get("metadata")),
         )
         self._store_message(message)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": message.to_slack()}
 
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._member_channel(_require(params, "channel", "channel_not_found"))
         message = self._own_message(params, "cant_update_message")
-        if "text" in params:
-            message.text = str(params["text"] or "")
-        if "blocks" in params:
-            # Slack keeps the previous blocks when `blocks` is omitted, and clears them on an empty list.
-            message.blocks = _json_list(params["blocks"])
+        text = str(params["text"] or "") if "text" in params else message.text
+        # Slack keeps the previous blocks when `blocks` is omitted, and clears them on an empty list.
+        blocks = _json_list(params["blocks"]) if "blocks" in params else message.blocks
+        _check_limits(text, blocks)
+        metadata = _metadata(params.get("metadata"))
+        message.text, message.blocks = text, blocks
+        if metadata is not None:
+            message.metadata = metadata
         message.edited_ts = now_ts()
         return {
             "ok": True,
@@ -790,7 +901,7 @@ class FakeSlack:
                 "is_im": channel.startswith("D"),
                 "is_private": False,
                 "is_archived": False,
-                "is_member": True,
+                "is_member": self.is_member(channel),
                 "created": _FIRST_TS_SECONDS,
             },
         }
@@ -824,6 +935,8 @@ class FakeSlack:
             found.title = str(entry.get("title") or found.filename)
             completed.append(found)
         channel = params.get("channel_id") or (str(params.get("channels") or "").split(",")[0] or None)
+        if channel:
+            self._member_channel(channel)
         thread_ts = params.get("thread_ts") or None
         comment = params.get("initial_comment") or None
         message_ts: str | None = None
@@ -846,6 +959,89 @@ class FakeSlack:
             self._messages[(channel, message_ts)].files = list(completed)
         # Real Slack shares asynchronously and answers only id + title: no message ts to rely on here.
         return {"ok": True, "files": [{"id": f.id, "title": f.title, "name": f.filename} for f in completed]}
+
+    def _reactions_get(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(_require(params, "channel", "channel_not_found"))
+        ts = _require(params, "timestamp", "message_not_found")
+        message = self._messages.get((channel, ts))
+        if message is None or message.deleted:
+            raise _ApiError("message_not_found")
+        shown = message.to_slack()
+        shown.setdefault("reactions", [])
+        return {"ok": True, "type": "message", "channel": channel, "message": shown}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(_require(params, "channel", "channel_not_found"))
+        ts = _require(params, "ts", "thread_not_found")
+        parent = self._messages.get((channel, ts))
+        if parent is None:
+            raise _ApiError("thread_not_found")
+        replies = (
+            [] if parent.is_reply else self._replies(parent)
+        )  # Slack: a reply's ts gives that reply alone
+        return self._listing([parent, *replies], params, default_limit=1000)
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(_require(params, "channel", "channel_not_found"))
+        top = [m for m in self._messages.values() if m.channel == channel and not m.is_reply]
+        newest_first = sorted(top, key=lambda m: ts_key(m.ts), reverse=True)
+        return self._listing(newest_first, params, default_limit=100)
+
+    def _listing(
+        self, ordered: list[Message], params: Mapping[str, Any], *, default_limit: int
+    ) -> dict[str, Any]:
+        """One page of `ordered` within oldest/latest, as conversations.history and .replies answer."""
+        inclusive = _flag(params.get("inclusive"))
+        oldest, latest = params.get("oldest") or None, params.get("latest") or None
+
+        def within(m: Message) -> bool:
+            if oldest is not None and (ts_key(m.ts) < ts_key(oldest) or (not inclusive and m.ts == oldest)):
+                return False
+            return latest is None or ts_key(m.ts) < ts_key(latest) or (inclusive and m.ts == latest)
+
+        kept = [m for m in ordered if within(m)]
+        start = _decode_cursor(params.get("cursor"))
+        limit = int(params.get("limit") or default_limit)
+        if limit < 1:
+            raise _ApiError("invalid_limit")
+        page = kept[start : start + limit]
+        has_more = start + limit < len(kept)
+        with_metadata = _flag(params.get("include_all_metadata"))
+        return {
+            "ok": True,
+            "messages": [self._listed(m, include_metadata=with_metadata) for m in page],
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": _encode_cursor(start + limit) if has_more else ""},
+        }
+
+    def _listed(self, message: Message, *, include_metadata: bool) -> dict[str, Any]:
+        shown = message.to_slack(include_metadata=include_metadata)
+        if not message.is_reply:
+            replies = self._replies(message)
+            if replies:
+                shown["reply_count"] = len(replies)
+                shown["latest_reply"] = max((m.ts for m in replies), key=ts_key)
+        return shown
+
+    def _replies(self, parent: Message) -> list[Message]:
+        found = [
+            m
+            for m in self._messages.values()
+            if m.channel == parent.channel and m.is_reply and m.thread_ts == parent.ts
+        ]
+        return sorted(found, key=lambda m: ts_key(m.ts))
+
+    def _member_channel(self, channel: str) -> str:
+        """`channel`, when the bot may act in it; else Slack's error for it."""
+        if (
+            self._strict_channels
+            and channel not in self._known_channels
+            and not channel.startswith(("U", "W"))
+        ):
+            raise _ApiError("channel_not_found")
+        if not self.is_member(channel):
+            raise _ApiError("not_in_channel")
+        return channel
 
     def _notify(self) -> None:
         self._version += 1
@@ -930,6 +1126,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k: v for k, v in self.headers.items()}
         reply = self.server.fake._dispatch(verb, self.path, headers, body)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.lost:
+            # No status line at all: the client's read fails as a dropped connection (RemoteDisconnected).
+            self.close_connection = True
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -991,11 +1193,71 @@ def _text_and_blocks(params: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
     blocks = _json_list(params.get("blocks"))
     if not text and not blocks and not params.get("attachments"):
         raise _ApiError("no_text")
+    _check_limits(text, blocks)
     return text, blocks
 
 
-def _error(error: str) -> dict[str, Any]:
-    return {"ok": False, "error": error}
+def _check_limits(text: str, blocks: list[dict[str, Any]]) -> None:
+    refusal = check_message(text, blocks)
+    if refusal is not None:
+        raise _ApiError(refusal.error, detail=refusal.detail)
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    """Message metadata, a dict in JSON bodies or a JSON string in form bodies."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _ApiError("invalid_metadata_format") from None
+    if not isinstance(value, dict):
+        raise _ApiError("invalid_metadata_format")
+    if not isinstance(value.get("event_type"), str) or not isinstance(value.get("event_payload"), dict):
+        raise _ApiError("invalid_metadata_schema")
+    return {"event_type": value["event_type"], "event_payload": copy.deepcopy(value["event_payload"])}
+
+
+def _flag(value: Any) -> bool:
+    """Booleans arrive as true/false in JSON bodies and as "1"/"0" or "true"/"false" in form bodies."""
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: Any) -> int:
+    if not cursor:
+        return 0
+    try:
+        kind, _, offset = base64.urlsafe_b64decode(str(cursor).encode()).decode().partition(":")
+        if kind == "offset" and int(offset) >= 0:
+            return int(offset)
+    except ValueError:
+        pass
+    raise _ApiError("invalid_cursor")
+
+
+def _error(error: str, *, detail: str | None = None) -> dict[str, Any]:
+    if detail is None:
+        return {"ok": False, "error": error}
+    # Slack names what was wrong in both places, depending on the method.
+    return {
+        "ok": False,
+        "error": error,
+        "errors": [detail],
+        "response_metadata": {"messages": [f"[ERROR] {detail}"]},
+    }
+
+
+def _fault_reply(fault: _Fault) -> _Reply:
+    if fault.error is not None:
+        return _json_reply(200, _error(fault.error))
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+    error = "ratelimited" if fault.status == 429 else "internal_error"
+    return _json_reply(fault.status, _error(error), headers=headers)
 
 
 def _json_reply(status: int, payload: dict[str, Any], *, headers: Mapping[str, str] | None = None) -> _Reply:
