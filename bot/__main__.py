@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from handlers.demo import run_demo
+    from devkit.demo import run_demo
 
     out = Path(args.out).resolve()
     if out.exists() and any(out.iterdir()):

@@ -17,7 +17,8 @@ from bot.providers.edit import EditProvider
 from bot.providers.registry import Providers
 from devkit.instant import InstantProvider
 from devkit.recording import RecordingPublisher
-from handlers.fake_slack import FakeSlack, SlackSimulator
+from devkit.simulator import SlackSimulator
+from devkit.slack_api import FakeSlack
 from handlers.http import HttpServer
 from storage.store import Store
 

@@ -1,4 +1,4 @@
-"""The import direction (handlers → bot → storage) and the manifest, checked against the code."""
+"""The import direction (devkit → handlers → bot → storage) and the manifest, checked against the code."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSITION_ROOT = ROOT / "bot" / "bootstrap.py"
 
 FORBIDDEN = {
-    "storage": ("bot", "handlers", "slack_bolt", "slack_sdk", "openai", "apscheduler"),
-    "bot": ("handlers", "slack_bolt", "slack_sdk"),
-    "handlers": (),
+    "storage": ("bot", "handlers", "devkit", "slack_bolt", "slack_sdk", "openai", "apscheduler"),
+    "bot": ("handlers", "devkit", "slack_bolt", "slack_sdk"),
+    "handlers": ("devkit",),
 }
 # Services never reach into the storage session or engine: they use the query modules behind `Repo`.
 SERVICES = ("channels", "drafts", "rounds", "variations", "jobs", "posting", "patterns", "sweep", "inbox")
+# The product never runs on the development kit; only the CLI's `demo` command loads it, lazily.
+CLI = ROOT / "bot" / "__main__.py"
+DEVKIT_ALLOWED = {CLI}
 # Libraries that must stay inside one module each.
 CONFINED = {
     "apscheduler": {ROOT / "bot" / "ticker.py"},
@@ -49,6 +52,8 @@ def test_each_package_imports_only_in_the_allowed_direction() -> None:
                 continue
             for module in imported_modules(path):
                 top = module.split(".")[0]
+                if top == "devkit" and path in DEVKIT_ALLOWED:
+                    continue  # checked below: the demo command, lazily
                 if top in forbidden:
                     wrong.append(f"{path.relative_to(ROOT)} imports {module}")
     assert wrong == []
@@ -66,6 +71,47 @@ def test_services_use_query_modules_not_the_session() -> None:
             if needle in source:
                 wrong.append(f"bot/{name}.py uses {needle}")
     assert wrong == []
+
+
+def devkit_importers(root: Path, *, allowed: set[Path] | None = None) -> list[str]:
+    """Product modules (bot/, handlers/, storage/) under `root` that import devkit, except `allowed`."""
+    found = []
+    for package in FORBIDDEN:
+        for path in sorted((root / package).rglob("*.py")):
+            if path in (allowed or set()):
+                continue
+            if any(m.split(".")[0] == "devkit" for m in imported_modules(path)):
+                found.append(str(path.relative_to(root)))
+    return found
+
+
+def test_the_product_never_imports_the_devkit() -> None:
+    assert devkit_importers(ROOT, allowed=DEVKIT_ALLOWED) == []
+
+
+def test_only_the_demo_command_loads_the_devkit_and_only_lazily() -> None:
+    tree = ast.parse(CLI.read_text())
+    top_level = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not any(str(m).startswith("devkit") for m in top_level)
+    demo = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "cmd_demo")
+    lazy = {n.module for n in ast.walk(demo) if isinstance(n, ast.ImportFrom)}
+    assert "devkit.demo" in lazy
+
+
+def test_the_devkit_check_catches_a_wrong_arrow(tmp_path: Path) -> None:
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "storage").mkdir()
+    (tmp_path / "handlers" / "publisher.py").write_text("from devkit.slack_api import FakeSlack\n")
+    (tmp_path / "bot" / "__main__.py").write_text("def cmd_demo() -> None:\n    import devkit.demo\n")
+    assert devkit_importers(tmp_path) == ["bot/__main__.py", "handlers/publisher.py"]
+    allowed = {tmp_path / "bot" / "__main__.py"}
+    assert devkit_importers(tmp_path, allowed=allowed) == ["handlers/publisher.py"]
 
 
 def test_confined_libraries_stay_in_their_module() -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.error import URLError
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -22,7 +24,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from handlers.fake_slack import Ephemeral, FakeSlack, Message, SlackSimulator
+from devkit.simulator import SlackSimulator
+from devkit.slack_api import Ephemeral, FakeSlack, Message
 
 CHANNEL = "CDEMO"
 ANA = "UANA"
@@ -269,6 +272,247 @@ def test_transcript_reads_blocks_buttons_reactions_and_ephemerals(fake: FakeSlac
     )
 
 
+# -- what real Slack enforces, through the real WebClient
+
+
+def _sections(count: int, *, chars: int = 10) -> list[dict[str, Any]]:
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * chars}} for _ in range(count)]
+
+
+def _refusal(call: Callable[[], object]) -> dict[str, Any]:
+    with pytest.raises(SlackApiError) as caught:
+        call()
+    return dict(caught.value.response.data)  # type: ignore[arg-type]
+
+
+def test_more_than_fifty_blocks_are_refused_and_nothing_is_posted(fake: FakeSlack, client: WebClient) -> None:
+    refused = _refusal(lambda: client.chat_postMessage(channel=CHANNEL, text="t", blocks=_sections(51)))
+
+    assert refused["ok"] is False and refused["error"] == "invalid_blocks"
+    assert "too many blocks" in refused["errors"][0]
+    assert fake.messages(CHANNEL) == []
+    assert client.chat_postMessage(channel=CHANNEL, text="t", blocks=_sections(50))["ok"]
+
+
+def test_an_update_whose_blocks_exceed_13200_characters_of_json_leaves_the_message_as_it_was(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    posted = client.chat_postMessage(channel=CHANNEL, text="Round 1", blocks=_sections(1))
+
+    big = _sections(5, chars=2_900)
+    refused = _refusal(lambda: client.chat_update(channel=CHANNEL, ts=posted["ts"], text="t", blocks=big))
+
+    assert refused["error"] == "invalid_blocks"
+    message = fake.message(CHANNEL, posted["ts"])
+    assert message is not None and message.text == "Round 1" and not message.edited
+
+
+def test_a_section_text_over_3000_characters_is_refused(client: WebClient) -> None:
+    refused = _refusal(
+        lambda: client.chat_postMessage(channel=CHANNEL, text="t", blocks=_sections(1, chars=3_001))
+    )
+    assert refused["error"] == "invalid_blocks" and "/blocks/0/text" in refused["errors"][0]
+
+
+def test_an_ephemeral_text_over_40000_characters_is_msg_too_long(fake: FakeSlack, client: WebClient) -> None:
+    refused = _refusal(lambda: client.chat_postEphemeral(channel=CHANNEL, user=ANA, text="x" * 40_001))
+
+    assert refused["error"] == "msg_too_long"
+    assert fake.ephemerals() == []
+
+
+def test_a_response_url_refuses_what_chat_post_message_refuses(fake: FakeSlack) -> None:
+    webhook = WebhookClient(fake.new_response_url(CHANNEL, ANA))
+
+    response = webhook.send(text="draft", blocks=_sections(51))
+
+    assert response.status_code == 400
+    assert json.loads(response.body)["error"] == "invalid_blocks"
+    assert fake.ephemerals() == []
+
+
+def test_metadata_is_kept_and_read_back_only_when_asked_for(client: WebClient) -> None:
+    meta = {"event_type": "round_posted", "event_payload": {"round_id": 7}}
+    parent = client.chat_postMessage(channel=CHANNEL, text="Round 7", metadata=meta)
+    reply = client.chat_postMessage(channel=CHANNEL, thread_ts=parent["ts"], text="Variation 1")
+    later = {"event_type": "variation_posted", "event_payload": {"generation_id": 3}}
+    client.chat_update(channel=CHANNEL, ts=reply["ts"], text="Variation 1 ready", metadata=json.dumps(later))
+
+    plain = client.conversations_replies(channel=CHANNEL, ts=parent["ts"])["messages"]
+    full = client.conversations_replies(channel=CHANNEL, ts=parent["ts"], include_all_metadata=True)
+
+    assert all("metadata" not in m for m in plain)
+    assert [m.get("metadata") for m in full["messages"]] == [meta, later]
+
+
+def test_malformed_metadata_is_refused(client: WebClient) -> None:
+    refused = _refusal(
+        lambda: client.chat_postMessage(channel=CHANNEL, text="t", metadata={"event_type": "x"})  # type: ignore[arg-type]
+    )
+    assert refused["error"] == "invalid_metadata_schema"
+
+
+def test_conversations_replies_pages_the_thread_oldest_first(client: WebClient) -> None:
+    parent = client.chat_postMessage(channel=CHANNEL, text="Round 1")["ts"]
+    for n in range(1, 5):
+        client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text=f"Variation {n}")
+
+    pages, cursor = [], None
+    while True:
+        page = client.conversations_replies(channel=CHANNEL, ts=parent, limit=2, cursor=cursor)
+        pages.append([m["text"] for m in page["messages"]])
+        cursor = page["response_metadata"]["next_cursor"]
+        if not page["has_more"]:
+            assert cursor == ""
+            break
+
+    assert pages == [["Round 1", "Variation 1"], ["Variation 2", "Variation 3"], ["Variation 4"]]
+
+
+def test_conversations_history_lists_top_level_messages_newest_first(client: WebClient) -> None:
+    first = client.chat_postMessage(channel=CHANNEL, text="Round 1")["ts"]
+    client.chat_postMessage(channel=CHANNEL, thread_ts=first, text="Variation 1")
+    second = client.chat_postMessage(channel=CHANNEL, text="Round 2")["ts"]
+    client.chat_postMessage(channel=CHANNEL, text="Round 3")
+
+    everything = client.conversations_history(channel=CHANNEL)["messages"]
+    between = client.conversations_history(channel=CHANNEL, oldest=first, latest="9999999999.000000")
+
+    assert [m["text"] for m in everything] == ["Round 3", "Round 2", "Round 1"]
+    assert everything[2]["reply_count"] == 1
+    assert [m["ts"] for m in between["messages"]][-1] == second
+
+
+def test_a_shared_file_is_listed_with_its_name_and_title(client: WebClient) -> None:
+    parent = client.chat_postMessage(channel=CHANNEL, text="Round 1")["ts"]
+    client.files_upload_v2(
+        content=b"clip", filename="generation-1.mp4", title="Variation #1", channel=CHANNEL, thread_ts=parent
+    )
+
+    _, shared = client.conversations_replies(channel=CHANNEL, ts=parent)["messages"]
+
+    (listed,) = shared["files"]
+    assert (listed["name"], listed["title"]) == ("generation-1.mp4", "Variation #1")
+    assert listed["id"].startswith("F")
+
+
+def test_reactions_get_reports_users_and_bot_reactions_also_on_a_file_share(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    client.files_upload_v2(content=b"clip", filename="clip.mp4", title="Variation #1", channel=CHANNEL)
+    (shared,) = fake.messages(CHANNEL)
+    fake.record_reaction(CHANNEL, shared.ts, "+1", ANA)
+    fake.record_reaction(CHANNEL, shared.ts, "+1", BEN)
+    client.reactions_add(channel=CHANNEL, timestamp=shared.ts, name="eyes")
+    fake.record_reaction(CHANNEL, shared.ts, "+1", BEN, added=False)
+
+    got = client.reactions_get(channel=CHANNEL, timestamp=shared.ts, full=True)
+
+    assert (got["type"], got["channel"], got["message"]["ts"]) == ("message", CHANNEL, shared.ts)
+    assert got["message"]["reactions"] == [
+        {"name": "+1", "users": [ANA], "count": 1},
+        {"name": "eyes", "users": ["UBOT"], "count": 1},
+    ]
+    assert _refusal(lambda: client.reactions_get(channel=CHANNEL, timestamp="1.000000"))["error"] == (
+        "message_not_found"
+    )
+
+
+def test_the_bot_outside_a_channel_gets_not_in_channel_until_it_is_added_back(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    posted = client.chat_postMessage(channel=CHANNEL, text="Round 1")["ts"]
+    fake.remove_bot_from(CHANNEL)
+
+    refusals = [
+        _refusal(lambda: client.chat_postMessage(channel=CHANNEL, text="again")),
+        _refusal(lambda: client.chat_update(channel=CHANNEL, ts=posted, text="edit")),
+        _refusal(lambda: client.files_upload_v2(content=b"clip", filename="c.mp4", channel=CHANNEL)),
+        _refusal(lambda: client.reactions_get(channel=CHANNEL, timestamp=posted)),
+    ]
+
+    assert {r["error"] for r in refusals} == {"not_in_channel"}
+    assert [m.text for m in fake.messages(CHANNEL)] == ["Round 1"]
+    assert client.conversations_info(channel=CHANNEL)["channel"]["is_member"] is False
+    fake.add_bot_to(CHANNEL)
+    assert client.chat_postMessage(channel=CHANNEL, text="back")["ok"]
+
+
+def test_strict_channels_answer_channel_not_found_for_a_channel_that_does_not_exist() -> None:
+    with FakeSlack(channels={CHANNEL: "demo"}, strict_channels=True) as strict:
+        client = WebClient(token="xoxb-test", base_url=strict.api_url)
+        assert client.chat_postMessage(channel=CHANNEL, text="here")["ok"]
+        refused = _refusal(lambda: client.chat_postMessage(channel="CNOWHERE", text="there"))
+    assert refused["error"] == "channel_not_found"
+
+
+def test_a_response_url_works_five_times_then_answers_used_url(fake: FakeSlack) -> None:
+    webhook = WebhookClient(fake.new_response_url(CHANNEL, ANA))
+
+    statuses = [webhook.send(text=f"update {n}").status_code for n in range(6)]
+
+    assert statuses == [200] * 5 + [404]
+    last = fake.calls("response_url")[-1]
+    assert (last.status, len(fake.ephemerals(user=ANA))) == (404, 5)
+    assert webhook.send(text="again").body == "used_url"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_response_url_expires_thirty_minutes_after_the_interaction() -> None:
+    clock = _Clock()
+    with FakeSlack(clock=clock) as timed:
+        webhook = WebhookClient(timed.new_response_url(CHANNEL, ANA))
+        clock.now += 30 * 60
+        assert webhook.send(text="just in time").status_code == 200
+        clock.now += 1
+        late = webhook.send(text="too late")
+        assert (late.status_code, late.body) == (404, "expired_url")
+        assert [c.status for c in timed.calls("response_url")] == [200, 404]
+
+
+def test_a_lost_answer_retried_by_the_sdk_leaves_two_messages(fake: FakeSlack, client: WebClient) -> None:
+    fake.fail_next("chat.postMessage", lose_answer=True)
+
+    response = client.chat_postMessage(channel=CHANNEL, text="Round 1")
+
+    assert response["ok"]  # the SDK's retry was answered; the first post happened too
+    assert [m.text for m in fake.messages(CHANNEL)] == ["Round 1", "Round 1"]
+    assert [c.answer_lost for c in fake.calls("chat.postMessage")] == [True, False]
+
+
+def test_without_retries_a_lost_answer_raises_although_the_call_took_effect(fake: FakeSlack) -> None:
+    client = WebClient(token="xoxb-test", base_url=fake.api_url, retry_handlers=[])
+    parent = client.chat_postMessage(channel=CHANNEL, text="Round 1")["ts"]
+    fake.fail_next("chat.postMessage", lose_answer=True)
+    fake.fail_next("files.completeUploadExternal", lose_answer=True)
+
+    with pytest.raises(ConnectionError):
+        client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="Variation 1")
+    with pytest.raises(ConnectionError):
+        client.files_upload_v2(content=b"clip", filename="c.mp4", channel=CHANNEL, thread_ts=parent)
+
+    texts = [(m.text, [f.filename for f in m.files]) for m in fake.messages(CHANNEL, thread_ts=parent)]
+    assert texts == [("Variation 1", []), ("", ["c.mp4"])]
+
+
+def test_a_slow_method_answers_late_after_taking_effect(fake: FakeSlack) -> None:
+    impatient = WebClient(token="xoxb-test", base_url=fake.api_url, timeout=0.2, retry_handlers=[])
+    fake.slow("chat.postMessage", 2.0, times=1)
+
+    with pytest.raises((TimeoutError, URLError)):
+        impatient.chat_postMessage(channel=CHANNEL, text="Round 1")
+
+    assert impatient.chat_postMessage(channel=CHANNEL, text="Round 2")["ok"]  # only one call was slow
+    assert [m.text for m in fake.messages(CHANNEL)] == ["Round 1", "Round 2"]
+
+
 # -- the simulator against a real Bolt app
 
 
@@ -447,6 +691,17 @@ def test_simulated_reaction_reaches_the_listener_and_the_transcript(bolt: Bolt, 
     assert bolt.sim.unreact(BEN, CHANNEL, parent["ts"], "thumbsup").status == 200
     bolt.fake.wait_for(lambda: bolt.seen_kind("reaction_removed"), what="the removal")
     assert ":thumbsup: ×" not in bolt.fake.transcript()
+
+
+def test_reactions_get_sees_what_the_simulated_users_did(bolt: Bolt, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel=CHANNEL, text="Variation 1")["ts"]
+
+    bolt.sim.react(BEN, CHANNEL, parent, "fire")
+    bolt.sim.react(ANA, CHANNEL, parent, ":fire:")
+    bolt.sim.unreact(BEN, CHANNEL, parent, "fire")
+
+    got = client.reactions_get(channel=CHANNEL, timestamp=parent)
+    assert got["message"]["reactions"] == [{"name": "fire", "users": [ANA], "count": 1}]
 
 
 def test_retried_event_carries_the_same_event_id_and_the_retry_headers(bolt: Bolt, client: WebClient) -> None:

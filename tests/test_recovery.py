@@ -9,8 +9,8 @@ from conftest import CHANNEL, OWNER, Bot, make_bot
 from sqlmodel import select
 from test_slack_loop import draft, rows, variation_messages, wait_until
 
+from devkit.slack_api import FakeSlack
 from handlers import blocks
-from handlers.fake_slack import FakeSlack
 from storage.models import Generation
 
 

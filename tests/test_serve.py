@@ -17,8 +17,18 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
-from handlers import demo
-from handlers.fake_slack import FakeSlack, SlackSimulator
+from devkit import demo
+from devkit.simulator import SlackSimulator
+from devkit.slack_api import FakeSlack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def child_environment() -> dict[str, str]:
+    """The environment without Slack settings, importing this checkout (not whatever is installed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SORA_BOT_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def free_port() -> int:
@@ -44,7 +54,7 @@ def wait_healthy(url: str, process: subprocess.Popen[str], *, timeout: float = 3
 def served(tmp_path: Path) -> Iterator[tuple[FakeSlack, str, subprocess.Popen[str]]]:
     with FakeSlack(users=demo.USERS, channels={demo.CHANNEL: "video-lab"}) as fake:
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SORA_BOT_"))}
+        env = child_environment()
         env.update(
             SLACK_BOT_TOKEN="xoxb-serve",
             SLACK_SIGNING_SECRET=demo.SECRET,
@@ -97,7 +107,7 @@ def test_serve_runs_the_whole_loop_from_signed_requests_alone(
 
 
 def test_serve_without_settings_says_what_to_set_and_exits(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SORA_BOT_"))}
+    env = child_environment()
     result = subprocess.run(
         [sys.executable, "-m", "bot", "serve"],
         env=env,

@@ -15,8 +15,8 @@ from test_slack_loop import _all_text, draft, rows, wait_until
 
 from bot import storyboard
 from bot.domain import PromptSpec
+from devkit.slack_api import Ephemeral, FakeSlack
 from handlers import blocks, modals
-from handlers.fake_slack import Ephemeral, FakeSlack
 from storage.models import Draft, Generation, Round, Spend
 
 

@@ -9,8 +9,8 @@ from typing import TypeVar
 from conftest import BOB, CAROL, CHANNEL, DAN, OWNER, Bot
 from sqlmodel import select
 
+from devkit.slack_api import Ephemeral, Message
 from handlers import blocks
-from handlers.fake_slack import Ephemeral, Message
 from storage.models import Generation, Pattern, Round, Vote
 
 T = TypeVar("T")

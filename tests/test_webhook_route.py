@@ -16,8 +16,8 @@ from provider_fakes import FakeOpenAI, make_clip
 from test_slack_loop import draft, rows, wait_until
 from test_webhooks import standard_signature
 
+from devkit.slack_api import FakeSlack
 from handlers import blocks
-from handlers.fake_slack import FakeSlack
 from storage.models import Generation
 
 SECRET = "whsec_" + base64.b64encode(b"a webhook secret of 32 bytes!!!!").decode()

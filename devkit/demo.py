@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, load_settings
+from devkit.simulator import SimResponse, SlackSimulator
+from devkit.slack_api import FakeSlack, Message
 from handlers import blocks
-from handlers.fake_slack import FakeSlack, Message, SimResponse, SlackSimulator
 from handlers.http import HttpServer
 
 CHANNEL = "C0VIDEO"

@@ -1,34 +1,36 @@
-"""A fake Slack for the demo and the tests: a local Web API server and a simulator that signs requests."""
+"""A stateful fake of the Slack Web API on 127.0.0.1: messages, files, views, reactions, and the calls it received."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import dataclasses
 import itertools
 import json
 import mimetypes
-import re
 import secrets
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
-from slack_sdk.signature import SignatureVerifier
+from devkit.limits import check_message
 
 T = TypeVar("T")
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T0001"
+
+RESPONSE_URL_USES = 5
+RESPONSE_URL_LIFETIME = 30 * 60  # seconds
 
 _FIRST_TS_SECONDS = 1_700_000_000
 _TS_STEP_MICROS = 100
@@ -49,6 +51,7 @@ class Call:
     path: str
     status: int
     response: dict[str, Any] | None
+    answer_lost: bool = False  # performed, but the connection was dropped before the answer (`lose_answer`)
 
 
 @dataclass
@@ -102,6 +105,7 @@ class Message:
     reactions: dict[str, list[str]] = field(default_factory=dict)
     edited_ts: str | None = None
     deleted: bool = False
+    metadata: dict[str, Any] | None = None  # {"event_type": ..., "event_payload": {...}}
 
     @property
     def is_reply(self) -> bool:
@@ -111,8 +115,11 @@ class Message:
     def edited(self) -> bool:
         return self.edited_ts is not None
 
-    def to_slack(self) -> dict[str, Any]:
-        """The message as Slack shows it in payloads (`block_actions.message`, history)."""
+    def to_slack(self, *, include_metadata: bool = False) -> dict[str, Any]:
+        """The message as Slack shows it in payloads (`block_actions.message`, history).
+
+        Slack returns `metadata` only to readers that ask for it (`include_all_metadata`).
+        """
         out: dict[str, Any] = {
             "type": "message",
             "ts": self.ts,
@@ -136,6 +143,8 @@ class Message:
             ]
         if self.edited_ts:
             out["edited"] = {"user": self.user, "ts": self.edited_ts}
+        if include_metadata and self.metadata is not None:
+            out["metadata"] = copy.deepcopy(self.metadata)
         return out
 
 
@@ -170,6 +179,8 @@ class _ResponseUrl:
     user: str
     original_ts: str | None
     original_is_ephemeral: bool
+    created_at: float
+    uses: int = 0
     last_ephemeral_ts: str | None = None
 
 
@@ -178,6 +189,13 @@ class _Fault:
     status: int
     retry_after: int | None
     error: str | None
+    lose_answer: bool = False
+
+
+@dataclass
+class _Slowdown:
+    seconds: float
+    remaining: int | None  # None: every call until cleared
 
 
 @dataclass(frozen=True)
@@ -186,16 +204,24 @@ class _Reply:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     payload: dict[str, Any] | None = None
+    lost: bool = False  # the server closes the connection instead of answering
+    delay: float = 0.0  # seconds the server waits before answering, outside the fake's lock
 
 
 class _ApiError(Exception):
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, *, detail: str | None = None) -> None:
         super().__init__(error)
         self.error = error
+        self.detail = detail
 
 
 class FakeSlack:
-    """A stateful Slack Web API on 127.0.0.1 that records every call; use `with FakeSlack() as fake:`."""
+    """A stateful Slack Web API on 127.0.0.1 that records every call; use `with FakeSlack() as fake:`.
+
+    It refuses what Slack refuses, so tests catch it before a workspace does: Block Kit and text limits
+    (`devkit.limits`), `not_in_channel`, response_urls past 5 uses or 30 minutes. Faults for fault tests:
+    `fail_next` (an HTTP status, an error, or a lost answer) and `slow`.
+    """
 
     def __init__(
         self,
@@ -207,7 +233,15 @@ class FakeSlack:
         team_domain: str = "sora-demo",
         app_id: str = "A0001",
         valid_tokens: frozenset[str] | None = None,
+        strict_channels: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`channels` are the channels that exist, and the bot is a member of each of them.
+
+        Channels the fake was not told about are accepted as member channels, unless `strict_channels`
+        is set: then they answer `channel_not_found`, as Slack does. `clock` (epoch seconds) decides when a
+        response_url expires.
+        """
         self.bot_user_id = BOT_USER_ID
         self.bot_id = BOT_ID
         self.team_id = TEAM_ID
@@ -218,6 +252,10 @@ class FakeSlack:
         self._user_names = dict(users or {})
         self._channel_names = dict(channels or {})
         self._valid_tokens = valid_tokens
+        self._strict_channels = strict_channels
+        self._clock = clock
+        self._known_channels = set(self._channel_names)
+        self._left_channels: set[str] = set()
         # One re-entrant lock so query helpers can be called from a wait_for predicate under the Condition.
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -232,6 +270,7 @@ class FakeSlack:
         self._views: dict[str, View] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        self._slowdowns: dict[str, _Slowdown] = {}
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -240,6 +279,9 @@ class FakeSlack:
             "chat.delete": self._chat_delete,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
+            "reactions.get": self._reactions_get,
+            "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
@@ -311,13 +353,51 @@ class FakeSlack:
         retry_after: int | None = 1,
         error: str | None = None,
         times: int = 1,
+        lose_answer: bool = False,
     ) -> None:
         """Fail the next `times` calls to `method`: HTTP `status` + Retry-After, or `{"ok": false, error}`.
 
+        With `lose_answer=True` the call is performed in full (the message is posted, the file shared) and
+        then the connection is dropped without an answer, so the client sees a connection error and cannot
+        know whether the call happened. Only that answer is lost: slack_sdk's default
+        ConnectionErrorRetryHandler retries once, and the retry is a genuine second call that the fake
+        performs again, exactly as Slack would (a lost `chat.postMessage` retried by the SDK leaves two
+        messages). A client built with `retry_handlers=[]` does not retry.
+
         `method` may also be `upload` or `response_url` to fail those endpoints.
         """
+        fault = _Fault(status, retry_after, error, lose_answer)
         with self._lock:
-            self._faults.setdefault(method, deque()).extend([_Fault(status, retry_after, error)] * times)
+            self._faults.setdefault(method, deque()).extend([fault] * times)
+
+    def slow(self, method: str, seconds: float, *, times: int | None = None) -> None:
+        """Answer the next `times` calls to `method` (every call when None) `seconds` late.
+
+        The call takes effect when it arrives; only its answer is late, as with a slow Slack, so a client
+        that times out and retries does the call twice. `seconds=0` clears it.
+        """
+        with self._lock:
+            if seconds <= 0 or times == 0:
+                self._slowdowns.pop(method, None)
+            else:
+                self._slowdowns[method] = _Slowdown(seconds, times)
+
+    def remove_bot_from(self, channel_id: str) -> None:
+        """The bot leaves `channel_id`: posting, sharing files and reading there answer `not_in_channel`."""
+        with self._lock:
+            self._known_channels.add(channel_id)
+            self._left_channels.add(channel_id)
+
+    def add_bot_to(self, channel_id: str) -> None:
+        with self._lock:
+            self._known_channels.add(channel_id)
+            self._left_channels.discard(channel_id)
+
+    def is_member(self, channel_id: str) -> bool:
+        with self._lock:
+            if channel_id in self._left_channels:
+                return False
+            return channel_id in self._known_channels or not self._strict_channels
 
     def new_response_url(
         self,
@@ -327,11 +407,15 @@ class FakeSlack:
         original_ts: str | None = None,
         original_is_ephemeral: bool = False,
     ) -> str:
-        """A response_url as Slack puts in commands and clicks; replace_original targets `original_*`."""
+        """A response_url as Slack puts in commands and clicks; replace_original targets `original_*`.
+
+        Like Slack's, it works 5 times within 30 minutes of its creation; then it answers 404 `used_url` or
+        `expired_url` (and the call is recorded).
+        """
         with self._lock:
             rid = f"R{next(self._ids):07d}"
             self._response_urls[rid] = _ResponseUrl(
-                rid, channel_id, user_id, original_ts, original_is_ephemeral
+                rid, channel_id, user_id, original_ts, original_is_ephemeral, created_at=self._clock()
             )
         return f"{self.base_url}/response/{rid}"
 
@@ -358,13 +442,13 @@ class FakeSlack:
             message = self._messages.get((channel_id, ts))
             if message is None:
                 return False
-            users = message.reactions.setdefault(_emoji(name), [])
+            users = message.reactions.setdefault(emoji_name(name), [])
             if added and user_id not in users:
                 users.append(user_id)
             elif not added and user_id in users:
                 users.remove(user_id)
             if not users:
-                del message.reactions[_emoji(name)]
+                del message.reactions[emoji_name(name)]
             self._notify()
             return True
 
@@ -381,7 +465,7 @@ class FakeSlack:
                 if m.channel == channel
                 and (not m.is_reply if thread_ts is None else m.is_reply and m.thread_ts == thread_ts)
             ]
-            return [copy.deepcopy(m) for m in sorted(found, key=lambda m: _ts_key(m.ts))]
+            return [copy.deepcopy(m) for m in sorted(found, key=lambda m: ts_key(m.ts))]
 
     def message(self, channel: str, ts: str) -> Message | None:
         with self._lock:
@@ -424,32 +508,25 @@ class FakeSlack:
                     # Capped so predicates on state outside the fake (a listener's list) are re-checked too.
                     self._changed.wait(min(remaining, 0.05))
 
-    def transcript(self, *, show_ts: bool = False) -> str:
-        """The workspace as a person reads it: channels, messages, threads, reactions, files, ephemerals."""
+    def channels(self) -> list[str]:
+        """Channels with messages or ephemerals in them, in the order they first saw activity."""
         with self._lock:
-            lines: list[str] = []
-            for channel in self._channel_order:
-                if lines:
-                    lines.append("")
-                lines.append(f"#{self.channel_name(channel)} ({channel})")
-                top: list[Message | Ephemeral] = [
-                    m for m in self._messages.values() if m.channel == channel and not m.is_reply
-                ]
-                top += [e for e in self._ephemerals if e.channel == channel and e.thread_ts is None]
-                for item in sorted(top, key=lambda i: _ts_key(i.ts)):
-                    lines += self._render(item, indent="  ", marker="", show_ts=show_ts)
-                    if isinstance(item, Message):
-                        replies: list[Message | Ephemeral] = [
-                            m
-                            for m in self._messages.values()
-                            if m.channel == channel and m.is_reply and m.thread_ts == item.ts
-                        ]
-                        replies += [
-                            e for e in self._ephemerals if e.channel == channel and e.thread_ts == item.ts
-                        ]
-                        for reply in sorted(replies, key=lambda i: _ts_key(i.ts)):
-                            lines += self._render(reply, indent="    ", marker="↳ ", show_ts=show_ts)
-            return "\n".join(lines) if lines else "(no messages)"
+            return list(self._channel_order)
+
+    def transcript(self, *, show_ts: bool = False) -> str:
+        """The workspace as a person reads it; see `devkit.transcript`."""
+        # transcript renders this module's types, so it imports this module and not the other way round.
+        from devkit.transcript import transcript
+
+        with self._lock:  # one consistent snapshot, not one per query
+            return transcript(self, show_ts=show_ts)
+
+    def render(self, item: Message | Ephemeral) -> str:
+        """One message or ephemeral as `transcript()` shows it."""
+        from devkit.transcript import render
+
+        with self._lock:
+            return render(self, item)
 
     def _dispatch(self, verb: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
         url = urllib.parse.urlsplit(path)
@@ -472,22 +549,20 @@ class FakeSlack:
         return self._finish("not_found", path, {}, authorization, _text_reply(404, "not_found"))
 
     def _api(self, method: str, path: str, params: dict[str, Any], authorization: str | None) -> _Reply:
+        def perform() -> _Reply:
+            if method not in self._methods:
+                return _json_reply(200, _error("unknown_method"))
+            if not self._authorized(authorization, params):
+                return _json_reply(200, _error("invalid_auth"))
+            try:
+                return _json_reply(200, self._methods[method](params))
+            except _ApiError as err:
+                return _json_reply(200, _error(err.error, detail=err.detail))
+            except Exception as exc:  # a bug in the fake must reach the test as a failed call, not a hang
+                return _json_reply(500, _error(f"fake_slack_bug: {exc!r}"))
+
         with self._lock:
-            fault = self._take_fault(method)
-            if fault is not None:
-                reply = fault
-            elif method not in self._methods:
-                reply = _json_reply(200, _error("unknown_method"))
-            elif not self._authorized(authorization, params):
-                reply = _json_reply(200, _error("invalid_auth"))
-            else:
-                try:
-                    reply = _json_reply(200, self._methods[method](params))
-                except _ApiError as err:
-                    reply = _json_reply(200, _error(err.error))
-                except Exception as exc:  # a bug in the fake must reach the test as a failed call, not a hang
-                    reply = _json_reply(500, _error(f"fake_slack_bug: {exc!r}"))
-            return self._finish(method, path, params, authorization, reply)
+            return self._finish(method, path, params, authorization, self._with_faults(method, perform))
 
     def _finish(
         self, method: str, path: str, params: dict[str, Any], authorization: str | None, reply: _Reply
@@ -502,21 +577,30 @@ class FakeSlack:
                     path=path,
                     status=reply.status,
                     response=copy.deepcopy(reply.payload),
+                    answer_lost=reply.lost,
                 )
             )
             self._notify()
         return reply
 
-    def _take_fault(self, method: str) -> _Reply | None:
+    def _with_faults(self, method: str, perform: Callable[[], _Reply]) -> _Reply:
+        """`perform()`, unless a fault queued for `method` answers instead; lost or late as asked."""
         queue = self._faults.get(method)
-        if not queue:
-            return None
-        fault = queue.popleft()
-        if fault.error is not None:
-            return _json_reply(200, _error(fault.error))
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-        error = "ratelimited" if fault.status == 429 else "internal_error"
-        return _json_reply(fault.status, _error(error), headers=headers)
+        fault = queue.popleft() if queue else None
+        if fault is not None and not fault.lose_answer:
+            reply = _fault_reply(fault)
+        else:
+            reply = perform()
+            if fault is not None:
+                reply = dataclasses.replace(reply, lost=True)
+        slowdown = self._slowdowns.get(method)
+        if slowdown is not None:
+            reply = dataclasses.replace(reply, delay=slowdown.seconds)
+            if slowdown.remaining is not None:
+                slowdown.remaining -= 1
+                if slowdown.remaining <= 0:
+                    del self._slowdowns[method]
+        return reply
 
     def _authorized(self, authorization: str | None, params: Mapping[str, Any]) -> bool:
         token = ""
@@ -529,17 +613,16 @@ class FakeSlack:
         return token.startswith("xoxb-")
 
     def _upload(self, file_id: str, path: str, body: bytes, authorization: str | None) -> _Reply:
+        def perform() -> _Reply:
+            pending = self._files.get(file_id)
+            if pending is None:
+                return _text_reply(404, "file_not_found")
+            pending.content = body
+            return _text_reply(200, f"OK - {len(body)}")
+
         with self._lock:
             params: dict[str, Any] = {"file_id": file_id, "length": len(body)}
-            reply = self._take_fault("upload")
-            if reply is None:
-                pending = self._files.get(file_id)
-                if pending is None:
-                    reply = _text_reply(404, "file_not_found")
-                else:
-                    pending.content = body
-                    reply = _text_reply(200, f"OK - {len(body)}")
-            return self._finish("upload", path, params, authorization, reply)
+            return self._finish("upload", path, params, authorization, self._with_faults("upload", perform))
 
     def _download(self, file_id: str, path: str, authorization: str | None) -> _Reply:
         with self._lock:
@@ -559,16 +642,26 @@ class FakeSlack:
             except ValueError:
                 decoded = None
             params: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
-            reply = self._take_fault("response_url")
-            if reply is None:
+
+            def perform() -> _Reply:
                 target = self._response_urls.get(rid)
                 if target is None:
-                    reply = _text_reply(404, "no_service")
-                elif decoded is None:
-                    reply = _text_reply(400, "invalid_payload")
-                else:
+                    return _text_reply(404, "no_service")
+                # Slack: a response_url works up to 5 times within 30 minutes of the interaction.
+                if self._clock() - target.created_at > RESPONSE_URL_LIFETIME:
+                    return _text_reply(404, "expired_url")
+                if target.uses >= RESPONSE_URL_USES:
+                    return _text_reply(404, "used_url")
+                target.uses += 1
+                if decoded is None:
+                    return _text_reply(400, "invalid_payload")
+                try:
                     self._respond(target, params)
-                    reply = _text_reply(200, "ok")
+                except _ApiError as err:
+                    return _json_reply(400, _error(err.error, detail=err.detail))
+                return _text_reply(200, "ok")
+
+            reply = self._with_faults("response_url", perform)
             return self._finish("response_url", path, params, None, reply)
 
     def _respond(self, target: _ResponseUrl, params: Mapping[str, Any]) -> None:
@@ -577,11 +670,12 @@ class FakeSlack:
         if params.get("delete_original"):
             self._delete_original(target)
             return
+        _check_limits(text, blocks)
         if params.get("replace_original"):
             if target.original_ts is not None and not target.original_is_ephemeral:
                 original = self._messages.get((target.channel, target.original_ts))
                 if original is not None:
-                    original.text, original.blocks, original.edited_ts = text, blocks, _now_ts()
+                    original.text, original.blocks, original.edited_ts = text, blocks, now_ts()
                     return
             ephemeral = self._ephemeral_by_ts(
                 target.original_ts if target.original_is_ephemeral else target.last_ephemeral_ts
@@ -636,7 +730,7 @@ class FakeSlack:
         }
 
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = _require(params, "channel", "channel_not_found")
+        channel = self._member_channel(_require(params, "channel", "channel_not_found"))
         text, blocks = _text_and_blocks(params)
         message = Message(
             channel=channel,
@@ -646,18 +740,23 @@ class FakeSlack:
             blocks=blocks,
             bot_id=self.bot_id,
             thread_ts=self._thread_root(channel, params.get("thread_ts") or None),
+            metadata=_metadata(params.get("metadata")),
         )
         self._store_message(message)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": message.to_slack()}
 
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._member_channel(_require(params, "channel", "channel_not_found"))
         message = self._own_message(params, "cant_update_message")
-        if "text" in params:
-            message.text = str(params["text"] or "")
-        if "blocks" in params:
-            # Slack keeps the previous blocks when `blocks` is omitted, and clears them on an empty list.
-            message.blocks = _json_list(params["blocks"])
-        message.edited_ts = _now_ts()
+        text = str(params["text"] or "") if "text" in params else message.text
+        # Slack keeps the previous blocks when `blocks` is omitted, and clears them on an empty list.
+        blocks = _json_list(params["blocks"]) if "blocks" in params else message.blocks
+        _check_limits(text, blocks)
+        metadata = _metadata(params.get("metadata"))
+        message.text, message.blocks = text, blocks
+        if metadata is not None:
+            message.metadata = metadata
+        message.edited_ts = now_ts()
         return {
             "ok": True,
             "channel": message.channel,
@@ -688,7 +787,7 @@ class FakeSlack:
 
     def _reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._reacted_message(params)
-        users = message.reactions.setdefault(_emoji(params["name"]), [])
+        users = message.reactions.setdefault(emoji_name(params["name"]), [])
         if self.bot_user_id in users:
             raise _ApiError("already_reacted")
         users.append(self.bot_user_id)
@@ -696,7 +795,7 @@ class FakeSlack:
 
     def _reactions_remove(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._reacted_message(params)
-        name = _emoji(params["name"])
+        name = emoji_name(params["name"])
         users = message.reactions.get(name, [])
         if self.bot_user_id not in users:
             raise _ApiError("no_reaction")
@@ -730,7 +829,7 @@ class FakeSlack:
             "app_id": self.app_id,
             "bot_id": self.bot_id,
             "state": {"values": {}},
-            "hash": _new_hash(),
+            "hash": new_hash(),
             "root_view_id": root,
             "previous_view_id": previous,
         }
@@ -763,7 +862,7 @@ class FakeSlack:
             **spec,
             **kept,
             "state": {"values": {}},
-            "hash": _new_hash(),
+            "hash": new_hash(),
         }
         found.updates += 1
         return {"ok": True, "view": copy.deepcopy(found.view)}
@@ -802,7 +901,7 @@ class FakeSlack:
                 "is_im": channel.startswith("D"),
                 "is_private": False,
                 "is_archived": False,
-                "is_member": True,
+                "is_member": self.is_member(channel),
                 "created": _FIRST_TS_SECONDS,
             },
         }
@@ -836,6 +935,8 @@ class FakeSlack:
             found.title = str(entry.get("title") or found.filename)
             completed.append(found)
         channel = params.get("channel_id") or (str(params.get("channels") or "").split(",")[0] or None)
+        if channel:
+            self._member_channel(channel)
         thread_ts = params.get("thread_ts") or None
         comment = params.get("initial_comment") or None
         message_ts: str | None = None
@@ -858,6 +959,89 @@ class FakeSlack:
             self._messages[(channel, message_ts)].files = list(completed)
         # Real Slack shares asynchronously and answers only id + title: no message ts to rely on here.
         return {"ok": True, "files": [{"id": f.id, "title": f.title, "name": f.filename} for f in completed]}
+
+    def _reactions_get(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(_require(params, "channel", "channel_not_found"))
+        ts = _require(params, "timestamp", "message_not_found")
+        message = self._messages.get((channel, ts))
+        if message is None or message.deleted:
+            raise _ApiError("message_not_found")
+        shown = message.to_slack()
+        shown.setdefault("reactions", [])
+        return {"ok": True, "type": "message", "channel": channel, "message": shown}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(_require(params, "channel", "channel_not_found"))
+        ts = _require(params, "ts", "thread_not_found")
+        parent = self._messages.get((channel, ts))
+        if parent is None:
+            raise _ApiError("thread_not_found")
+        replies = (
+            [] if parent.is_reply else self._replies(parent)
+        )  # Slack: a reply's ts gives that reply alone
+        return self._listing([parent, *replies], params, default_limit=1000)
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(_require(params, "channel", "channel_not_found"))
+        top = [m for m in self._messages.values() if m.channel == channel and not m.is_reply]
+        newest_first = sorted(top, key=lambda m: ts_key(m.ts), reverse=True)
+        return self._listing(newest_first, params, default_limit=100)
+
+    def _listing(
+        self, ordered: list[Message], params: Mapping[str, Any], *, default_limit: int
+    ) -> dict[str, Any]:
+        """One page of `ordered` within oldest/latest, as conversations.history and .replies answer."""
+        inclusive = _flag(params.get("inclusive"))
+        oldest, latest = params.get("oldest") or None, params.get("latest") or None
+
+        def within(m: Message) -> bool:
+            if oldest is not None and (ts_key(m.ts) < ts_key(oldest) or (not inclusive and m.ts == oldest)):
+                return False
+            return latest is None or ts_key(m.ts) < ts_key(latest) or (inclusive and m.ts == latest)
+
+        kept = [m for m in ordered if within(m)]
+        start = _decode_cursor(params.get("cursor"))
+        limit = int(params.get("limit") or default_limit)
+        if limit < 1:
+            raise _ApiError("invalid_limit")
+        page = kept[start : start + limit]
+        has_more = start + limit < len(kept)
+        with_metadata = _flag(params.get("include_all_metadata"))
+        return {
+            "ok": True,
+            "messages": [self._listed(m, include_metadata=with_metadata) for m in page],
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": _encode_cursor(start + limit) if has_more else ""},
+        }
+
+    def _listed(self, message: Message, *, include_metadata: bool) -> dict[str, Any]:
+        shown = message.to_slack(include_metadata=include_metadata)
+        if not message.is_reply:
+            replies = self._replies(message)
+            if replies:
+                shown["reply_count"] = len(replies)
+                shown["latest_reply"] = max((m.ts for m in replies), key=ts_key)
+        return shown
+
+    def _replies(self, parent: Message) -> list[Message]:
+        found = [
+            m
+            for m in self._messages.values()
+            if m.channel == parent.channel and m.is_reply and m.thread_ts == parent.ts
+        ]
+        return sorted(found, key=lambda m: ts_key(m.ts))
+
+    def _member_channel(self, channel: str) -> str:
+        """`channel`, when the bot may act in it; else Slack's error for it."""
+        if (
+            self._strict_channels
+            and channel not in self._known_channels
+            and not channel.startswith(("U", "W"))
+        ):
+            raise _ApiError("channel_not_found")
+        if not self.is_member(channel):
+            raise _ApiError("not_in_channel")
+        return channel
 
     def _notify(self) -> None:
         self._version += 1
@@ -919,46 +1103,6 @@ class FakeSlack:
         else:
             self._messages.pop((channel, ts), None)
 
-    def render(self, item: Message | Ephemeral) -> str:
-        """One message or ephemeral as `transcript()` shows it."""
-        with self._lock:
-            return "\n".join(self._render(item, indent="", marker="", show_ts=False))
-
-    def _humanise(self, line: str) -> str:
-        """What a Slack client shows for mention and date tokens."""
-        line = _DATE_TOKEN.sub(
-            lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%Y-%m-%d %H:%M UTC"), line
-        )
-        return _USER_TOKEN.sub(lambda m: "@" + self.user_name(m.group(1)), line)
-
-    def _render(self, item: Message | Ephemeral, *, indent: str, marker: str, show_ts: bool) -> list[str]:
-        body = [self._humanise(line) for line in _readable_lines(item.text, item.blocks)] or [""]
-        stamp = f"[{item.ts}] " if show_ts else ""
-        if isinstance(item, Ephemeral):
-            who = f"(only {self.user_name(item.user)} sees) {self.bot_name}"
-            edited = item.edited
-        else:
-            who = self.user_name(item.user)
-            edited = item.edited
-            if item.deleted:
-                who, body, edited = "(deleted)", [item.text], False
-        head = f"{indent}{marker}{stamp}{who}: {body[0]}".rstrip() + (" (edited)" if edited else "")
-        cont = indent + " " * len(marker) + "    "
-        lines = [head] + [f"{cont}{line}".rstrip() for line in body[1:]]
-        if isinstance(item, Message):
-            for f in item.files:
-                title = f' "{f.title}"' if f.title else ""
-                lines.append(f"{cont}📎 {f.filename} ({_human_size(f.size)}){title}")
-            if item.reactions:
-                lines.append(
-                    cont
-                    + "  ".join(
-                        f":{name}: ×{len(users)} ({', '.join(self.user_name(u) for u in users)})"
-                        for name, users in item.reactions.items()
-                    )
-                )
-        return lines
-
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -982,6 +1126,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k: v for k, v in self.headers.items()}
         reply = self.server.fake._dispatch(verb, self.path, headers, body)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.lost:
+            # No status line at all: the client's read fails as a dropped connection (RemoteDisconnected).
+            self.close_connection = True
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -991,389 +1141,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the fake records calls itself, and request lines would drown test and demo output."""
-
-
-@dataclass(frozen=True)
-class SimResponse:
-    status: int
-    headers: dict[str, str]
-    body: str
-    json: dict[str, Any] | None
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
-class SlackSimulator:
-    """Plays Slack towards the bot: signed requests to `/slack/events`; user activity is kept in the fake."""
-
-    def __init__(
-        self,
-        fake: FakeSlack,
-        *,
-        app_url: str,
-        signing_secret: str,
-        team_id: str = TEAM_ID,
-        api_app_id: str = "A0001",
-        timeout: float = 10.0,
-    ) -> None:
-        self.fake = fake
-        self.events_url = app_url.rstrip("/") + "/slack/events"
-        self.team_id = team_id
-        self.api_app_id = api_app_id
-        self._verifier = SignatureVerifier(signing_secret)
-        self._timeout = timeout
-        # No proxies: the bot under test is always local, whatever HTTP(S)_PROXY says.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        self._counter = itertools.count(1)
-        self._tag = secrets.token_hex(3).upper()
-
-    def command(self, user_id: str, channel_id: str, text: str, *, command: str = "/sora") -> SimResponse:
-        fields = {
-            "token": "verification-token",
-            "team_id": self.team_id,
-            "team_domain": self.fake.team_domain,
-            "channel_id": channel_id,
-            "channel_name": self.fake.channel_name(channel_id),
-            "user_id": user_id,
-            "user_name": self.fake.user_name(user_id),
-            "command": command,
-            "text": text,
-            "api_app_id": self.api_app_id,
-            "is_enterprise_install": "false",
-            "response_url": self.fake.new_response_url(channel_id, user_id),
-            "trigger_id": self._trigger_id(),
-        }
-        return self._post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded")
-
-    def click(
-        self,
-        user_id: str,
-        *,
-        action_id: str,
-        value: str | None = None,
-        block_id: str | None = None,
-        message: Message | Ephemeral | Mapping[str, Any] | None = None,
-        channel_id: str,
-        message_ts: str | None = None,
-        is_ephemeral: bool = False,
-        response_url: str | None = None,
-        action_text: str | None = None,
-        selected_option: Mapping[str, Any] | None = None,
-    ) -> SimResponse:
-        """Send a `block_actions` payload for a button click (or, with `selected_option`, a menu choice)."""
-        message_body: dict[str, Any] | None = None
-        thread_ts: str | None = None
-        if isinstance(message, Ephemeral):
-            # Slack does not echo an ephemeral message back in the payload; only container.message_ts.
-            is_ephemeral, message_ts, thread_ts = True, message_ts or message.ts, message.thread_ts
-        elif isinstance(message, Message):
-            message_body, message_ts, thread_ts = (
-                message.to_slack(),
-                message_ts or message.ts,
-                message.thread_ts,
-            )
-        elif message is not None:
-            message_body = dict(message)
-            message_ts = message_ts or message_body.get("ts")
-            thread_ts = message_body.get("thread_ts")
-        if message_ts is None:
-            raise ValueError("click() needs a message or a message_ts")
-        container: dict[str, Any] = {
-            "type": "message",
-            "message_ts": message_ts,
-            "channel_id": channel_id,
-            "is_ephemeral": is_ephemeral,
-        }
-        if thread_ts:
-            container["thread_ts"] = thread_ts
-        action: dict[str, Any] = {
-            "action_id": action_id,
-            "block_id": block_id or f"b{next(self._counter)}",
-            "value": value,
-            "type": "button",
-            "action_ts": _now_ts(),
-        }
-        if selected_option is not None:
-            action = {**action, "type": "static_select", "selected_option": dict(selected_option)}
-            del action["value"]
-        if action_text is not None:
-            action["text"] = {"type": "plain_text", "text": action_text, "emoji": True}
-        payload: dict[str, Any] = {
-            "type": "block_actions",
-            "token": "verification-token",
-            "user": self._user(user_id),
-            "api_app_id": self.api_app_id,
-            "team": {"id": self.team_id, "domain": self.fake.team_domain},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "channel": {"id": channel_id, "name": self.fake.channel_name(channel_id)},
-            "container": container,
-            "trigger_id": self._trigger_id(),
-            "response_url": response_url
-            or self.fake.new_response_url(
-                channel_id, user_id, original_ts=message_ts, original_is_ephemeral=is_ephemeral
-            ),
-            "state": {"values": {}},
-            "actions": [action],
-        }
-        if message_body is not None:
-            payload["message"] = message_body
-        return self._post_payload(payload)
-
-    def select(
-        self,
-        user_id: str,
-        *,
-        action_id: str,
-        block_id: str,
-        message: Message | Ephemeral,
-        option: Mapping[str, Any],
-    ) -> SimResponse:
-        """Choose `option` in a `static_select` on `message`."""
-        return self.click(
-            user_id,
-            action_id=action_id,
-            block_id=block_id,
-            message=message,
-            channel_id=message.channel,
-            selected_option=option,
-        )
-
-    def click_button(
-        self, user_id: str, *, message: Message | Ephemeral, action_id: str, channel_id: str | None = None
-    ) -> SimResponse:
-        """Click the button `action_id` found in `message`'s blocks, with its value and block_id."""
-        found = _find_button(message.blocks, action_id)
-        if found is None:
-            available = sorted(_button_ids(message.blocks))
-            raise AssertionError(
-                f"no button with action_id {action_id!r} in message {message.ts} "
-                f"(buttons: {', '.join(available) or 'none'}; text: {message.text!r})"
-            )
-        block_id, button = found
-        label = button.get("text", {}).get("text") if isinstance(button.get("text"), dict) else None
-        return self.click(
-            user_id,
-            action_id=action_id,
-            value=button.get("value"),
-            block_id=block_id,
-            message=message,
-            channel_id=channel_id or message.channel,
-            action_text=label,
-        )
-
-    def submit_view(
-        self, user_id: str, *, view: View | Mapping[str, Any], values: Mapping[str, Mapping[str, Any]]
-    ) -> SimResponse:
-        """Submit a modal. Leaf values may be plain strings, sent as `plain_text_input` values."""
-        spec = copy.deepcopy(view.view if isinstance(view, View) else dict(view))
-        vid = spec.get("id") or f"V{self._tag}{next(self._counter):04d}"
-        full = {
-            "type": "modal",
-            "callback_id": "",
-            "private_metadata": "",
-            "external_id": "",
-            "blocks": [],
-            "title": {"type": "plain_text", "text": ""},
-            "hash": _new_hash(),
-            "root_view_id": vid,
-            "previous_view_id": None,
-            "team_id": self.team_id,
-            "app_id": self.api_app_id,
-            "bot_id": BOT_ID,
-            **spec,
-            "id": vid,
-            "state": {
-                "values": {
-                    block: {
-                        action: ({"type": "plain_text_input", "value": v} if isinstance(v, str) else dict(v))
-                        for action, v in actions.items()
-                    }
-                    for block, actions in values.items()
-                }
-            },
-        }
-        payload: dict[str, Any] = {
-            "type": "view_submission",
-            "token": "verification-token",
-            "team": {"id": self.team_id, "domain": self.fake.team_domain},
-            "user": self._user(user_id),
-            "api_app_id": self.api_app_id,
-            "trigger_id": self._trigger_id(),
-            "view": full,
-            "response_urls": [],
-            "enterprise": None,
-            "is_enterprise_install": False,
-        }
-        return self._post_payload(payload)
-
-    def react(
-        self,
-        user_id: str,
-        channel_id: str,
-        ts: str,
-        emoji: str,
-        *,
-        event_id: str | None = None,
-        retry_num: int | None = None,
-    ) -> SimResponse:
-        return self._reaction("reaction_added", user_id, channel_id, ts, emoji, event_id, retry_num)
-
-    def unreact(
-        self,
-        user_id: str,
-        channel_id: str,
-        ts: str,
-        emoji: str,
-        *,
-        event_id: str | None = None,
-        retry_num: int | None = None,
-    ) -> SimResponse:
-        return self._reaction("reaction_removed", user_id, channel_id, ts, emoji, event_id, retry_num)
-
-    def reply(
-        self, user_id: str, channel_id: str, thread_ts: str, text: str, *, event_id: str | None = None
-    ) -> SimResponse:
-        return self.post(user_id, channel_id, text, thread_ts=thread_ts, event_id=event_id)
-
-    def post(
-        self,
-        user_id: str,
-        channel_id: str,
-        text: str,
-        *,
-        thread_ts: str | None = None,
-        event_id: str | None = None,
-    ) -> SimResponse:
-        """A user's message (top level, or in a thread), stored in the fake and sent as a `message` event."""
-        message = self.fake.record_user_message(channel_id, user_id, text, thread_ts=thread_ts)
-        event: dict[str, Any] = {
-            "type": "message",
-            "user": user_id,
-            "text": text,
-            "ts": message.ts,
-            "channel": channel_id,
-            "channel_type": "channel",
-            "event_ts": message.ts,
-            "team": self.team_id,
-            "client_msg_id": str(uuid.uuid4()),
-        }
-        if message.thread_ts is not None:
-            event["thread_ts"] = message.thread_ts
-            parent = self.fake.message(channel_id, message.thread_ts)
-            if parent is not None:
-                event["parent_user_id"] = parent.user
-        return self._post_event(event, event_id=event_id, retry_num=None)
-
-    def post_raw(
-        self, body: bytes, *, content_type: str, signature: str | None = None, timestamp: str | None = None
-    ) -> SimResponse:
-        """Send `body` as is; give a wrong `signature` or a stale `timestamp` to test request verification."""
-        return self._post(body, content_type, signature=signature, timestamp=timestamp)
-
-    def _reaction(
-        self,
-        kind: str,
-        user_id: str,
-        channel_id: str,
-        ts: str,
-        emoji: str,
-        event_id: str | None,
-        retry_num: int | None,
-    ) -> SimResponse:
-        name = _emoji(emoji)
-        # Recorded before delivery, as in Slack: the reaction exists by the time the event arrives.
-        self.fake.record_reaction(channel_id, ts, name, user_id, added=kind == "reaction_added")
-        event: dict[str, Any] = {
-            "type": kind,
-            "user": user_id,
-            "reaction": name,
-            "item": {"type": "message", "channel": channel_id, "ts": ts},
-            "event_ts": _now_ts(),
-        }
-        target = self.fake.message(channel_id, ts)
-        if target is not None:
-            event["item_user"] = target.user
-        return self._post_event(event, event_id=event_id, retry_num=retry_num)
-
-    def _post_event(
-        self, event: dict[str, Any], *, event_id: str | None, retry_num: int | None
-    ) -> SimResponse:
-        envelope = {
-            "token": "verification-token",
-            "team_id": self.team_id,
-            "context_team_id": self.team_id,
-            "api_app_id": self.api_app_id,
-            "event": event,
-            "type": "event_callback",
-            "event_id": event_id or f"Ev{self._tag}{next(self._counter):06d}",
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": self.team_id,
-                    "user_id": self.fake.bot_user_id,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-        }
-        extra = {}
-        if retry_num is not None:
-            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
-        return self._post(json.dumps(envelope).encode(), "application/json", extra_headers=extra)
-
-    def _post_payload(self, payload: Mapping[str, Any]) -> SimResponse:
-        body = "payload=" + urllib.parse.quote(json.dumps(payload))
-        return self._post(body.encode(), "application/x-www-form-urlencoded")
-
-    def _post(
-        self,
-        body: bytes,
-        content_type: str,
-        *,
-        signature: str | None = None,
-        timestamp: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> SimResponse:
-        timestamp = timestamp or str(int(time.time()))
-        if signature is None:
-            signature = self._verifier.generate_signature(timestamp=timestamp, body=body.decode()) or ""
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": signature,
-            **(extra_headers or {}),
-        }
-        request = urllib.request.Request(self.events_url, data=body, headers=headers, method="POST")
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                status, raw = response.status, response.read()
-                reply_headers = dict(response.headers.items())
-        except urllib.error.HTTPError as err:
-            with err:
-                status, raw, reply_headers = err.code, err.read(), dict(err.headers.items())
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            decoded = json.loads(text)
-        except ValueError:
-            decoded = None
-        return SimResponse(
-            status=status,
-            headers=reply_headers,
-            body=text,
-            json=decoded if isinstance(decoded, dict) else None,
-        )
-
-    def _user(self, user_id: str) -> dict[str, str]:
-        name = self.fake.user_name(user_id)
-        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
-
-    def _trigger_id(self) -> str:
-        return f"{next(self._counter)}.{self.team_id}.{secrets.token_hex(16)}"
 
 
 def _parse_params(query: str, content_type: str, body: bytes) -> dict[str, Any]:
@@ -1426,11 +1193,71 @@ def _text_and_blocks(params: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
     blocks = _json_list(params.get("blocks"))
     if not text and not blocks and not params.get("attachments"):
         raise _ApiError("no_text")
+    _check_limits(text, blocks)
     return text, blocks
 
 
-def _error(error: str) -> dict[str, Any]:
-    return {"ok": False, "error": error}
+def _check_limits(text: str, blocks: list[dict[str, Any]]) -> None:
+    refusal = check_message(text, blocks)
+    if refusal is not None:
+        raise _ApiError(refusal.error, detail=refusal.detail)
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    """Message metadata, a dict in JSON bodies or a JSON string in form bodies."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _ApiError("invalid_metadata_format") from None
+    if not isinstance(value, dict):
+        raise _ApiError("invalid_metadata_format")
+    if not isinstance(value.get("event_type"), str) or not isinstance(value.get("event_payload"), dict):
+        raise _ApiError("invalid_metadata_schema")
+    return {"event_type": value["event_type"], "event_payload": copy.deepcopy(value["event_payload"])}
+
+
+def _flag(value: Any) -> bool:
+    """Booleans arrive as true/false in JSON bodies and as "1"/"0" or "true"/"false" in form bodies."""
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: Any) -> int:
+    if not cursor:
+        return 0
+    try:
+        kind, _, offset = base64.urlsafe_b64decode(str(cursor).encode()).decode().partition(":")
+        if kind == "offset" and int(offset) >= 0:
+            return int(offset)
+    except ValueError:
+        pass
+    raise _ApiError("invalid_cursor")
+
+
+def _error(error: str, *, detail: str | None = None) -> dict[str, Any]:
+    if detail is None:
+        return {"ok": False, "error": error}
+    # Slack names what was wrong in both places, depending on the method.
+    return {
+        "ok": False,
+        "error": error,
+        "errors": [detail],
+        "response_metadata": {"messages": [f"[ERROR] {detail}"]},
+    }
+
+
+def _fault_reply(fault: _Fault) -> _Reply:
+    if fault.error is not None:
+        return _json_reply(200, _error(fault.error))
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+    error = "ratelimited" if fault.status == 429 else "internal_error"
+    return _json_reply(fault.status, _error(error), headers=headers)
 
 
 def _json_reply(status: int, payload: dict[str, Any], *, headers: Mapping[str, str] | None = None) -> _Reply:
@@ -1446,19 +1273,19 @@ def _text_reply(status: int, text: str) -> _Reply:
     return _Reply(status, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
 
-def _emoji(name: str) -> str:
+def emoji_name(name: str) -> str:
     return name.strip().strip(":")
 
 
-def _now_ts() -> str:
+def now_ts() -> str:
     return f"{time.time():.6f}"
 
 
-def _new_hash() -> str:
+def new_hash() -> str:
     return f"{int(time.time())}.{secrets.token_hex(4)}"
 
 
-def _ts_key(ts: str) -> tuple[int, int]:
+def ts_key(ts: str) -> tuple[int, int]:
     seconds, _, fraction = ts.partition(".")
     return int(seconds), int(fraction.ljust(6, "0")[:6] or 0)
 
@@ -1467,110 +1294,3 @@ def _derived_name(ident: str, kind: str) -> str:
     """`UALICE` → `alice`, `CDEMO` → `demo`; ids with digits keep the id (`U1` → `user-u1`)."""
     rest = ident[1:]
     return rest.lower() if rest.isalpha() else f"{kind}-{ident.lower()}"
-
-
-def _human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{max(1, round(size / 1024))} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
-def _plain(obj: Any) -> str:
-    if isinstance(obj, dict):
-        return str(obj.get("text") or "")
-    return str(obj or "")
-
-
-def _element_label(element: Mapping[str, Any]) -> str | None:
-    kind = element.get("type")
-    if kind == "button":
-        return f"[{_plain(element.get('text'))}]"
-    if kind == "overflow":
-        return "[⋯]"
-    if isinstance(kind, str) and kind.endswith("select"):
-        return f"[{_plain(element.get('placeholder')) or 'select'} ▾]"
-    if kind in ("datepicker", "timepicker", "checkboxes", "radio_buttons"):
-        return f"[{kind}]"
-    return None
-
-
-def _rich_text(element: Any) -> str:
-    if isinstance(element, dict):
-        kind = element.get("type")
-        if kind == "text":
-            return str(element.get("text") or "")
-        if kind == "user":
-            return f"<@{element.get('user_id')}>"
-        if kind == "emoji":
-            return f":{element.get('name')}:"
-        if kind == "link":
-            return str(element.get("text") or element.get("url") or "")
-        return "".join(_rich_text(child) for child in element.get("elements") or [])
-    return ""
-
-
-_DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>")
-_USER_TOKEN = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-
-
-def _readable_lines(text: str, blocks: list[dict[str, Any]]) -> list[str]:
-    """Blocks are what people see (text is only the notification fallback), so render them when present."""
-    lines: list[str] = []
-    for block in blocks:
-        kind = block.get("type")
-        chunk: list[str] = []
-        if kind in ("header", "markdown"):
-            chunk = [_plain(block.get("text"))]
-        elif kind == "section":
-            chunk = [_plain(block.get("text"))] if block.get("text") else []
-            # One field per line, its own lines joined: "*Camera*\nslow dolly-in" reads "*Camera*: slow dolly-in".
-            chunk += [": ".join(_plain(f).splitlines()) for f in block.get("fields") or []]
-            accessory = block.get("accessory")
-            if isinstance(accessory, dict) and (label := _element_label(accessory)):
-                chunk.append(label)
-        elif kind == "context":
-            parts = [_plain(e) if e.get("type") != "image" else "" for e in block.get("elements") or []]
-            chunk = [" · ".join(p for p in parts if p)]
-        elif kind == "actions":
-            labels = [_element_label(e) for e in block.get("elements") or []]
-            chunk = [" ".join(label for label in labels if label)]
-        elif kind == "divider":
-            chunk = ["―――"]
-        elif kind == "image":
-            chunk = [f"[image: {_plain(block.get('title')) or block.get('alt_text') or ''}]"]
-        elif kind == "video":
-            chunk = [f"▶ {_plain(block.get('title'))}"]
-        elif kind == "rich_text":
-            chunk = [_rich_text(block)]
-        elif kind == "input":
-            chunk = [f"{_plain(block.get('label'))}: [input]"]
-        for piece in chunk:
-            lines.extend(line for line in piece.splitlines() if line.strip())
-    if lines:
-        return lines
-    return [line for line in text.splitlines() if line.strip()] or ([text] if text else [])
-
-
-def _iter_buttons(blocks: list[dict[str, Any]]) -> list[tuple[str | None, dict[str, Any]]]:
-    found: list[tuple[str | None, dict[str, Any]]] = []
-    for block in blocks:
-        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
-        accessory = block.get("accessory")
-        if isinstance(accessory, dict):
-            elements.append(accessory)
-        found += [
-            (block.get("block_id"), e) for e in elements if isinstance(e, dict) and e.get("type") == "button"
-        ]
-    return found
-
-
-def _find_button(blocks: list[dict[str, Any]], action_id: str) -> tuple[str | None, dict[str, Any]] | None:
-    return next(
-        ((block_id, b) for block_id, b in _iter_buttons(blocks) if b.get("action_id") == action_id), None
-    )
-
-
-def _button_ids(blocks: list[dict[str, Any]]) -> set[str]:
-    return {str(b.get("action_id")) for _, b in _iter_buttons(blocks)}
