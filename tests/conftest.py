@@ -13,8 +13,9 @@ import pytest
 from bot.bootstrap import Runtime, Services, build_runtime, build_services
 from bot.clock import FrozenClock
 from bot.config import load_settings
+from bot.pricing import PriceTable
 from bot.providers.edit import EditProvider
-from bot.providers.registry import Providers
+from bot.providers.registry import Providers, build_providers
 from devkit.instant import InstantProvider
 from devkit.recording import RecordingPublisher
 from devkit.simulator import SlackSimulator
@@ -84,7 +85,13 @@ def make_bot(
         base["DATABASE_URL"] = database_url
     base.update(env or {})
     clock = FrozenClock()
-    runtime = build_runtime(load_settings(base), clock=clock)
+    settings = load_settings(base)
+    configured = build_providers(settings, prices=PriceTable.default())
+    # The instant provider stands in for the local renderer: ffmpeg renders belong to the media tests.
+    providers = Providers(
+        available={**configured.available, "local": InstantProvider()}, default=configured.default
+    )
+    runtime = build_runtime(settings, clock=clock, providers=providers, listeners_finish_before_answer=True)
     server = HttpServer(runtime.wsgi(), host="127.0.0.1", port=0)
     server.start()
     sim = SlackSimulator(fake, app_url=server.url, signing_secret=SECRET)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from bot.workflow import UNCERTAIN_SUBMIT, Workflow, WorkflowSettings
 from provider_fakes import FakeFal, FakeOpenAI, make_clip
 from sqlmodel import select
 from test_workflow import RecordingPublisher
@@ -19,7 +20,6 @@ from bot.ports import VideoProvider
 from bot.providers.fal import FalProvider
 from bot.providers.openai_compat import OpenAICompatibleProvider
 from bot.providers.registry import Providers
-from bot.workflow import UNCERTAIN_SUBMIT, Workflow, WorkflowSettings
 from storage.models import Generation
 from storage.store import Store
 

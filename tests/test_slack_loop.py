@@ -208,7 +208,6 @@ def test_a_retried_event_id_is_answered_and_skipped(sora: Bot) -> None:
     wait_until(lambda: not votes(sora), "the removal")
     retry = sora.sim.react(BOB, CHANNEL, messages[1].ts, "fire", event_id="EvSAME", retry_num=1)
     assert first.status == retry.status == 200
-    time.sleep(0.3)
     assert votes(sora) == [], "the retry of an already handled event must not vote again"
 
 
@@ -217,7 +216,6 @@ def test_reactions_on_other_messages_and_by_the_bot_are_ignored(sora: Bot) -> No
     assert sora.sim.react(BOB, CHANNEL, parent.ts, "+1").status == 200  # the round message itself
     assert sora.sim.react(BOB, CHANNEL, "1234.5678", "+1").status == 200  # some other message
     assert sora.sim.react(sora.fake.bot_user_id, CHANNEL, messages[1].ts, "+1").status == 200
-    time.sleep(0.3)
     assert votes(sora) == []
     assert not sora.fake.ephemerals(CHANNEL, BOB)
 
@@ -288,7 +286,6 @@ def test_two_close_clicks_close_the_round_once(sora: Bot) -> None:
         assert sora.sim.click_button(OWNER, message=snapshot, action_id=blocks.CLOSE).status == 200
     wait_until(lambda: rows(sora, Round)[0].status == "closed", "the close")
     sora.sweep_until_idle()
-    time.sleep(0.3)
     announcements = [m for m in sora.fake.messages(CHANNEL, thread_ts=parent.ts) if "Voting closed" in m.text]
     assert len(announcements) == 1
 
@@ -324,7 +321,6 @@ def test_ordinary_conversation_in_the_thread_is_left_alone(sora: Bot) -> None:
     parent, _ = ready_round(sora)
     sora.sim.reply(BOB, CHANNEL, parent.ts, "I like #2, the light is great")
     sora.sim.post(BOB, CHANNEL, "remix #1 at the top level is not a thread reply")
-    time.sleep(0.3)
     assert len(rows(sora, Generation)) == 3
     assert not sora.fake.ephemerals(CHANNEL, BOB)
 

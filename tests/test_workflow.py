@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import Core
 
 from bot import media
 from bot.errors import InvalidInput, NotAllowed
 from bot.views import Outcome, RoundView
-from conftest import Core
 
 
 def ready_round(core: Core, *, owner: str = "U1") -> tuple[int, list[str]]:
