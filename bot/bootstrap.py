@@ -91,6 +91,8 @@ def build_services(
         daily_budget=settings.daily_budget,
         max_concurrent=settings.max_concurrent,
         min_beat_gap=settings.min_beat_gap,
+        lease_seconds=settings.lease_seconds,
+        post_lease_seconds=settings.lease_seconds,
     )
     openai_key = settings.secret("openai_api_key")
     prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
@@ -210,6 +212,12 @@ class Runtime:
         self.store.dispose()
 
 
+def slack_timeout(lease_seconds: float) -> int:
+    """A post is leased while it is sent; an upload is up to four HTTP calls, so each gets a quarter of the lease
+    (at most 30 s): a send never outlives its lease, and no other worker takes over a post still under way."""
+    return max(1, min(30, int(lease_seconds // 4)))
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -234,7 +242,9 @@ def build_runtime(
     services = build_services(
         settings,
         store=store,
-        publisher=make_publisher(token=token, base_url=settings.slack_api_url),
+        publisher=make_publisher(
+            token=token, base_url=settings.slack_api_url, timeout=slack_timeout(settings.lease_seconds)
+        ),
         clock=clock or SystemClock(),
         worker_id=worker_id,
         providers=providers,

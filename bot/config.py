@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(
         default=2.0, ge=0.1, le=60, validation_alias=AliasChoices("SORA_BOT_TICK_SECONDS")
     )
+    lease_seconds: float = Field(
+        default=120.0, ge=1, le=3600, validation_alias=AliasChoices("SORA_BOT_LEASE_SECONDS")
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("SORA_BOT_LOG_LEVEL")
     )

@@ -29,5 +29,5 @@ class CoreSettings:
     job_timeout_minutes: float = 30.0
     vote_emoji: frozenset[str] = votes.VOTE_EMOJI
     update_gap_seconds: float = 1.0  # at most one chat.update per message per second (Slack's pace)
-    post_lease_seconds: float = 60.0  # how long a claimed Slack post is ours before another worker may look
+    post_lease_seconds: float = 120.0  # how long a claimed Slack post is ours before another worker may look
     max_post_attempts: int = 8

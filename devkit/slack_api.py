@@ -193,6 +193,14 @@ class _Fault:
 
 
 @dataclass
+class _Hook:
+    method: str
+    action: Callable[[dict[str, Any]], None]
+    when: Callable[[dict[str, Any]], bool] | None
+    times: int
+
+
+@dataclass
 class _Slowdown:
     seconds: float
     remaining: int | None  # None: every call until cleared
@@ -261,7 +269,7 @@ class FakeSlack:
         self._changed = threading.Condition(self._lock)
         self._version = 0
         self._ids = itertools.count(1)
-        self._ts_counter = itertools.count(1)
+        self._last_micros = 0
         self._calls: list[Call] = []
         self._messages: dict[tuple[str, str], Message] = {}
         self._channel_order: list[str] = []
@@ -271,6 +279,7 @@ class FakeSlack:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._slowdowns: dict[str, _Slowdown] = {}
+        self._hooks: list[_Hook] = []
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -369,6 +378,31 @@ class FakeSlack:
         fault = _Fault(status, retry_after, error, lose_answer)
         with self._lock:
             self._faults.setdefault(method, deque()).extend([fault] * times)
+
+    def after(
+        self,
+        method: str,
+        action: Callable[[dict[str, Any]], None],
+        *,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Run `action(params)` once `method` has been carried out and before it is answered (for fault tests:
+        kill the bot between Slack doing something and the bot hearing of it). `when` picks which calls."""
+        with self._lock:
+            self._hooks.append(_Hook(method, action, when, times))
+
+    def _run_hooks(self, method: str, params: dict[str, Any]) -> None:
+        with self._lock:
+            due = [
+                h
+                for h in self._hooks
+                if h.method == method and h.times > 0 and (h.when is None or h.when(params))
+            ]
+            for hook in due:
+                hook.times -= 1
+        for hook in due:
+            hook.action(params)
 
     def slow(self, method: str, seconds: float, *, times: int | None = None) -> None:
         """Answer the next `times` calls to `method` (every call when None) `seconds` late.
@@ -562,7 +596,9 @@ class FakeSlack:
                 return _json_reply(500, _error(f"fake_slack_bug: {exc!r}"))
 
         with self._lock:
-            return self._finish(method, path, params, authorization, self._with_faults(method, perform))
+            reply = self._finish(method, path, params, authorization, self._with_faults(method, perform))
+        self._run_hooks(method, params)
+        return reply
 
     def _finish(
         self, method: str, path: str, params: dict[str, Any], authorization: str | None, reply: _Reply
@@ -1048,8 +1084,11 @@ class FakeSlack:
         self._changed.notify_all()
 
     def _next_ts(self) -> str:
-        micros = next(self._ts_counter) * _TS_STEP_MICROS
-        return f"{_FIRST_TS_SECONDS + micros // 1_000_000}.{micros % 1_000_000:06d}"
+        # Slack's ts is the posting time (epoch seconds), unique per channel: `oldest`/`latest` filters and a
+        # bot looking for what it posted a minute ago depend on that.
+        micros = max(int(time.time() * 1_000_000), self._last_micros + _TS_STEP_MICROS)
+        self._last_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _thread_root(self, channel: str, thread_ts: str | None) -> str | None:
         # Slack files a reply to a reply under the thread's parent.

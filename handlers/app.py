@@ -27,9 +27,9 @@ def make_client(*, token: str, base_url: str) -> WebClient:
     return client
 
 
-def make_publisher(*, token: str, base_url: str) -> SlackPublisher:
+def make_publisher(*, token: str, base_url: str, timeout: int = 30) -> SlackPublisher:
     """The outbox's publisher. Its client retries nothing: the outbox decides (see handlers.publisher)."""
-    return SlackPublisher(WebClient(token=token, base_url=base_url, timeout=30, retry_handlers=[]))
+    return SlackPublisher(WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[]))
 
 
 def build_app(

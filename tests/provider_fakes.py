@@ -188,6 +188,7 @@ class FakeProviderServer:
         self.errors: list[str] = []
         self._jobs: dict[str, _Job] = {}
         self._faults: dict[str, list[_Fault]] = {}
+        self._hooks: list[tuple[str, Callable[[RecordedRequest], None], list[int]]] = []
         self._stuck: set[str] = set()
         self._failing: dict[str, str] = {}
         self._expired_status: int | None = None
@@ -258,6 +259,12 @@ class FakeProviderServer:
         return found.started + self.seconds_to_complete
 
     # ----------------------------------------------------------------------------------- fault injection
+
+    def after(self, route: str, action: Callable[[RecordedRequest], None], *, times: int = 1) -> None:
+        """Run `action(request)` once a `route` request has been carried out and before it is answered (fault
+        tests kill the bot there: the provider did it, the bot never heard)."""
+        with self._lock:
+            self._hooks.append((route, action, [times]))
 
     def fail_next(
         self,
@@ -402,6 +409,12 @@ class FakeProviderServer:
             _reset(handler)
             return
         reply = self._reply(fault, route, params, request)
+        with self._lock:
+            due = [h for h in self._hooks if h[0] == route and h[2][0] > 0]
+            for hook in due:
+                hook[2][0] -= 1
+        for _, action, _ in due:
+            action(request)
         if fault is not None and fault.kind == "delay":
             self._stopping.wait(fault.seconds)
         try:

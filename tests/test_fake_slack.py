@@ -79,7 +79,7 @@ def test_post_then_update_shows_only_the_final_text_in_the_transcript(
 
 def test_message_timestamps_are_unique_and_increasing(client: WebClient) -> None:
     stamps = [client.chat_postMessage(channel=CHANNEL, text=f"m{i}")["ts"] for i in range(3)]
-    assert stamps[0] == "1700000000.000100"
+    assert abs(float(stamps[0]) - time.time()) < 60, "a ts is the posting time, as in Slack"
     assert stamps == sorted(stamps, key=float) and len(set(stamps)) == 3
 
 
