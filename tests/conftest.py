@@ -15,6 +15,7 @@ from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.providers.edit import EditProvider
 from bot.providers.registry import Providers
+from bot.tuning import CoreSettings
 from devkit.instant import InstantProvider
 from devkit.recording import RecordingPublisher
 from handlers.fake_slack import FakeSlack, SlackSimulator
@@ -154,7 +155,10 @@ def make_core(
     clock: FrozenClock | None = None,
     worker_id: str | None = None,
     store: Store | None = None,
+    providers: Providers | None = None,
+    tuning: CoreSettings | None = None,
 ) -> Core:
+    """`providers` replaces the instant one (hosted providers' fakes); `tuning` the core's default knobs."""
     settings = load_settings({"SORA_BOT_DATA_DIR": str(tmp_path / "data")})
     if store is None:
         store = Store(database_url or f"sqlite:///{tmp_path / 'core.db'}")
@@ -168,7 +172,9 @@ def make_core(
         publisher=publisher,
         clock=clock,
         worker_id=worker_id,
-        providers=Providers(
+        core=tuning,
+        providers=providers
+        or Providers(
             available={"local": provider, "edit": EditProvider(tmp_path / "edits")}, default="local"
         ),
     )
