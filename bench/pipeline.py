@@ -1,14 +1,15 @@
-"""Pipeline bench: 50 concurrent generations through the real workflow, sweep and provider adapter.
+"""Pipeline bench: 50 concurrent generations through the real services, sweep and provider adapter.
 
 A fake provider (the OpenAI-compatible `/v1/videos` by default; `--provider fal|veo`) answers over real
 HTTP after a simulated round trip (`--latency`) and finishes every job after `--job-seconds` of wall time.
-The real `Workflow` on a temporary SQLite database, woken by the real `Ticker`, takes drafts through
-`create_draft` and `start_round` and posts to a publisher that only records what it was asked, and when.
+The real services (`bot.bootstrap.build_services`) on a temporary SQLite database, woken by the real `Ticker`,
+take drafts through `drafts.create_draft` and `rounds.start_round` and post through the outbox to a recording
+stand-in for Slack (`devkit.recording.RecordingPublisher`) that also notes when each file was uploaded.
 
-Three runs, in this order, each with a fresh fake, database and workflow:
+Three runs, in this order, each with a fresh fake, database and services:
 
 - `polled`:   production settings (poll backoff 2 s → 30 s, provider hints honoured, tick `--tick`);
-- `webhook`:  the same, and the provider "calls back" (`Workflow.job_event`) the moment a job finishes;
+- `webhook`:  the same, and the provider "calls back" (`services.jobs.job_event`) the moment a job finishes;
 - `baseline`: a naive fixed-interval poller, measured in the same run so the ratios mean something on a
               noisy machine: every 0.5 s (`poll_min_seconds = poll_max_seconds = 0.5`, tick 0.5 s),
               provider hints dropped;
@@ -39,30 +40,26 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from bot.assets import LocalAssetStore
-from bot.clock import SystemClock
-from bot.domain import (
-    Capability,
-    GenerationRequest,
-    JobStatus,
-    ProviderJob,
-    RoundView,
-    ThreadRef,
-    VariationView,
-)
-from bot.ports import VideoProvider
-from bot.providers.fal import FalProvider
-from bot.providers.openai_compat import OpenAICompatibleProvider
-from bot.providers.registry import Providers
-from bot.providers.veo import VeoProvider
-from bot.ticker import Ticker
-from bot.workflow import DraftEdit, Workflow, WorkflowSettings
-from storage.store import Store
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the provider fakes live with the tests they were written for
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's code; the fakes live with their tests
 
 from provider_fakes import FakeFal, FakeOpenAI, FakeProviderServer, FakeVeo, make_clip  # noqa: E402
+
+from bot.bootstrap import Services, build_services  # noqa: E402
+from bot.clock import SystemClock  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob, ThreadRef  # noqa: E402
+from bot.drafts import DraftEdit  # noqa: E402
+from bot.ports import VideoProvider  # noqa: E402
+from bot.providers.fal import FalProvider  # noqa: E402
+from bot.providers.openai_compat import OpenAICompatibleProvider  # noqa: E402
+from bot.providers.registry import Providers  # noqa: E402
+from bot.providers.veo import VeoProvider  # noqa: E402
+from bot.sweep import SweepReport  # noqa: E402
+from bot.ticker import Ticker  # noqa: E402
+from bot.tuning import CoreSettings  # noqa: E402
+from devkit.recording import RecordingPublisher  # noqa: E402
+from storage.store import Store  # noqa: E402
 
 IDEAS = (
     "a small red robot rolls through a neon alley at dusk",
@@ -93,49 +90,25 @@ class Upload:
     title: str
 
 
-class TimedPublisher:
-    """The Publisher port, recording every call and each upload's time; it does nothing else."""
+@dataclass
+class TimedPublisher(RecordingPublisher):
+    """The Publisher port as the devkit's stand-in for a Slack channel, noting when each file was uploaded."""
 
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        self.uploads: list[Upload] = []
-        self._lock = threading.Lock()
-        self._counter = 0
+    uploads: list[Upload] = field(default_factory=list)
 
-    def _ts(self, kind: str) -> str:
+    def upload_file(self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str) -> str:
+        file_id = super().upload_file(thread, path, filename=filename, title=title, comment=comment)
         with self._lock:
-            self.calls[kind] += 1
-            self._counter += 1
-            return f"1700000000.{self._counter:06d}"
+            self.uploads.append(Upload(at=time.monotonic(), path=path, title=title))
+        return file_id
 
     def variation_uploads(self) -> list[Upload]:
         with self._lock:
             return [u for u in self.uploads if u.title.startswith("Variation")]
 
-    def post_round(self, view: RoundView) -> str:
-        return self._ts("post_round")
-
-    def update_round(self, thread: ThreadRef, view: RoundView) -> None:
-        self._ts("update_round")
-
-    def post_variation(self, thread: ThreadRef, view: VariationView) -> str:
-        return self._ts("post_variation")
-
-    def update_variation(self, thread: ThreadRef, message_ts: str, view: VariationView) -> None:
-        self._ts("update_variation")
-
-    def upload_file(self, thread: ThreadRef, path: Path, *, title: str, comment: str) -> str:
-        at = time.monotonic()
-        file_id = "F" + self._ts("upload_file")
+    def call_counts(self) -> Counter[str]:
         with self._lock:
-            self.uploads.append(Upload(at=at, path=path, title=title))
-        return file_id
-
-    def announce_winner(self, thread: ThreadRef, view: RoundView) -> str:
-        return self._ts("announce_winner")
-
-    def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
-        self._ts("tell_user")
+            return Counter(self.calls)
 
 
 class ObservedProvider:
@@ -186,10 +159,10 @@ class ObservedProvider:
 
 
 class Webhook:
-    """Plays the provider's callback: `Workflow.job_event` for each job the moment the fake finishes it."""
+    """Plays the provider's callback: `jobs.job_event` for each job the moment the fake finishes it."""
 
-    def __init__(self, workflow: Workflow, fake: FakeProviderServer, provider: ObservedProvider) -> None:
-        self.workflow = workflow
+    def __init__(self, services: Services, fake: FakeProviderServer, provider: ObservedProvider) -> None:
+        self.services = services
         self.fake = fake
         self.provider = provider
         self.sent = 0
@@ -214,7 +187,7 @@ class Webhook:
                     continue
                 self._fired.add(job_id)
                 self.sent += 1
-                if self.workflow.job_event(provider=self.provider.name, job_id=job_id):
+                if self.services.jobs.job_event(provider=self.provider.name, job_id=job_id):
                     self.accepted += 1
 
 
@@ -292,12 +265,14 @@ def build_provider(kind: str, fake: FakeProviderServer) -> ClosableProvider:
     return VeoProvider(api_key=fake.api_key, base_url=fake.base_url)
 
 
-def submit_all(workflow: Workflow, sizes: list[int]) -> list[int]:
+def submit_all(services: Services, sizes: list[int]) -> list[int]:
     """Draft and generate each round through the use cases a person's clicks call; returns round ids."""
     round_ids = []
     for i, size in enumerate(sizes):
         user = f"U{i % 5:02d}"
-        card = workflow.create_draft(team_id="T1", channel_id="C1", user_id=user, idea=IDEAS[i % len(IDEAS)])
+        card = services.drafts.create_draft(
+            team_id="T1", channel_id="C1", user_id=user, idea=IDEAS[i % len(IDEAS)]
+        )
         if card.variations != size:  # the edit modal, as a person would change the count
             spec = card.spec
             edit = DraftEdit(  # the modal wants a subject and an action; a person would type one
@@ -311,14 +286,14 @@ def submit_all(workflow: Workflow, sizes: list[int]) -> list[int]:
                 seconds=str(card.seconds),
                 variations=str(size),
             )
-            card = workflow.update_draft(card.draft_id, actor=user, edit=edit)
-        round_ids.append(workflow.start_round(card.draft_id, actor=user).round_id)
+            card = services.drafts.update_draft(card.draft_id, actor=user, edit=edit)
+        round_ids.append(services.rounds.start_round(card.draft_id, actor=user).round_id)
     return round_ids
 
 
-def count_failed(workflow: Workflow, round_ids: list[int]) -> int:
+def count_failed(services: Services, round_ids: list[int]) -> int:
     ended = (JobStatus.FAILED, JobStatus.CANCELLED)
-    return sum(v.status in ended for rid in round_ids for v in workflow.round_view(rid).variations)
+    return sum(v.status in ended for rid in round_ids for v in services.rounds.round_view(rid).variations)
 
 
 @contextlib.contextmanager
@@ -350,38 +325,39 @@ def run(mode: Mode, args: argparse.Namespace, clip: bytes) -> RunResult:
             store = Store(f"sqlite:///{Path(tmp) / 'bench.db'}")
             store.create_schema()
             publisher = TimedPublisher()
-            workflow = Workflow(
+            services = build_services(
+                load_settings({"SORA_BOT_DATA_DIR": str(Path(tmp) / "data")}),
                 store=store,
-                providers=Providers(available={provider.name: provider}, default=provider.name),
                 publisher=publisher,
-                assets=LocalAssetStore(Path(tmp) / "assets"),
                 clock=SystemClock(),
-                settings=WorkflowSettings(
+                worker_id=f"bench-{mode.name}",
+                core=CoreSettings(
                     max_concurrent=args.max_concurrent or result.generations,
                     poll_min_seconds=mode.poll_min,
                     poll_max_seconds=mode.poll_max,
                 ),
-                worker_id=f"bench-{mode.name}",
+                providers=Providers(available={provider.name: provider}, default=provider.name),
             )
             stats = result.sweeps
 
-            def timed_sweep() -> None:
+            def timed_sweep() -> SweepReport:
                 started = time.monotonic()
-                report = workflow.sweep()
+                report = services.sweep()
                 stats.durations.append(time.monotonic() - started)
                 stats.polled += report.polled
                 stats.submitted += report.submitted
                 stats.errors.extend(report.errors)
+                return report  # its `next_due` lets the ticker sweep early for a job due before the tick
 
             ticker = Ticker(timed_sweep, interval=mode.tick)
-            workflow.wake = ticker.wake
-            webhook = Webhook(workflow, fake, provider) if mode.webhook else None
+            services.sweep.wake = services.rounds.wake = ticker.wake
+            webhook = Webhook(services, fake, provider) if mode.webhook else None
             ticker.start()
             if webhook is not None:
                 webhook.start()
             began = time.monotonic()
             try:
-                round_ids = submit_all(workflow, sizes)
+                round_ids = submit_all(services, sizes)
                 result.submit_seconds = time.monotonic() - began
                 deadline = began + args.timeout
                 next_check = 0.0
@@ -389,7 +365,7 @@ def run(mode: Mode, args: argparse.Namespace, clip: bytes) -> RunResult:
                     result.completed = len(publisher.variation_uploads())
                     now = time.monotonic()
                     if now >= next_check:  # failures are rare; look for them once a second
-                        result.failed = count_failed(workflow, round_ids)
+                        result.failed = count_failed(services, round_ids)
                         next_check = now + 1.0
                     if result.completed + result.failed >= result.generations:
                         break
@@ -402,6 +378,7 @@ def run(mode: Mode, args: argparse.Namespace, clip: bytes) -> RunResult:
                 if webhook is not None:
                     webhook.stop()
                 ticker.stop()  # waits for a sweep in progress (e.g. a contact sheet) to finish
+                services.close()
                 store.dispose()
             if webhook is not None:
                 result.webhooks_sent, result.webhooks_accepted = webhook.sent, webhook.accepted
@@ -415,7 +392,7 @@ def run(mode: Mode, args: argparse.Namespace, clip: bytes) -> RunResult:
                 due = fake.completes_at(job) if job else None
                 if due is not None:
                     result.latencies.append(upload.at - due)
-            result.publisher_calls = Counter(publisher.calls)
+            result.publisher_calls = publisher.call_counts()
     result.trace_peak_mb = trace_peak()
     return result
 
@@ -464,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-concurrent",
         type=int,
         default=0,
-        help="jobs in flight per provider (WorkflowSettings.max_concurrent); default: all of them",
+        help="jobs in flight per provider (CoreSettings.max_concurrent); default: all of them",
     )
     parser.add_argument("--timeout", type=float, default=45.0, help="hard limit per run, s")
     args = parser.parse_args(argv)
@@ -472,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-clip-") as tmp:
         clip = make_clip(Path(tmp))
     idle_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux: imports, one clip
-    defaults = WorkflowSettings()
+    defaults = CoreSettings()
     polled_mode = Mode(
         "polled", args.tick, defaults.poll_min_seconds, defaults.poll_max_seconds, True, False, False
     )

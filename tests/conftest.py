@@ -16,6 +16,7 @@ from bot.config import load_settings
 from bot.pricing import PriceTable
 from bot.providers.edit import EditProvider
 from bot.providers.registry import Providers, build_providers
+from bot.tuning import CoreSettings
 from devkit.instant import InstantProvider
 from devkit.recording import RecordingPublisher
 from devkit.simulator import SlackSimulator
@@ -162,7 +163,10 @@ def make_core(
     clock: FrozenClock | None = None,
     worker_id: str | None = None,
     store: Store | None = None,
+    providers: Providers | None = None,
+    tuning: CoreSettings | None = None,
 ) -> Core:
+    """`providers` replaces the instant one (hosted providers' fakes); `tuning` the core's default knobs."""
     settings = load_settings({"SORA_BOT_DATA_DIR": str(tmp_path / "data")})
     if store is None:
         store = Store(database_url or f"sqlite:///{tmp_path / 'core.db'}")
@@ -176,7 +180,9 @@ def make_core(
         publisher=publisher,
         clock=clock,
         worker_id=worker_id,
-        providers=Providers(
+        core=tuning,
+        providers=providers
+        or Providers(
             available={"local": provider, "edit": EditProvider(tmp_path / "edits")}, default="local"
         ),
     )

@@ -1,4 +1,5 @@
-"""Storage on SQLite and, when TEST_DATABASE_URL is set, PostgreSQL: idempotency, leases, close-once, search."""
+"""Storage on SQLite and, when TEST_DATABASE_URL is set, PostgreSQL: the per-aggregate query modules' idempotency,
+leases, close-once, job ownership, the outbox, votes and search."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
+from storage.generations import JobTaken
 from storage.models import Draft, Generation, Pattern, Round
-from storage.store import Store
+from storage.store import Repo, Store
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+GAP = timedelta(seconds=1)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -26,9 +31,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     made.dispose()
 
 
-def seed(store: Store, *, generations: int = 3) -> tuple[int, list[int]]:
+def seed(store: Store, *, generations: int = 3, parent_ts: str | None = "1.0") -> tuple[int, list[int]]:
     with store.transaction() as repo:
-        draft = repo.add(
+        draft = repo.drafts.save(
             Draft(
                 team_id="T",
                 channel_id="C",
@@ -42,25 +47,25 @@ def seed(store: Store, *, generations: int = 3) -> tuple[int, list[int]]:
             )
         )
         assert draft.id is not None
-        round_row = repo.add(
+        round_row = repo.rounds.insert(
             Round(
                 draft_id=draft.id,
                 team_id="T",
                 channel_id="C",
                 owner_id="U",
                 title="robot",
-                parent_ts="1.0",
+                parent_ts=parent_ts,
                 closes_at=NOW + timedelta(hours=1),
                 created_at=NOW,
             )
         )
         assert round_row.id is not None
         ids = []
-        for number in range(1, generations + 1):
-            row = repo.add(
+        for _ in range(generations):
+            row = repo.generations.add_to_round(
                 Generation(
                     round_id=round_row.id,
-                    number=number,
+                    number=0,
                     kind="create",
                     requested_by="U",
                     prompt="p",
@@ -75,45 +80,142 @@ def seed(store: Store, *, generations: int = 3) -> tuple[int, list[int]]:
         return round_row.id, ids
 
 
+# --- events ---------------------------------------------------------------------------------------
+
+
 def test_an_event_id_is_processed_once(store: Store) -> None:
     with store.transaction() as repo:
-        assert repo.mark_event_processed("Ev1", now=NOW) is True
+        assert repo.events.mark_processed("Ev1", now=NOW) is True
     with store.transaction() as repo:
-        assert repo.mark_event_processed("Ev1", now=NOW) is False
-        assert repo.mark_event_processed("Ev2", now=NOW) is True
+        assert repo.events.mark_processed("Ev1", now=NOW) is False
+        assert repo.events.mark_processed("Ev2", now=NOW) is True
 
 
-def test_the_same_vote_twice_is_one_row_and_removal_deletes_it(store: Store) -> None:
+def test_forgetting_old_event_ids_prunes_only_those_before_the_cutoff(store: Store) -> None:
+    with store.transaction() as repo:
+        repo.events.mark_processed("old", now=NOW - timedelta(days=2))
+        repo.events.mark_processed("new", now=NOW)
+    with store.transaction() as repo:
+        assert repo.events.forget_before(NOW - timedelta(days=1)) == 1
+    with store.transaction() as repo:
+        assert repo.events.mark_processed("old", now=NOW) is True, "forgotten"
+        assert repo.events.mark_processed("new", now=NOW) is False, "still remembered"
+
+
+# --- votes ----------------------------------------------------------------------------------------
+
+
+def vote(
+    repo: Repo, round_id: int, generation_id: int, user: str, emoji: str, *, active: bool, ts: str
+) -> bool:
+    return repo.votes.record(
+        round_id=round_id,
+        generation_id=generation_id,
+        user_id=user,
+        emoji=emoji,
+        active=active,
+        event_ts=ts,
+        now=NOW,
+    )
+
+
+def active(store: Store, round_id: int) -> set[tuple[int, str, str]]:
+    with store.read() as repo:
+        return {(v.generation_id, v.user_id, v.emoji) for v in repo.votes.active_in_round(round_id)}
+
+
+def test_the_same_vote_twice_is_one_vote_and_a_removal_ends_it(store: Store) -> None:
     round_id, (first, *_) = seed(store)
     with store.transaction() as repo:
-        assert repo.add_vote(round_id=round_id, generation_id=first, user_id="U1", emoji="fire", now=NOW)
-        assert not repo.add_vote(round_id=round_id, generation_id=first, user_id="U1", emoji="fire", now=NOW)
-        assert repo.add_vote(round_id=round_id, generation_id=first, user_id="U1", emoji="heart", now=NOW)
+        assert vote(repo, round_id, first, "U1", "fire", active=True, ts="100.000001")
+        assert not vote(repo, round_id, first, "U1", "fire", active=True, ts="100.000002"), "no change"
+        assert vote(repo, round_id, first, "U1", "heart", active=True, ts="100.000003")
+    assert active(store, round_id) == {(first, "U1", "fire"), (first, "U1", "heart")}
     with store.transaction() as repo:
-        assert len(repo.votes_in_round(round_id)) == 2
-        assert repo.remove_vote(generation_id=first, user_id="U1", emoji="fire")
-        assert not repo.remove_vote(generation_id=first, user_id="U1", emoji="fire")
-        assert [v.emoji for v in repo.votes_in_round(round_id)] == ["heart"]
+        assert vote(repo, round_id, first, "U1", "fire", active=False, ts="100.000004")
+        assert not vote(repo, round_id, first, "U1", "fire", active=False, ts="100.000005")
+    assert active(store, round_id) == {(first, "U1", "heart")}
 
 
-def test_a_round_closes_once(store: Store) -> None:
-    round_id, _ = seed(store)
+def test_an_add_older_than_a_removal_does_not_revive_the_vote(store: Store) -> None:
+    round_id, (first, second, _) = seed(store)
     with store.transaction() as repo:
-        assert repo.close_round(round_id, now=NOW, actor="U") is True
-        assert repo.close_round(round_id, now=NOW, actor="U") is False
+        assert vote(repo, round_id, first, "U1", "fire", active=True, ts="100.5")
+        assert vote(repo, round_id, first, "U1", "fire", active=False, ts="101.0")
+        assert not vote(repo, round_id, first, "U1", "fire", active=True, ts="100.9"), "a retried older add"
+        # Slack delivered the removal before the add it undoes.
+        assert not vote(repo, round_id, second, "U2", "heart", active=False, ts="200.2")
+        assert not vote(repo, round_id, second, "U2", "heart", active=True, ts="200.1")
+    assert active(store, round_id) == set()
+    with store.transaction() as repo:
+        assert vote(repo, round_id, second, "U2", "heart", active=True, ts="200.3"), "a newer add counts"
+    assert active(store, round_id) == {(second, "U2", "heart")}
+
+
+def test_reconcile_makes_a_variations_votes_exactly_what_slack_holds(store: Store) -> None:
+    round_id, (first, second, _) = seed(store)
+    with store.transaction() as repo:
+        vote(repo, round_id, first, "U1", "fire", active=True, ts="1.1")  # gone from Slack
+        vote(repo, round_id, first, "U2", "heart", active=True, ts="1.2")  # still there
+        vote(repo, round_id, first, "U3", "+1", active=False, ts="1.3")  # removed here, back in Slack
+        vote(repo, round_id, second, "U1", "fire", active=True, ts="1.4")  # another variation: untouched
+    held = {("U2", "heart"), ("U3", "+1"), ("U4", "fire")}
+    with store.transaction() as repo:
+        assert repo.votes.reconcile(round_id=round_id, generation_id=first, held=held, now=NOW) == 3
+    with store.transaction() as repo:
+        assert repo.votes.reconcile(round_id=round_id, generation_id=first, held=held, now=NOW) == 0
+    assert active(store, round_id) == {(first, u, e) for u, e in held} | {(second, "U1", "fire")}
+
+
+# --- rounds ---------------------------------------------------------------------------------------
+
+
+def test_a_round_closes_once_per_vote_window_and_a_deadline_close_has_no_actor(store: Store) -> None:
+    round_id, (first, *_) = seed(store)
+    with store.transaction() as repo:
+        assert repo.rounds.close(round_id, now=NOW, actor=None, winner_generation_id=first) is True
+        assert repo.rounds.close(round_id, now=NOW, actor="U", winner_generation_id=None) is False
+    with store.transaction() as repo:
+        row = repo.rounds.get(round_id)
+        assert row is not None
+        assert (row.status, row.closed_by, row.closes, row.winner_generation_id) == ("closed", None, 1, first)
+        assert repo.rounds.reopen(round_id, closes_at=NOW + timedelta(hours=1)) is True
+        assert repo.rounds.reopen(round_id, closes_at=NOW + timedelta(hours=1)) is False
+    with store.transaction() as repo:
+        assert repo.rounds.close(round_id, now=NOW, actor="U", winner_generation_id=None) is True
+        row = repo.rounds.get_for_update(round_id)
+        assert row is not None and (row.closed_by, row.closes) == ("U", 2)
+
+
+def test_a_round_past_its_deadline_is_due_and_its_sheet_is_queued_once(store: Store) -> None:
+    round_id, ids = seed(store)
+    with store.read() as repo:
+        assert [r.id for r in repo.rounds.due(NOW + timedelta(hours=2))] == [round_id]
+        assert repo.rounds.due(NOW) == []
+        assert repo.rounds.needing_sheet() == [], "variations are still queued"
+    with store.transaction() as repo:
+        for generation_id in ids:
+            repo.generations.mark_failed(generation_id, error="x")
+    with store.transaction() as repo:
+        assert [r.id for r in repo.rounds.needing_sheet()] == [round_id]
+        assert repo.rounds.mark_sheet_queued(round_id) is True
+        assert repo.rounds.mark_sheet_queued(round_id) is False
+        assert repo.rounds.needing_sheet() == []
+
+
+# --- generations ----------------------------------------------------------------------------------
 
 
 def test_a_lease_keeps_a_second_worker_off_the_same_rows_until_it_expires(store: Store) -> None:
     _, ids = seed(store)
-    lease = timedelta(seconds=60)
     with store.transaction() as repo:
-        mine = repo.claim_generations(statuses=["queued"], now=NOW, owner="a", lease=lease, limit=2)
+        mine = repo.generations.claim_due(statuses=["queued"], now=NOW, owner="a", lease=LEASE, limit=2)
     with store.transaction() as repo:
-        theirs = repo.claim_generations(statuses=["queued"], now=NOW, owner="b", lease=lease, limit=10)
+        theirs = repo.generations.claim_due(statuses=["queued"], now=NOW, owner="b", lease=LEASE, limit=10)
     assert [g.id for g in mine] == ids[:2] and [g.id for g in theirs] == ids[2:]
     later = NOW + timedelta(seconds=61)
     with store.transaction() as repo:
-        again = repo.claim_generations(statuses=["queued"], now=later, owner="b", lease=lease, limit=10)
+        again = repo.generations.claim_due(statuses=["queued"], now=later, owner="b", lease=LEASE, limit=10)
     assert sorted(g.id for g in again) == ids
 
 
@@ -124,7 +226,7 @@ def test_concurrent_workers_never_claim_the_same_row(store: Store) -> None:
     def work(owner: str) -> None:
         for _ in range(30):
             with store.transaction() as repo:
-                rows = repo.claim_generations(
+                rows = repo.generations.claim_due(
                     statuses=["queued"], now=NOW, owner=owner, lease=timedelta(minutes=5), limit=3
                 )
                 claimed[owner].extend(g.id for g in rows if g.id is not None)
@@ -138,9 +240,249 @@ def test_concurrent_workers_never_claim_the_same_row(store: Store) -> None:
     assert sorted(everything) == ids, "every row claimed exactly once"
 
 
+def started(repo: Repo, generation_id: int, job_id: str) -> str:
+    return repo.generations.mark_started(
+        generation_id, job_id=job_id, callback_id=None, seconds=4, progress=0, next_poll_at=NOW
+    )
+
+
+def test_a_provider_job_has_one_owner(store: Store) -> None:
+    _, (first, second, _) = seed(store)
+    with store.transaction() as repo:
+        assert started(repo, first, "job-1") == "in_progress"
+    with store.transaction() as repo:
+        assert started(repo, first, "job-1") == "in_progress", "storing its own job again is fine"
+    with pytest.raises(JobTaken), store.transaction() as repo:
+        started(repo, second, "job-1")
+    with store.read() as repo:
+        row = repo.generations.get(second)
+        assert row is not None and row.provider_job_id is None and row.status == "queued"
+        assert repo.generations.owned_job_ids("local", ["job-1", "job-2"]) == {"job-1"}
+        assert repo.generations.owned_job_ids("other", ["job-1"]) == set(), "job ids are per provider"
+
+
+def test_the_database_refuses_a_second_owner_of_one_provider_job(store: Store) -> None:
+    _, (first, second, _) = seed(store)
+    with store.transaction() as repo:
+        started(repo, first, "job-1")
+    with pytest.raises(IntegrityError), store.transaction() as repo:
+        row = repo.generations.get(second)
+        assert row is not None
+        row.provider_job_id = "job-1"  # past the query-level check: the constraint has the last word
+        repo.session.add(row)
+        repo.session.flush()
+
+
+def test_racing_owners_of_one_provider_job_get_job_taken(
+    request: pytest.FixtureRequest, store: Store
+) -> None:
+    """Two replicas store the same job id at once; neither sees the other's uncommitted row."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite's write lock serialises writers: no two can race past the check")
+    request.applymarker(
+        pytest.mark.xfail(
+            strict=True,
+            raises=IntegrityError,
+            reason="storage/generations.py Generations.mark_started checks ownership with a query, then "
+            "flushes; the loser of a race gets the unique constraint's IntegrityError, not JobTaken, which "
+            "bot/jobs.py Jobs._started does not catch",
+        )
+    )
+    _, (first, second, _) = seed(store)
+    outcome: list[BaseException | str] = []
+    first_flushed, first_may_commit = threading.Event(), threading.Event()
+
+    def winner() -> None:
+        with store.transaction() as repo:
+            started(repo, first, "job-1")
+            first_flushed.set()
+            first_may_commit.wait(10)
+
+    def loser() -> None:
+        first_flushed.wait(10)
+        try:
+            with store.transaction() as repo:
+                outcome.append(started(repo, second, "job-1"))  # blocks on the index until the winner commits
+        except BaseException as err:
+            outcome.append(err)
+
+    threads = [threading.Thread(target=winner), threading.Thread(target=loser)]
+    for thread in threads:
+        thread.start()
+    first_flushed.wait(10)
+    threading.Timer(0.3, first_may_commit.set).start()
+    for thread in threads:
+        thread.join()
+    [result] = outcome
+    if isinstance(result, BaseException):
+        raise result
+    raise AssertionError(f"the second owner was accepted: {result}")
+
+
+def test_a_cancel_during_submit_wins_and_a_late_completion_does_not_overwrite_it(store: Store) -> None:
+    _, (first, *_) = seed(store)
+    with store.transaction() as repo:
+        [row] = repo.generations.claim_due(statuses=["queued"], now=NOW, owner="a", lease=LEASE, limit=1)
+        repo.generations.mark_submitting(row, now=NOW)
+    with store.transaction() as repo:
+        assert repo.generations.cancel(first) is True
+    with store.transaction() as repo:
+        assert started(repo, first, "job-1") == "cancelled", "the caller cancels the job at the provider"
+        assert repo.generations.mark_completed(first, asset_path="x.mp4", cost=1.0, now=NOW) is False
+        assert repo.generations.cancel(first) is False
+    with store.read() as repo:
+        row = repo.generations.get(first)
+        assert row is not None and (row.status, row.provider_job_id) == ("cancelled", "job-1")
+
+
+# --- outbox ---------------------------------------------------------------------------------------
+
+
+def enqueue(repo: Repo, key: str, round_id: int, *, kind: str = "announce", now: datetime = NOW) -> bool:
+    return repo.outbox.enqueue(key=key, kind=kind, round_id=round_id, generation_id=None, now=now)
+
+
+def update(repo: Repo, round_id: int, *, now: datetime = NOW) -> None:
+    repo.outbox.request_update(
+        key=f"round-{round_id}/update_round",
+        kind="update_round",
+        round_id=round_id,
+        generation_id=None,
+        now=now,
+        min_gap=GAP,
+    )
+
+
+def claim(store: Store, owner: str, *, now: datetime = NOW) -> list[str]:
+    with store.transaction() as repo:
+        return [r.key for r in repo.outbox.claim(now=now, owner=owner, lease=LEASE, rounds=8)]
+
+
+def test_an_outbox_post_is_enqueued_once_by_its_key(store: Store) -> None:
+    round_id, _ = seed(store)
+    with store.transaction() as repo:
+        assert enqueue(repo, "round-1/close-1/announce", round_id) is True
+    with store.transaction() as repo:
+        assert enqueue(repo, "round-1/close-1/announce", round_id) is False
+        assert enqueue(repo, "round-1/close-2/announce", round_id) is True
+        assert [r.key for r in repo.outbox.in_round(round_id)] == [
+            "round-1/close-1/announce",
+            "round-1/close-2/announce",
+        ]
+
+
+def test_update_requests_coalesce_into_one_pending_row(store: Store) -> None:
+    round_id, _ = seed(store)
+    key = f"round-{round_id}/update_round"
+    with store.transaction() as repo:
+        for _ in range(3):
+            update(repo, round_id)
+    with store.read() as repo:
+        [row] = repo.outbox.in_round(round_id)
+        assert (row.key, row.state, row.version) == (key, "pending", 3)
+    assert claim(store, "a") == [key]
+    later = NOW + timedelta(seconds=0.2)
+    with store.transaction() as repo:
+        update(repo, round_id, now=later)  # asked again while it is being sent
+        row_id = repo.outbox.by_key(key).id  # type: ignore[union-attr]
+        assert row_id is not None
+    with store.transaction() as repo:
+        assert repo.outbox.mark_sent(row_id, owner="a", now=later, ts=None, file_id=None, min_gap=GAP)
+    with store.read() as repo:
+        row = repo.outbox.by_key(key)
+        assert row is not None and row.state == "pending", "it goes again, with the newest state"
+        assert row.due_at == later + GAP, "no sooner than the gap"
+    assert claim(store, "a", now=later) == [], "not before the gap"
+    assert claim(store, "a", now=later + GAP) == [key]
+
+
+def test_an_update_asked_for_after_its_send_waits_out_the_gap(store: Store) -> None:
+    round_id, _ = seed(store)
+    key = f"round-{round_id}/update_round"
+    with store.transaction() as repo:
+        update(repo, round_id)
+    assert claim(store, "a") == [key]
+    with store.transaction() as repo:
+        row = repo.outbox.by_key(key)
+        assert row is not None and row.id is not None
+        assert repo.outbox.mark_sent(row.id, owner="a", now=NOW, ts=None, file_id=None, min_gap=GAP)
+        assert repo.outbox.by_key(key).state == "sent"  # type: ignore[union-attr]
+    with store.transaction() as repo:
+        update(repo, round_id, now=NOW + timedelta(seconds=0.5))
+        row = repo.outbox.by_key(key)
+        assert row is not None and (row.state, row.due_at) == ("pending", NOW + GAP)
+
+
+def test_a_round_is_never_claimed_by_two_workers_while_a_lease_is_live(store: Store) -> None:
+    round_id, _ = seed(store)
+    other_round, _ = seed(store)
+    with store.transaction() as repo:
+        enqueue(repo, "a/1", round_id)
+        enqueue(repo, "a/2", round_id)
+    assert claim(store, "a") == ["a/1", "a/2"]
+    with store.transaction() as repo:
+        enqueue(repo, "a/3", round_id)  # due now, but its round is being sent by "a"
+        enqueue(repo, "b/1", other_round)
+    assert claim(store, "b") == ["b/1"], "another round, not the busy one"
+    assert claim(store, "c") == []
+
+
+def test_two_open_claims_never_share_a_round(store: Store) -> None:
+    """Two workers claiming at the same moment (PostgreSQL: the round's row is locked, SKIP LOCKED)."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite serialises writers with its write lock: a second claim waits for the first")
+    round_id, _ = seed(store)
+    with store.transaction() as repo:
+        enqueue(repo, "a/1", round_id)
+    with store.transaction() as first:
+        mine = first.outbox.claim(now=NOW, owner="a", lease=LEASE, rounds=8)
+        with store.transaction() as second:
+            theirs = second.outbox.claim(now=NOW, owner="b", lease=LEASE, rounds=8)
+    assert [r.key for r in mine] == ["a/1"] and theirs == []
+    assert claim(store, "b") == []
+
+
+def test_a_round_comes_back_uncertain_when_its_sender_dies_mid_send(store: Store) -> None:
+    round_id, _ = seed(store)
+    with store.transaction() as repo:
+        enqueue(repo, "a/1", round_id)
+    with store.transaction() as repo:
+        [row] = repo.outbox.claim(now=NOW, owner="dead", lease=LEASE, rounds=8)
+        assert row.uncertain is False and row.id is not None
+        row_id = row.id
+    assert claim(store, "b", now=NOW + LEASE) == [], "the lease is live until it ends"
+    later = NOW + LEASE + timedelta(seconds=1)
+    with store.transaction() as repo:
+        [again] = repo.outbox.claim(now=later, owner="b", lease=LEASE, rounds=8)
+        assert (again.id, again.uncertain, again.lease_owner, again.attempts) == (row_id, True, "b", 2)
+    with store.transaction() as repo:
+        assert not repo.outbox.mark_sent(row_id, owner="dead", now=later, ts="1.1", file_id=None, min_gap=GAP)
+        assert repo.outbox.mark_sent(row_id, owner="b", now=later, ts="1.1", file_id=None, min_gap=GAP)
+    with store.read() as repo:
+        row = repo.outbox.by_key("a/1")
+        assert row is not None and (row.state, row.uncertain, row.ts) == ("sent", False, "1.1")
+
+
+def test_nothing_but_the_parent_is_claimed_before_the_round_has_its_thread(store: Store) -> None:
+    round_id, (first, *_) = seed(store, parent_ts=None)
+    with store.transaction() as repo:
+        enqueue(repo, f"round-{round_id}/post_parent", round_id, kind="post_parent")
+        repo.outbox.enqueue(
+            key=f"generation-{first}/post_variation",
+            kind="post_variation",
+            round_id=round_id,
+            generation_id=first,
+            now=NOW,
+        )
+    assert claim(store, "a") == [f"round-{round_id}/post_parent"]
+
+
+# --- patterns -------------------------------------------------------------------------------------
+
+
 def add_pattern(store: Store, *, round_id: int, generation_id: int, prompt: str, team: str = "T") -> None:
     with store.transaction() as repo:
-        repo.add(
+        repo.patterns.save(
             Pattern(
                 team_id=team,
                 channel_id="C",
@@ -174,7 +516,7 @@ def test_search_never_breaks_on_user_syntax(store: Store, query: str) -> None:
         store, round_id=round_id, generation_id=ids[0], prompt="A delivery robot rolls through a neon alley"
     )
     with store.transaction() as repo:
-        hits = repo.search_patterns("T", query)
+        hits = repo.patterns.search("T", query)
     # Never an error; and a real word in the query still finds the pattern, whatever surrounds it.
     expected = [round_id] if "robot" in query.lower() else []
     assert [hit.pattern.round_id for hit in hits] == expected
@@ -195,11 +537,30 @@ def test_search_ranks_the_better_match_first_stems_words_and_keeps_teams_apart(s
     )
     add_pattern(store, round_id=other, generation_id=other_ids[0], prompt="A neon robot alley", team="OTHER")
     with store.transaction() as repo:
-        hits = repo.search_patterns("T", "neon alley robots")
+        hits = repo.patterns.search("T", "neon alley robots")
         assert [h.pattern.round_id for h in hits] == [second]
-        either = repo.search_patterns("T", "robot submarine")  # no pattern has both: any word matches
+        either = repo.patterns.search("T", "robot submarine")  # no pattern has both: any word matches
         assert sorted(h.pattern.round_id for h in either) == [first, second]
-        assert repo.search_patterns("T", "!!! ???") == []
+        assert repo.patterns.search("T", "!!! ???") == []
+        assert repo.patterns.for_round(second) is not None and repo.patterns.for_round(other) is not None
+
+
+# --- the ledger -----------------------------------------------------------------------------------
+
+
+def charge(repo: Repo, amount: float, *, seconds: int) -> float | None:
+    return repo.ledger.charge(
+        team_id="T",
+        channel_id="C",
+        user_id="U",
+        amount=amount,
+        budget=3.0,
+        day="2026-11-02",
+        now=NOW,
+        provider="openai",
+        model=None,
+        seconds=seconds,
+    )
 
 
 def test_simultaneous_charges_never_take_a_channel_past_its_budget(store: Store) -> None:
@@ -209,18 +570,7 @@ def test_simultaneous_charges_never_take_a_channel_past_its_budget(store: Store)
 
     def click() -> None:
         with store.transaction() as repo:
-            outcome = repo.charge(
-                team_id="T",
-                channel_id="C",
-                user_id="U",
-                amount=1.2,
-                budget=3.0,
-                day="2026-11-02",
-                now=NOW,
-                provider="openai",
-                model=None,
-                seconds=12,
-            )
+            outcome = charge(repo, 1.2, seconds=12)
         with lock:
             results.append(outcome)
 
@@ -230,22 +580,9 @@ def test_simultaneous_charges_never_take_a_channel_past_its_budget(store: Store)
     for thread in threads:
         thread.join()
     with store.read() as repo:
-        spent = repo.spent_today("C", day="2026-11-02")
+        spent = repo.ledger.spent_today("C", day="2026-11-02")
     assert results.count(None) == 2 and spent == pytest.approx(2.4)
     with store.transaction() as repo:
-        assert (
-            repo.charge(
-                team_id="T",
-                channel_id="C",
-                user_id="U",
-                amount=0.6,
-                budget=3.0,
-                day="2026-11-02",
-                now=NOW,
-                provider="openai",
-                model=None,
-                seconds=6,
-            )
-            is None
-        ), "exactly up to the budget is allowed"
-        assert repo.spent_today("C", day="2026-11-03") == 0, "budgets are per day"
+        assert charge(repo, 0.6, seconds=6) is None, "exactly up to the budget is allowed"
+        assert repo.ledger.spent_today("C", day="2026-11-03") == 0, "budgets are per day"
+        assert repo.channels.settings("C") is not None, "a budgeted channel has a settings row to lock"
