@@ -197,7 +197,7 @@ class Jobs:
             return 0
         since = min((r.submitted_at or r.created_at) for r in rows).timestamp()
         try:
-            listed = provider.submitted_jobs(self._request(rows[0]), since=since)
+            listed = self._listed(provider, rows, since=since)
         except ProviderError as err:
             log.warning("could not list jobs at %s to settle unanswered creates: %s", provider.name, err)
             for row in rows:
@@ -228,6 +228,19 @@ class Jobs:
             )
             self._cancel_at_provider(provider, orphan.job_id)
         return failed
+
+    def _listed(self, provider: JobFinder, rows: list[Generation], *, since: float) -> list[ProviderJob]:
+        """The jobs the group's creates may have made. A provider that keeps our reference lists by it (one
+        look per row); one that does not lists by prompt, so one look covers the whole group."""
+        listed = provider.submitted_jobs(self._request(rows[0]), since=since)
+        if len(rows) > 1 and (not listed or any(j.reference is not None for j in listed)):
+            seen = {j.job_id for j in listed}
+            for row in rows[1:]:
+                for job in provider.submitted_jobs(self._request(row), since=since):
+                    if job.job_id not in seen:
+                        seen.add(job.job_id)
+                        listed.append(job)
+        return listed
 
     def _request(self, row: Generation) -> GenerationRequest:
         kind = GenerationKind(row.kind)

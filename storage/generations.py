@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 
 from storage.models import Generation, Round
@@ -206,7 +207,11 @@ class Generations(Queries):
             row.status, row.progress, row.error, row.next_poll_at = IN_PROGRESS, progress, None, next_poll_at
         row.lease_owner = row.lease_until = None
         self.session.add(row)
-        self.session.flush()  # the unique (provider, job id) constraint is the last word between replicas
+        try:
+            with self.session.begin_nested():  # the unique (provider, job id) constraint has the last word
+                self.session.flush()
+        except IntegrityError as err:  # another replica stored the same job id first
+            raise JobTaken(job_id) from err
         return row.status
 
     def mark_uncertain(self, generation_id: int, *, error: str, look_at: datetime) -> None:

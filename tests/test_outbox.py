@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from pathlib import Path
 
-from conftest import Core
+from conftest import Core, make_core
+from sqlmodel import select
 from test_workflow import ready_round, vote
 
+from bot.jobs import JobReport
+from bot.tuning import CoreSettings
 from bot.views import RoundView
 from storage.models import Generation
 
 
 def test_a_burst_of_votes_is_one_update_per_message_per_second_and_the_last_state_is_sent(core: Core) -> None:
-    round_id, ts = ready_round(core)
+    _, ts = ready_round(core)
     parent = core.publisher.of_kind("round")[0].ts
     before = len([t for t, _ in core.publisher.updates if t == parent])
     for i in range(12):
@@ -27,16 +31,18 @@ def test_a_burst_of_votes_is_one_update_per_message_per_second_and_the_last_stat
     assert isinstance(last, RoundView) and last.voters == 12, "the last state is always sent"
 
 
-def test_a_webhook_racing_the_sweep_polls_and_posts_each_job_once(core: Core) -> None:
+def test_a_webhook_racing_the_sweep_polls_and_posts_each_job_once(tmp_path: Path) -> None:
+    core = make_core(tmp_path, tuning=CoreSettings(max_concurrent=20))
     for i in range(4):
         card = core.services.drafts.create_draft(
             team_id="T", channel_id="C", user_id="U1", idea=f"a fox {i} runs"
         )
         core.services.rounds.start_round(card.draft_id, actor="U1")
-    core.services.jobs.submit_due(report := __import__("bot.jobs", fromlist=["JobReport"]).JobReport())
+    report = JobReport()
+    core.services.jobs.submit_due(report)
     assert report.submitted == 12
     with core.store.read() as repo:
-        jobs = [g.provider_job_id for g in repo.session.exec(__import__("sqlmodel").select(Generation)).all()]
+        jobs = [g.provider_job_id for g in repo.session.exec(select(Generation)).all()]
     start = threading.Barrier(3)
 
     def callbacks() -> None:
@@ -63,6 +69,8 @@ def test_a_webhook_racing_the_sweep_polls_and_posts_each_job_once(core: Core) ->
     files = Counter(p.filename for p in core.publisher.of_kind("file") if "-variation-" in p.filename)
     assert len(files) == 12 and set(files.values()) == {1}, files
     assert set(core.provider.jobs_per_key().values()) == {1}, "one provider job per generation"
+    core.close()
+    core.close()
 
 
 def test_a_crash_between_slacks_answer_and_the_saved_ts_posts_nothing_twice(core: Core) -> None:

@@ -84,12 +84,6 @@ def test_two_crashed_creates_of_one_round_each_adopt_their_own_job(core: Core) -
     assert core.provider.cancelled == [] and files(core) == one_file_per_variation(round_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/jobs.py Jobs._settle lists a group's jobs once, with the first row's request; a JobFinder that "
-    "finds jobs by idempotency key (the instant and local providers) never reports the other rows' jobs, "
-    "so their creates are sent again",
-)
 def test_two_crashed_creates_of_one_round_are_looked_up_not_sent_again(core: Core) -> None:
     round_id = start(core)
     crash_while_submitting(core, count=2, reached_provider=True)

@@ -279,15 +279,6 @@ def test_racing_owners_of_one_provider_job_get_job_taken(
     """Two replicas store the same job id at once; neither sees the other's uncommitted row."""
     if store.dialect != "postgresql":
         pytest.skip("SQLite's write lock serialises writers: no two can race past the check")
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            raises=IntegrityError,
-            reason="storage/generations.py Generations.mark_started checks ownership with a query, then "
-            "flushes; the loser of a race gets the unique constraint's IntegrityError, not JobTaken, which "
-            "bot/jobs.py Jobs._started does not catch",
-        )
-    )
     _, (first, second, _) = seed(store)
     outcome: list[BaseException | str] = []
     first_flushed, first_may_commit = threading.Event(), threading.Event()
@@ -314,9 +305,7 @@ def test_racing_owners_of_one_provider_job_get_job_taken(
     for thread in threads:
         thread.join()
     [result] = outcome
-    if isinstance(result, BaseException):
-        raise result
-    raise AssertionError(f"the second owner was accepted: {result}")
+    assert isinstance(result, JobTaken), f"the second owner must be refused as JobTaken, got {result!r}"
 
 
 def test_a_cancel_during_submit_wins_and_a_late_completion_does_not_overwrite_it(store: Store) -> None:
