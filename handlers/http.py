@@ -112,7 +112,10 @@ class HttpServer:
         self._server = make_server(
             host, port, application, server_class=_ThreadingServer, handler_class=_QuietHandler
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        # A short poll interval: `stop()` waits for the serving loop to notice, and tests start and stop many.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="http", daemon=True
+        )
 
     @property
     def port(self) -> int:
