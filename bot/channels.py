@@ -13,7 +13,7 @@ from bot.pricing import PriceTable, UnknownPrice
 from bot.providers.registry import Providers
 from bot.tuning import CoreSettings
 from bot.views import ChannelDefaults
-from storage.models import ChannelSettings
+from storage.models import ChannelSettings, Spend
 from storage.store import Repo, Store
 
 log = logging.getLogger(__name__)
@@ -94,32 +94,38 @@ class Channels:
         team_id: str,
         user_id: str,
         amount: float,
-        round_id: int,
+        round_id: int | None,
         provider: str,
         model: str | None,
         seconds: int,
     ) -> None:
         """Spend from the channel's daily budget, atomically; raising rolls the whole use case back."""
-        spent = repo.ledger.charge(
-            team_id=team_id,
-            channel_id=defaults.channel_id,
-            user_id=user_id,
-            amount=amount,
-            budget=defaults.daily_budget,
-            day=self.today(),
-            now=self.clock.now(),
-            provider=provider,
-            model=model,
-            seconds=seconds,
-            round_id=round_id,
-        )
-        if spent is not None:
-            assert defaults.daily_budget is not None
-            raise InvalidInput(
-                f"Nothing was submitted: this channel's daily budget is ${defaults.daily_budget:.2f}, "
-                f"${spent:.2f} is spent today and this needs ${amount:.2f}.",
-                hint="Fewer variations or seconds (Edit) cost less; `/sora settings budget=…` changes the budget.",
+        budget, now = defaults.daily_budget, self.clock.now()
+        if budget is not None:
+            repo.ledger.lock_channel(
+                channel_id=defaults.channel_id, team_id=team_id, user_id=user_id, now=now
             )
+            spent = repo.ledger.spent_today(defaults.channel_id, day=self.today(now))
+            if spent + amount > budget + 1e-9:
+                raise InvalidInput(
+                    f"Nothing was submitted: this channel's daily budget is ${budget:.2f}, "
+                    f"${spent:.2f} is spent today and this needs ${amount:.2f}.",
+                    hint="Fewer variations or seconds (Edit) cost less; `/sora settings budget=…` changes the budget.",
+                )
+        repo.ledger.record(
+            Spend(
+                team_id=team_id,
+                channel_id=defaults.channel_id,
+                user_id=user_id,
+                day=self.today(now),
+                round_id=round_id,
+                provider=provider,
+                model=model,
+                seconds=seconds,
+                amount=amount,
+                created_at=now,
+            )
+        )
 
     def today(self, now: datetime | None = None) -> str:
         return (now or self.clock.now()).date().isoformat()

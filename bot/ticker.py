@@ -22,7 +22,9 @@ class Ticker:
 
     def __init__(self, sweep: Callable[[], object], *, interval: float) -> None:
         # APScheduler logs two lines per run at INFO: at a sub-second tick that drowns everything else.
-        logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger("apscheduler").level))
+        logging.getLogger("apscheduler").setLevel(
+            max(logging.WARNING, logging.getLogger("apscheduler").level)
+        )
         self._sweep = sweep
         self._again = threading.Event()
         self._running = threading.Lock()

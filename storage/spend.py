@@ -19,53 +19,22 @@ class Channels(Queries):
 
 
 class Ledger(Queries):
-    def charge(
-        self,
-        *,
-        team_id: str,
-        channel_id: str,
-        user_id: str,
-        amount: float,
-        budget: float | None,
-        day: str,
-        now: datetime,
-        provider: str,
-        model: str | None,
-        seconds: int,
-        round_id: int | None = None,
-    ) -> float | None:
-        """Record a charge unless it would take the channel past `budget` today.
+    """The cost ledger. The budget rule itself lives in the core (`bot.channels`); this serialises it."""
 
-        Returns None when charged, else what is already spent today. Atomic: the channel's settings row
-        is locked first (PostgreSQL) or the write lock is held (SQLite), so two clicks cannot both pass.
-        """
-        if budget is not None:
-            self._insert_ignoring_duplicates(
-                ChannelSettings,
-                {"channel_id": channel_id, "team_id": team_id, "updated_by": user_id, "updated_at": now},
-            )
-            lock = select(ChannelSettings.channel_id).where(ChannelSettings.channel_id == channel_id)
-            if self.dialect == "postgresql":
-                lock = lock.with_for_update()
-            self.session.exec(lock).first()
-            spent = self.spent_today(channel_id, day=day)
-            if spent + amount > budget + 1e-9:
-                return spent
-        self._insert(
-            Spend(
-                team_id=team_id,
-                channel_id=channel_id,
-                user_id=user_id,
-                day=day,
-                round_id=round_id,
-                provider=provider,
-                model=model,
-                seconds=seconds,
-                amount=amount,
-                created_at=now,
-            )
+    def lock_channel(self, *, channel_id: str, team_id: str, user_id: str, now: datetime) -> None:
+        """Hold the channel's settings row until the transaction ends (PostgreSQL; SQLite's write lock already
+        serialises writers), so two charges in one channel are decided one after the other."""
+        self._insert_ignoring_duplicates(
+            ChannelSettings,
+            {"channel_id": channel_id, "team_id": team_id, "updated_by": user_id, "updated_at": now},
         )
-        return None
+        lock = select(ChannelSettings.channel_id).where(ChannelSettings.channel_id == channel_id)
+        if self.dialect == "postgresql":
+            lock = lock.with_for_update()
+        self.session.exec(lock).first()
+
+    def record(self, spend: Spend) -> None:
+        self._insert(spend)
 
     def spent_today(self, channel_id: str, *, day: str) -> float:
         statement = select(func.coalesce(func.sum(Spend.amount), 0.0)).where(

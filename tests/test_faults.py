@@ -16,6 +16,8 @@ from provider_fakes import FakeOpenAI, make_clip
 from devkit.slack_api import FakeSlack
 from storage.models import Round
 
+pytestmark = pytest.mark.faults
+
 IDEA = "a paper boat drifts down a rain gutter at dusk, low tracking shot, soft film grain"
 
 

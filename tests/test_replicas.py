@@ -13,6 +13,8 @@ from provider_fakes import FakeOpenAI, make_clip
 from devkit.slack_api import FakeSlack
 from storage.models import Generation, Round
 
+pytestmark = pytest.mark.faults
+
 ROUNDS = 20  # × 3 variations = 60 generations
 
 

@@ -7,10 +7,19 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from bot.channels import Channels
+from bot.clock import FrozenClock
+from bot.errors import InvalidInput
+from bot.pricing import PriceTable
+from bot.providers.registry import Providers
+from bot.tuning import CoreSettings
+from bot.views import ChannelDefaults
+from devkit.instant import InstantProvider
 from storage.generations import JobTaken
 from storage.models import Draft, Generation, Pattern, Round
 from storage.store import Repo, Store
@@ -537,24 +546,45 @@ def test_search_ranks_the_better_match_first_stems_words_and_keeps_teams_apart(s
 # --- the ledger -----------------------------------------------------------------------------------
 
 
-def charge(repo: Repo, amount: float, *, seconds: int) -> float | None:
-    return repo.ledger.charge(
-        team_id="T",
-        channel_id="C",
-        user_id="U",
-        amount=amount,
-        budget=3.0,
-        day="2026-11-02",
-        now=NOW,
-        provider="openai",
-        model=None,
-        seconds=seconds,
+def charge(repo: Repo, amount: float, *, seconds: int) -> bool:
+    """The core's budget rule (`Channels.charge`) on this database's ledger: True when charged."""
+    channels = Channels(
+        store=cast(Store, None),  # charge works inside the caller's transaction only
+        providers=Providers(available={"local": InstantProvider()}, default="local"),
+        prices=PriceTable.default(),
+        clock=FrozenClock(NOW),
+        settings=CoreSettings(),
     )
+    defaults = ChannelDefaults(
+        channel_id="C",
+        provider="local",
+        model=None,
+        goal=None,
+        vote_minutes=60,
+        blind=False,
+        daily_budget=3.0,
+        spent_today=0.0,
+    )
+    try:
+        channels.charge(
+            repo,
+            defaults,
+            team_id="T",
+            user_id="U",
+            amount=amount,
+            round_id=None,
+            provider="openai",
+            model=None,
+            seconds=seconds,
+        )
+    except InvalidInput:
+        return False
+    return True
 
 
 def test_simultaneous_charges_never_take_a_channel_past_its_budget(store: Store) -> None:
     """Two people clicking Generate at once: the budget is checked and spent in one atomic step."""
-    results: list[float | None] = []
+    results: list[bool] = []
     lock = threading.Lock()
 
     def click() -> None:
@@ -570,8 +600,8 @@ def test_simultaneous_charges_never_take_a_channel_past_its_budget(store: Store)
         thread.join()
     with store.read() as repo:
         spent = repo.ledger.spent_today("C", day="2026-11-02")
-    assert results.count(None) == 2 and spent == pytest.approx(2.4)
+    assert results.count(True) == 2 and spent == pytest.approx(2.4)
     with store.transaction() as repo:
-        assert charge(repo, 0.6, seconds=6) is None, "exactly up to the budget is allowed"
+        assert charge(repo, 0.6, seconds=6), "exactly up to the budget is allowed"
         assert repo.ledger.spent_today("C", day="2026-11-03") == 0, "budgets are per day"
         assert repo.channels.settings("C") is not None, "a budgeted channel has a settings row to lock"
