@@ -149,20 +149,15 @@ class Rounds:
         self, *, channel_id: str, message_ts: str, user_id: str, emoji: str, event_ts: str = ""
     ) -> Outcome:
         """A reaction on a variation message. Non-vote emoji and other messages are ignored on purpose."""
-        name = votes.normalise_emoji(emoji)
-        if not votes.is_vote(name, allowed=self.settings.vote_emoji):
-            return Outcome(False)
-        return self._apply_vote(
-            channel_id=channel_id,
-            message_ts=message_ts,
-            user_id=user_id,
-            emoji=name,
-            event_ts=event_ts,
-            active=True,
-        )
+        return self._vote(channel_id, message_ts, user_id, emoji, event_ts=event_ts, active=True)
 
     def remove_vote(
         self, *, channel_id: str, message_ts: str, user_id: str, emoji: str, event_ts: str = ""
+    ) -> Outcome:
+        return self._vote(channel_id, message_ts, user_id, emoji, event_ts=event_ts, active=False)
+
+    def _vote(
+        self, channel_id: str, message_ts: str, user_id: str, emoji: str, *, event_ts: str, active: bool
     ) -> Outcome:
         name = votes.normalise_emoji(emoji)
         if not votes.is_vote(name, allowed=self.settings.vote_emoji):
@@ -173,7 +168,7 @@ class Rounds:
             user_id=user_id,
             emoji=name,
             event_ts=event_ts,
-            active=False,
+            active=active,
         )
 
     def _apply_vote(

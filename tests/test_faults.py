@@ -76,53 +76,40 @@ def finish(team: Deployment, *, votes: int = 2) -> None:
     team.check_exactly_once()
 
 
-def test_killed_right_after_generate_posts_the_round_once(team: Deployment) -> None:
+# Where the bot dies: (which fake, which call) — the call is carried out, then the bot is killed before it
+# hears the answer, so the restarted bot must find what was done instead of doing it again.
+KILL_POINTS = {
+    "right after Generate, as the round is posted": (
+        "slack",
+        "chat.postMessage",
+        on_post("Round:", in_thread=False),
+    ),
+    "mid-submit, as the provider creates a job": ("videos", "submit", None),
+    "while rendering, as a job is polled": ("videos", "poll", None),
+    "while downloading a finished clip": ("videos", "download", None),
+    "while uploading a clip": ("slack", "files.completeUploadExternal", None),
+    "while posting a variation's message": (
+        "slack",
+        "chat.postMessage",
+        on_post("Variation #2", in_thread=True),
+    ),
+}
+
+
+@pytest.mark.parametrize("moment", list(KILL_POINTS))
+def test_killed_at_each_moment_of_a_round_the_restart_finishes_it_exactly_once(
+    team: Deployment, moment: str
+) -> None:
+    fake, call, when = KILL_POINTS[moment]
     team.replicas[0].start()
-    team.slack.after("chat.postMessage", killer(team), when=on_post("Round:", in_thread=False))
+    if fake == "slack":
+        team.slack.after(call, killer(team), when=when)
+    else:
+        team.videos.after(call, killer(team))
     team.generate(idea=IDEA)
     restart_after_kill(team)
     finish(team)
-
-
-def test_killed_mid_submit_adopts_the_jobs_it_made_and_bills_no_extra(team: Deployment) -> None:
-    team.replicas[0].start()
-    team.videos.after("submit", killer(team))
-    team.generate(idea=IDEA)
-    restart_after_kill(team)
-    finish(team)
-    assert team.videos.jobs_created == 3
-
-
-def test_killed_while_rendering_resumes_polling(team: Deployment) -> None:
-    team.replicas[0].start()
-    team.videos.after("poll", killer(team))
-    team.generate(idea=IDEA)
-    restart_after_kill(team)
-    finish(team)
-
-
-def test_killed_while_downloading_fetches_the_clip_again_and_posts_it_once(team: Deployment) -> None:
-    team.replicas[0].start()
-    team.videos.after("download", killer(team))
-    team.generate(idea=IDEA)
-    restart_after_kill(team)
-    finish(team)
-
-
-def test_killed_while_uploading_finds_the_shared_clip_instead_of_uploading_again(team: Deployment) -> None:
-    team.replicas[0].start()
-    team.slack.after("files.completeUploadExternal", killer(team))
-    team.generate(idea=IDEA)
-    restart_after_kill(team)
-    finish(team)
-
-
-def test_killed_while_posting_a_variation_adopts_the_posted_message(team: Deployment) -> None:
-    team.replicas[0].start()
-    team.slack.after("chat.postMessage", killer(team), when=on_post("Variation #2", in_thread=True))
-    team.generate(idea=IDEA)
-    restart_after_kill(team)
-    finish(team)
+    assert team.videos.jobs_created == 3, "one provider job per generation, none billed twice"
 
 
 def test_killed_while_announcing_announces_once(team: Deployment) -> None:
