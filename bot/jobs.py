@@ -68,7 +68,7 @@ class Jobs:
         self.run_times = poll_policy.RunTimes()
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="jobs")
         # Callbacks get their own workers so a job a provider just finished never queues behind a busy sweep.
-        self._callbacks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callback")
+        self._callbacks = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="callback")
 
     def close(self) -> None:
         self._callbacks.shutdown(wait=True, cancel_futures=True)
