@@ -25,7 +25,7 @@ from storage.outbox import OutboxQueries
 from storage.patterns import PG_SEARCH_INDEX, SQLITE_FTS, Patterns
 from storage.rounds import Rounds
 from storage.spend import Channels, Ledger
-from storage.upgrade import add_missing_columns
+from storage.upgrade import add_missing_columns, add_missing_constraints, upgrade_previous_release
 from storage.votes import Votes
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,9 @@ class Store:
         return self.engine.dialect.name
 
     def create_schema(self) -> None:
-        """Create every table (and the search index) that does not exist yet, and add the columns an existing
-        table lacks. Keeps every row; safe to run on every start."""
+        """Create every table (and the search index) that does not exist yet, and bring existing tables up to
+        the models: missing columns, the previous release's retired columns, missing constraints. Keeps every
+        row; safe to run on every start."""
         # One transaction: both databases roll DDL back, so a failed upgrade leaves the database as it was.
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
@@ -57,6 +58,9 @@ class Store:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
             SQLModel.metadata.create_all(conn)
             add_missing_columns(conn, SQLModel.metadata)
+            # Before anything is dropped: it reads the retired columns into the new ones.
+            upgrade_previous_release(conn)
+            add_missing_constraints(conn, SQLModel.metadata)
             statements = SQLITE_FTS if self.dialect == "sqlite" else [PG_SEARCH_INDEX]
             for statement in statements:
                 conn.exec_driver_sql(statement)
