@@ -1,4 +1,8 @@
-"""The engine and the transaction; `Repo` hands the use case one query module per aggregate."""
+"""The engine, the schema and the transaction; `Repo` hands the use case one query module per aggregate.
+
+`Store.create_schema` creates what is missing and upgrades a database an earlier release made (see
+`storage.upgrade`); it runs on every start and from `sora-bot migrate`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel
@@ -21,9 +25,12 @@ from storage.outbox import OutboxQueries
 from storage.patterns import PG_SEARCH_INDEX, SQLITE_FTS, Patterns
 from storage.rounds import Rounds
 from storage.spend import Channels, Ledger
+from storage.upgrade import add_missing_columns, add_missing_constraints, upgrade_previous_release
 from storage.votes import Votes
 
 log = logging.getLogger(__name__)
+
+SCHEMA_LOCK = 0x50_52_41_42  # the PostgreSQL advisory lock key `create_schema` holds while it runs
 
 
 class Store:
@@ -40,36 +47,23 @@ class Store:
         return self.engine.dialect.name
 
     def create_schema(self) -> None:
-        """Create every table (and the search index) that does not exist yet; safe to run on every start.
-
-        Columns added to an existing table since it was created are added too (nullable or defaulted
-        ones only), so an older database keeps working until real migrations arrive.
-        """
-        SQLModel.metadata.create_all(self.engine)
-        self._add_missing_columns()
+        """Create every table (and the search index) that does not exist yet, and bring existing tables up to
+        the models: missing columns, the previous release's retired columns, missing constraints. Keeps every
+        row; safe to run on every start."""
+        # One transaction: both databases roll DDL back, so a failed upgrade leaves the database as it was.
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Replicas starting together take turns; the next one finds the work done. (SQLite's
+                # BEGIN IMMEDIATE already makes them wait.)
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+            SQLModel.metadata.create_all(conn)
+            add_missing_columns(conn, SQLModel.metadata)
+            # Before anything is dropped: it reads the retired columns into the new ones.
+            upgrade_previous_release(conn)
+            add_missing_constraints(conn, SQLModel.metadata)
             statements = SQLITE_FTS if self.dialect == "sqlite" else [PG_SEARCH_INDEX]
             for statement in statements:
                 conn.exec_driver_sql(statement)
-
-    def _add_missing_columns(self) -> None:
-        with self.engine.begin() as conn:
-            inspector = inspect(conn)
-            for table in SQLModel.metadata.sorted_tables:
-                present = {c["name"] for c in inspector.get_columns(table.name)}
-                for column in table.columns:
-                    if column.name in present:
-                        continue
-                    kind = column.type.compile(dialect=self.engine.dialect)
-                    default = " DEFAULT '[]'" if isinstance(column.type, JSON) else ""
-                    if not default and not column.nullable:
-                        default = (
-                            " DEFAULT 0" if kind.upper() in ("INTEGER", "FLOAT", "BOOLEAN") else " DEFAULT ''"
-                        )
-                    log.info("adding column %s.%s", table.name, column.name)
-                    conn.exec_driver_sql(
-                        f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{default}'
-                    )
 
     @contextmanager
     def transaction(self) -> Iterator[Repo]:
