@@ -45,9 +45,11 @@ def deploy(tmp_path: Path, clip: bytes, database_url: str | None = None) -> Iter
             deployment.stop()
 
 
-@pytest.fixture
-def team(tmp_path: Path, clip: bytes) -> Iterator[Deployment]:
-    yield from deploy(tmp_path, clip)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def team(request: pytest.FixtureRequest, tmp_path: Path, clip: bytes) -> Iterator[Deployment]:
+    """The bot on SQLite, and again on PostgreSQL (skipped, saying so, without TEST_DATABASE_URL)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    yield from deploy(tmp_path, clip, url)
 
 
 def killer(team: Deployment) -> Callable[..., None]:
