@@ -142,7 +142,9 @@ def build_services(
         settings=core,
         worker_id=worker,
     )
-    sweep = Sweep(store=store, jobs=jobs, posting=posting, rounds=rounds, clock=clock)
+    sweep = Sweep(
+        store=store, jobs=jobs, posting=posting, rounds=rounds, clock=clock, keep_days=core.outbox_keep_days
+    )
     return Services(
         inbox=Inbox(store=store, clock=clock),
         channels=channels,

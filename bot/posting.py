@@ -323,6 +323,10 @@ class Posting:
     def _retry(self, row: Outbox, error: str, *, uncertain: bool, retry_after: float | None = None) -> None:
         assert row.id is not None
         delay = retry_after if retry_after is not None else min(300.0, 2.0 * 2 ** max(0, row.attempts - 1))
+        if uncertain:
+            # A request whose answer timed out may still be carried out by a slow Slack: look only once it has
+            # had time to land, or the look finds nothing and the post goes out twice.
+            delay = max(delay, self.settings.uncertain_look_seconds)
         with self.store.transaction() as repo:
             repo.outbox.mark_retry(
                 row.id,

@@ -46,13 +46,16 @@ class SweepReport:
 
 
 class Sweep:
-    def __init__(self, *, store: Store, jobs: Jobs, posting: Posting, rounds: Rounds, clock: Clock) -> None:
+    def __init__(
+        self, *, store: Store, jobs: Jobs, posting: Posting, rounds: Rounds, clock: Clock, keep_days: int = 30
+    ) -> None:
         self.store = store
         self.jobs = jobs
         self.posting = posting
         self.rounds = rounds
         self.clock = clock
         self.wake: Callable[[], None] = lambda: None
+        self.keep_days = keep_days
         self._reconciled = False
 
     def __call__(self) -> SweepReport:
@@ -120,5 +123,8 @@ class Sweep:
         report.closed += self.rounds.close_due()
 
     def _forget_events(self, report: SweepReport) -> None:
+        """Slack event ids older than a day, and outbox rows of posts long settled."""
+        now = self.clock.now()
         with self.store.transaction() as repo:
-            repo.events.forget_before(self.clock.now() - EVENT_MEMORY)
+            repo.events.forget_before(now - EVENT_MEMORY)
+            repo.outbox.forget_finished_before(now - timedelta(days=self.keep_days))

@@ -31,3 +31,5 @@ class CoreSettings:
     update_gap_seconds: float = 1.0  # at most one chat.update per message per second (Slack's pace)
     post_lease_seconds: float = 120.0  # how long a claimed Slack post is ours before another worker may look
     max_post_attempts: int = 8
+    uncertain_look_seconds: float = 10.0  # after a lost answer, wait this long before looking for the post
+    outbox_keep_days: int = 30  # sent and failed outbox rows are forgotten after this

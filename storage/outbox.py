@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.orm import aliased
-from sqlmodel import col, func, select
+from sqlmodel import col, delete, func, select
 
 from storage.models import Generation, Outbox, Round
 from storage.sql import Queries
@@ -206,6 +206,14 @@ class OutboxQueries(Queries):
         leased = select(func.min(Outbox.lease_until)).where(Outbox.state == SENDING)
         times = [t for t in (self.session.exec(pending).one(), self.session.exec(leased).one()) if t]
         return min(times) if times else None
+
+    def forget_finished_before(self, cutoff: datetime) -> int:
+        """Sent and failed rows older than `cutoff` go: their rounds are long settled, and a message that
+        needs showing again is asked for with a new row."""
+        statement = delete(Outbox).where(
+            col(Outbox.state).in_([SENT, FAILED]), col(Outbox.created_at) < cutoff
+        )
+        return int(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
     def backlog(self) -> int:
         statement = select(func.count()).select_from(Outbox).where(col(Outbox.state).in_([PENDING, SENDING]))

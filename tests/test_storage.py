@@ -605,3 +605,25 @@ def test_simultaneous_charges_never_take_a_channel_past_its_budget(store: Store)
         assert charge(repo, 0.6, seconds=6), "exactly up to the budget is allowed"
         assert repo.ledger.spent_today("C", day="2026-11-03") == 0, "budgets are per day"
         assert repo.channels.settings("C") is not None, "a budgeted channel has a settings row to lock"
+
+
+def test_settled_outbox_rows_are_forgotten_after_their_time_and_pending_ones_never(store: Store) -> None:
+    round_id, _ = seed(store)
+    with store.transaction() as repo:
+        for key in ("old-sent", "old-pending", "new-sent"):
+            repo.outbox.enqueue(
+                key=key,
+                kind="post_variation",
+                round_id=round_id,
+                generation_id=None,
+                now=NOW - timedelta(days=40 if key.startswith("old") else 1),
+            )
+        for key in ("old-sent", "new-sent"):
+            row = repo.outbox.by_key(key)
+            assert row is not None
+            row.state = "sent"
+            repo.session.add(row)
+    with store.transaction() as repo:
+        assert repo.outbox.forget_finished_before(NOW - timedelta(days=30)) == 1
+    with store.read() as repo:
+        assert {r.key for r in repo.outbox.in_round(round_id)} == {"old-pending", "new-sent"}
