@@ -137,7 +137,8 @@ class Deployment:
             OPENAI_API_KEY=self.videos.api_key,
             OPENAI_BASE_URL=self.videos.base_url,
             SORA_BOT_TICK_SECONDS="0.2",
-            SORA_BOT_LEASE_SECONDS="3",
+            # Long enough that a create the killed process had already sent has landed before anyone looks.
+            SORA_BOT_LEASE_SECONDS="6",
             SORA_BOT_LOG_LEVEL="INFO",
         )
         replica = BotProcess(env=env, port=free_port(), log=log_dir / f"replica-{len(self.replicas)}.log")
