@@ -63,7 +63,6 @@ class Rounds:
 
     def start_round(self, draft_id: int, *, actor: str) -> RoundStarted:
         """Turn an open draft into a round: its variations queued, its messages asked of the outbox."""
-        now = self.clock.now()
         with self.store.transaction() as repo:
             draft = self.drafts.owned(repo, draft_id, actor)
             card = self.drafts.card_for(draft)
@@ -75,7 +74,7 @@ class Rounds:
                 )
             if not repo.drafts.submit(draft_id):
                 raise InvalidInput("This draft was already generated or cancelled.")
-            round_id, generation_ids = self._open_round(repo, draft, actor=actor, now=now)
+            round_id, generation_ids = self._open_round(repo, draft, actor=actor)
             self.posting.round_started(repo, round_id, generation_ids)
             draft.status = "submitted"
             card = self.drafts.card_for(draft)
@@ -86,7 +85,8 @@ class Rounds:
             thread_ts = round_row.parent_ts if round_row else None
         return RoundStarted(round_id=round_id, card=card, thread_ts=thread_ts)
 
-    def _open_round(self, repo: Repo, draft: Draft, *, actor: str, now: object) -> tuple[int, list[int]]:
+    def _open_round(self, repo: Repo, draft: Draft, *, actor: str) -> tuple[int, list[int]]:
+        """The round, its charge and its variations (distinct seeds), in the caller's transaction."""
         spec = PromptSpec.from_dict(draft.spec)
         count = max(MIN_VARIATIONS, min(MAX_VARIATIONS, draft.variations))
         defaults = self.channels.defaults_in(repo, draft.channel_id)
