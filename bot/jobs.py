@@ -184,6 +184,8 @@ class Jobs:
         never arrived, cancel listed jobs nobody owns. Returns how many failed."""
         provider = self.providers.get(rows[0].provider)
         ids = [r.id for r in rows if r.id is not None]
+        with self.store.transaction() as repo:
+            repo.generations.note_unanswered(ids)
         if not isinstance(provider, JobFinder):
             for row in rows:
                 self._fail(row, UNCERTAIN_SUBMIT)
@@ -241,6 +243,51 @@ class Jobs:
                         seen.add(job.job_id)
                         listed.append(job)
         return listed
+
+    def audit_orphans(self, *, window: timedelta, landing: timedelta = timedelta(minutes=10)) -> int:
+        """Cancel jobs at a provider that no generation owns, made by creates that went unanswered in the last
+        `window`.
+
+        Settling catches the jobs an unanswered create made by the time it looks; a create that a dead process
+        had in flight can still land later and bill silently. This looks again, once no create for that prompt
+        is unsettled, at jobs created up to `landing` after the unanswered create — not wider, so another
+        deployment's jobs with the same prompt on a shared account are left alone. Returns how many it
+        cancelled."""
+        now = self.clock.now()
+        cancelled = 0
+        for name in sorted(self.providers.available):
+            provider = self.providers.available[name]
+            if not isinstance(provider, JobFinder):
+                continue
+            with self.store.read() as repo:
+                samples = repo.generations.recent_unanswered(name, since=now - window)
+            for sample in samples:
+                with self.store.read() as repo:
+                    if repo.generations.unsettled_submits(name, sample.prompt, except_ids=[]):
+                        continue
+                assert sample.submitted_at is not None
+                sent = sample.submitted_at.timestamp()
+                try:
+                    listed = provider.submitted_jobs(self._request(sample), since=sent)
+                except ProviderError as err:
+                    log.warning("could not list jobs at %s to look for orphans: %s", name, err)
+                    break
+                with self.store.read() as repo:
+                    owned = repo.generations.owned_job_ids(name, [j.job_id for j in listed])
+                for job in listed:
+                    if job.job_id in owned or job.reference is not None:
+                        continue  # ours, or kept under a generation's own reference (found by that one)
+                    if (
+                        job.created_at is None
+                        or not sent - 60 <= job.created_at <= sent + landing.total_seconds()
+                    ):
+                        continue  # not one our unanswered creates can have made
+                    log.warning(
+                        "job %s at %s belongs to no generation; cancelling it there", job.job_id, name
+                    )
+                    self._cancel_at_provider(provider, job.job_id)
+                    cancelled += 1
+        return cancelled
 
     def _request(self, row: Generation) -> GenerationRequest:
         kind = GenerationKind(row.kind)

@@ -20,6 +20,8 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 EVENT_MEMORY = timedelta(days=1)  # Slack retries an event for minutes; a day of ids is plenty
+ORPHAN_AUDIT_EVERY = timedelta(minutes=10)
+ORPHAN_AUDIT_WINDOW = timedelta(hours=2)  # a create in flight when its process died lands within seconds
 
 
 @dataclass
@@ -32,6 +34,7 @@ class SweepReport:
     sheets: int = 0
     closed: int = 0
     reconciled: int = 0
+    orphans: int = 0  # jobs at a provider that no generation owned, cancelled there
     errors: list[str] = field(default_factory=list)
     next_due: datetime | None = None  # the earliest thing waiting for a later sweep, for the ticker
     more: bool = False
@@ -57,6 +60,7 @@ class Sweep:
         self.wake: Callable[[], None] = lambda: None
         self.keep_days = keep_days
         self._reconciled = False
+        self._audited_at: datetime | None = None
 
     def __call__(self) -> SweepReport:
         report = SweepReport()
@@ -69,6 +73,7 @@ class Sweep:
             self._close_due,
             self._post,
             self._forget_events,
+            self._audit_orphans,
         ]
         for step in steps:
             try:
@@ -121,6 +126,14 @@ class Sweep:
 
     def _close_due(self, report: SweepReport) -> None:
         report.closed += self.rounds.close_due()
+
+    def _audit_orphans(self, report: SweepReport) -> None:
+        """Every ORPHAN_AUDIT_EVERY (and at start-up): jobs a late create left at a provider, cancelled there."""
+        now = self.clock.now()
+        if self._audited_at is not None and now - self._audited_at < ORPHAN_AUDIT_EVERY:
+            return
+        self._audited_at = now
+        report.orphans += self.jobs.audit_orphans(window=ORPHAN_AUDIT_WINDOW)
 
     def _forget_events(self, report: SweepReport) -> None:
         """Slack event ids older than a day, and outbox rows of posts long settled."""

@@ -79,6 +79,24 @@ class Generations(Queries):
         )
         return int(self.session.exec(statement).one())
 
+    def recent_unanswered(self, provider: str, *, since: datetime) -> list[Generation]:
+        """One generation per distinct (prompt, aspect, model) whose create at `provider` went unanswered since
+        `since`, the earliest: what a look for jobs a late create left behind lists by."""
+        statement = (
+            select(Generation)
+            .where(
+                Generation.provider == provider,
+                col(Generation.create_unanswered).is_(True),
+                col(Generation.submitted_at).is_not(None),
+                col(Generation.submitted_at) >= since,
+            )
+            .order_by(col(Generation.submitted_at))
+        )
+        seen: dict[tuple[str, str, str | None], Generation] = {}
+        for row in self.session.exec(statement).all():
+            seen.setdefault((row.prompt, row.aspect, row.model), row)
+        return list(seen.values())
+
     def count_active(self, *, channel_id: str, user_id: str) -> dict[str, tuple[int, int]]:
         """Per status, (all in this channel, this user's) for jobs not finished yet."""
         statement = (
@@ -216,7 +234,23 @@ class Generations(Queries):
 
     def mark_uncertain(self, generation_id: int, *, error: str, look_at: datetime) -> None:
         """A create whose answer was lost: stay `submitting` and look the job up at `look_at`."""
-        self._set(generation_id, error=error, next_poll_at=look_at, lease_owner=None, lease_until=None)
+        self._set(
+            generation_id,
+            error=error,
+            next_poll_at=look_at,
+            create_unanswered=True,
+            lease_owner=None,
+            lease_until=None,
+        )
+
+    def note_unanswered(self, generation_ids: Sequence[int]) -> None:
+        """These creates went unanswered (a crash): remembered, so a job that lands late is looked for."""
+        if generation_ids:
+            self.session.execute(
+                update(Generation)
+                .where(col(Generation.id).in_(list(generation_ids)))
+                .values(create_unanswered=True)
+            )
 
     def mark_completed(self, generation_id: int, *, asset_path: str, cost: float, now: datetime) -> bool:
         """False when the row is no longer running (cancelled meanwhile: the row's word stands)."""

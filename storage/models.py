@@ -109,6 +109,7 @@ class Generation(SQLModel, table=True):
     cost: float = 0.0
     asset_path: str | None = None
     message_ts: str | None = None  # the variation's message, once the outbox has posted it
+    create_unanswered: bool = False  # a create's answer was lost once: a late job may land at the provider
     attempts: int = 0
     next_poll_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     lease_owner: str | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -390,3 +390,35 @@ def test_a_fal_callback_finds_its_job_by_the_request_id_fal_sends(build: Build, 
     assert rows[1].provider_callback_id is not None
     assert core.services.jobs.job_event(provider="fal", job_id=rows[1].provider_callback_id) is True
     assert core.services.jobs.job_event(provider="fal", job_id="not-a-request-of-ours") is False
+
+
+def test_a_job_a_lost_create_lands_after_settling_is_found_by_the_audit_and_cancelled(
+    build: Build, openai_fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = on_openai(build, openai_fake, timeout=0.5)
+    openai_fake.delay_next("submit", 3)  # the fake creates the job, then answers too late
+    round_id = start(core, variations=2)
+    sweep(core)
+    run(core)
+    rows = generations(core, round_id)
+    assert [g.status for g in rows] == ["completed", "completed"]
+    [unanswered] = [g for g in rows if g.create_unanswered]
+    with core.store.transaction() as repo:  # the provider's clock and ours agree, as they do outside tests
+        row = repo.generations.get(unanswered.id or 0)
+        assert row is not None
+        row.submitted_at = datetime.now(UTC)
+        repo.session.add(row)
+    provider = core.services.providers.get("openai")
+    request = core.services.jobs._request(unanswered)
+    late = provider.submit(request)  # a create the dead process had in flight lands only now
+    elsewhere = provider.submit(request)  # the same prompt, an hour earlier: someone else's, left alone
+    openai_fake.backdate(elsewhere.job_id, 3600)
+    with caplog.at_level(logging.WARNING, logger="bot.jobs"):
+        assert core.services.jobs.audit_orphans(window=timedelta(hours=2)) == 1
+    assert [r.path for r in openai_fake.requests_to("cancel")] == [f"/v1/videos/{late.job_id}"]
+    assert any(
+        late.job_id in r.getMessage() and "belongs to no generation" in r.getMessage() for r in caplog.records
+    )
+    assert core.services.jobs.audit_orphans(window=timedelta(hours=2)) == 0, (
+        "a cancelled job is not listed again"
+    )
