@@ -186,6 +186,15 @@ class Posting:
         """Send one claimed row; True when it is now in Slack (sent or adopted)."""
         assert row.id is not None
         kind = PostKind(row.kind)
+        # A round's rows go out one after another under one claim: each send starts with a fresh lease, and a
+        # row whose lease ran out while it waited its turn (a very slow Slack) is left to whoever took it over.
+        with self.store.transaction() as repo:
+            lease = timedelta(seconds=self.settings.post_lease_seconds)
+            if not repo.outbox.renew(row.id, owner=self.worker_id, now=self.clock.now(), lease=lease):
+                log.warning(
+                    "outbox row %s (%s) was taken over before it was sent; leaving it", row.id, row.key
+                )
+                return False
         with self.store.read() as repo:
             round_row = repo.rounds.get(row.round_id)
             generation = repo.generations.get(row.generation_id) if row.generation_id else None

@@ -155,6 +155,20 @@ class OutboxQueries(Queries):
         )
         return and_(due, prerequisites)
 
+    def renew(self, row_id: int, *, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Extend `owner`'s lease on a row it is about to send; False when the lease was lost (it ran out and
+        another worker took the row over), and then the row must not be sent from here."""
+        return self._conditional_update(
+            Outbox,
+            and_(
+                col(Outbox.id) == row_id,
+                col(Outbox.lease_owner) == owner,
+                col(Outbox.state) == SENDING,
+                col(Outbox.lease_until) >= now,
+            ),
+            {"lease_until": now + lease},
+        )
+
     def mark_sent(
         self,
         row_id: int,

@@ -627,3 +627,26 @@ def test_settled_outbox_rows_are_forgotten_after_their_time_and_pending_ones_nev
         assert repo.outbox.forget_finished_before(NOW - timedelta(days=30)) == 1
     with store.read() as repo:
         assert {r.key for r in repo.outbox.in_round(round_id)} == {"old-pending", "new-sent"}
+
+
+def test_a_lease_renewed_before_each_send_is_refused_once_another_worker_took_the_row_over(
+    store: Store,
+) -> None:
+    round_id, _ = seed(store)
+    with store.transaction() as repo:
+        enqueue(repo, "round-1/announce", round_id)
+    with store.transaction() as repo:
+        [row] = repo.outbox.claim(now=NOW, owner="A", lease=timedelta(seconds=10), rounds=1)
+        assert row.id is not None
+    with store.transaction() as repo:
+        assert repo.outbox.renew(
+            row.id, owner="A", now=NOW + timedelta(seconds=5), lease=timedelta(seconds=10)
+        )
+    later = NOW + timedelta(seconds=30)  # A stalled past its lease; B takes the row over
+    with store.transaction() as repo:
+        [taken] = repo.outbox.claim(now=later, owner="B", lease=timedelta(seconds=10), rounds=1)
+        assert taken.uncertain, "B looks before sending"
+    with store.transaction() as repo:
+        assert not repo.outbox.renew(row.id, owner="A", now=later, lease=timedelta(seconds=10)), (
+            "A must not send"
+        )
