@@ -15,6 +15,7 @@ MAX_VARIATION_NUMBER = 999
 MAX_RECUT_SECONDS = 600.0
 MIN_EXTEND_SECONDS = 1
 MAX_EXTEND_SECONDS = 20
+MAX_CHANGE_CHARS = 400  # a remix's change or an extension's direction; the edit modal's fields share the cap
 
 
 class Verb(StrEnum):
@@ -87,14 +88,14 @@ class ReplyError:
 
 # Slack sends user-typed `<`, `>`, `&` escaped, and a leading mention as a `<@U…>` token.
 _MENTION = re.compile(r"^\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>[\s:,]*")
-_VERB = re.compile(r"^([a-z]+)(?=$|[\s#\d!?.,:;])", re.IGNORECASE)
-_NUMBER = re.compile(r"^#\s*(\d+)\b")
-_HASH_OR_DIGIT = re.compile(r"^[#\d]")
+_VERB = re.compile(r"^([a-z]+)(?=$|[\s#\d!?.,:;])", re.IGNORECASE | re.ASCII)
+_NUMBER = re.compile(r"^#\s*(\d+)\b", re.ASCII)
+_HASH_OR_DIGIT = re.compile(r"^[#\d]", re.ASCII)
 _RANGE = re.compile(
     r"^(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)?\s*(?:-|–|—|to)\s*(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)?\b\s*",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)\b\s*", re.IGNORECASE)
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)\b\s*", re.IGNORECASE | re.ASCII)
 # Words so common in chat ("again, I think…", "help me out", "loop me in") that they only count as commands
 # when the bot is clearly addressed: a mention, the verb on its own, or a `#N` right after it.
 _CHATTY = frozenset({Verb.AGAIN, Verb.HELP, Verb.PICK, Verb.LOOP, Verb.EXTEND, Verb.BLEND})
@@ -173,7 +174,17 @@ def _remix(verb: Verb, numbers: tuple[int, ...], rest: str) -> ReplyCommand | Re
     change = rest.strip(" :,-–—")
     if not change:
         return _error(verb, f"What should change in #{numbers[0]}?")
+    if problem := _too_long(verb, change):
+        return problem
     return ReplyCommand(verb=verb, numbers=numbers, change=change)
+
+
+def _too_long(verb: Verb, text: str) -> ReplyError | None:
+    if len(text) <= MAX_CHANGE_CHARS:
+        return None
+    return _error(
+        verb, f"Keep it under {MAX_CHANGE_CHARS} characters (it is {len(text)}); nothing was started."
+    )
 
 
 def _recut(verb: Verb, numbers: tuple[int, ...], rest: str) -> ReplyCommand | ReplyError:
@@ -204,7 +215,11 @@ def _extend(verb: Verb, numbers: tuple[int, ...], rest: str) -> ReplyCommand | R
             )
         seconds = int(value)
         rest = rest[match.end() :]
+    elif rest[:1].isdigit():  # a length we cannot read ("1e9s", "²s") must not become the direction
+        return _error(verb, f"Extend by {MIN_EXTEND_SECONDS}–{MAX_EXTEND_SECONDS} whole seconds, like `4s`.")
     direction = rest.strip(" :,-–—")
+    if problem := _too_long(verb, direction):
+        return problem
     return ReplyCommand(verb=verb, numbers=numbers, change=direction or None, seconds=seconds)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.domain import GenerationKind
 from bot.replies import HELP_TEXT, USAGE, ReplyCommand, ReplyError, Verb, parse_reply
 
@@ -240,3 +242,26 @@ def test_reply_parser_never_raises_on_nasty_strings() -> None:
     for text in NASTY:
         parsed = parse_reply(text)
         assert parsed is None or isinstance(parsed, ReplyCommand | ReplyError), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pick #١",
+        "remix #² make it red",
+        "recut #1 ²-3",
+        "loop #٣",
+        "extend #1 1e9s the robot turns",
+        "extend #1 ²s",
+    ],
+)
+def test_numbers_are_ascii_digits_and_an_unreadable_one_is_refused_not_guessed(text: str) -> None:
+    assert isinstance(parse_reply(text), ReplyError), text
+
+
+def test_a_change_or_direction_over_the_cap_is_refused_before_anything_is_charged() -> None:
+    long = "make it red " * 60
+    for text in (f"remix #1 {long}", f"extend #1 4s {long}"):
+        refused = parse_reply(text)
+        assert isinstance(refused, ReplyError) and "400 characters" in refused.message, text
+    assert isinstance(parse_reply("remix #1 " + "x" * 400), ReplyCommand)
