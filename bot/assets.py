@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storage.models import Generation
+
+
+def finished_clip(generation: Generation) -> Path | None:
+    """The generation's clip in the asset store, if it has one and the file is still there."""
+    path = Path(generation.asset_path) if generation.asset_path else None
+    return path if path is not None and path.exists() else None
+
 
 class LocalAssetStore:
     def __init__(self, root: Path) -> None:

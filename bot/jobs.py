@@ -163,11 +163,13 @@ class Jobs:
         self.posting.deliver(row.round_id)
         return False
 
-    def _refused(self, row: Generation, err: SoraBotErrorLike) -> bool:
+    def _refused(self, row: Generation, err: ProviderError | UserError) -> bool:
         assert row.id is not None
-        retryable = isinstance(err, ProviderError) and err.retryable
-        if retryable and row.attempts < self.settings.max_submit_attempts:
-            assert isinstance(err, ProviderError)
+        if (
+            isinstance(err, ProviderError)
+            and err.retryable
+            and row.attempts < self.settings.max_submit_attempts
+        ):
             delay = err.retry_after or poll_policy.backoff(
                 row.attempts, low=self.settings.poll_min_seconds, high=self.settings.poll_max_seconds
             )
@@ -465,9 +467,6 @@ class Jobs:
             provider.cancel(job_id)
         except (ProviderError, UserError) as err:  # ours is cancelled either way; the provider may bill
             log.warning("provider %s could not cancel %s: %s", provider.name, job_id, err)
-
-
-SoraBotErrorLike = ProviderError | UserError
 
 
 def _key(row: Generation) -> str:

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 
 from bot import media, views
+from bot.assets import finished_clip
 from bot.domain import JobStatus, ThreadRef
 from bot.errors import PublishError, PublishUncertain
 from bot.ports import AssetStore, Clock, Publisher
@@ -252,7 +252,7 @@ class Posting:
             assert generation.message_ts is not None
             self.publisher.update_variation(thread, generation.message_ts, variation)
             return _Sent()
-        path = _asset(generation)
+        path = finished_clip(generation)
         if path is None:
             raise PublishError(
                 f"the clip of generation {generation.id} is missing from the asset store", permanent=True
@@ -268,13 +268,15 @@ class Posting:
 
     def _post_sheet(self, round_row: Round, generations: list[Generation], thread: ThreadRef) -> _Sent | None:
         assert round_row.id is not None
-        ready = [g for g in generations if g.status == JobStatus.COMPLETED.value and _asset(g) is not None]
+        ready = [
+            g for g in generations if g.status == JobStatus.COMPLETED.value and finished_clip(g) is not None
+        ]
         if not ready:
             return None
         sheet = self.assets.path_for(sheet_filename(round_row.id))
         try:
             media.contact_sheet(
-                [p for g in ready if (p := _asset(g))], sheet, labels=[f"#{g.number}" for g in ready]
+                [p for g in ready if (p := finished_clip(g))], sheet, labels=[f"#{g.number}" for g in ready]
             )
         except media.MediaError as err:
             log.error("contact sheet for round %s cannot be made: %s", round_row.id, err)
@@ -354,8 +356,3 @@ class Posting:
 def _key(kind: PostKind, round_id: int, generation_id: int | None) -> str:
     owner = f"generation-{generation_id}" if generation_id is not None else f"round-{round_id}"
     return f"{owner}/{kind.value}"
-
-
-def _asset(generation: Generation) -> Path | None:
-    path = Path(generation.asset_path) if generation.asset_path else None
-    return path if path is not None and path.exists() else None

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
 
 from bot import media, prompts, replies, safety
+from bot.assets import finished_clip
 from bot.channels import Channels
 from bot.domain import GenerationKind, PromptSpec, RoundStatus
 from bot.errors import InvalidInput, NotFound
@@ -117,7 +117,7 @@ class Variations:
         assert kind is not None
         clips = []
         for source in sources:
-            clip = _asset(source)
+            clip = finished_clip(source)
             if clip is None:
                 raise InvalidInput(f"#{source.number} has no finished clip yet; try again once it is posted.")
             clips.append(clip)
@@ -258,8 +258,3 @@ def _preflight(spec: PromptSpec, *, what: str) -> None:
             f"{what} was not started: the safety check blocks it ({blocked[0].rule}). {blocked[0].message}",
             hint=f"Try: “{blocked[0].safer}”",
         )
-
-
-def _asset(generation: Generation) -> Path | None:
-    path = Path(generation.asset_path) if generation.asset_path else None
-    return path if path is not None and path.exists() else None

@@ -8,12 +8,12 @@ from datetime import datetime
 from sqlalchemy import and_
 from sqlmodel import col, func, select
 
+from storage.generations import TERMINAL
 from storage.models import Generation, Round
 from storage.sql import Queries
 
 OPEN = "open"
 CLOSED = "closed"
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 class Rounds(Queries):
