@@ -114,13 +114,14 @@ class Posting:
             assert generation.id is not None
             self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation.id)
 
-    def sheet_due(self, repo: Repo, round_id: int) -> None:
-        self._enqueue(repo, PostKind.SHEET, round_id)
+    def sheet_due(self, repo: Repo, round_id: int) -> bool:
+        """The round's contact sheet; False when it was asked for already (another replica, an earlier pass)."""
+        return self._enqueue(repo, PostKind.SHEET, round_id)
 
     def _enqueue(
         self, repo: Repo, kind: PostKind, round_id: int, generation_id: int | None = None, *, key: str = ""
-    ) -> None:
-        repo.outbox.enqueue(
+    ) -> bool:
+        return repo.outbox.enqueue(
             key=key or _key(kind, round_id, generation_id),
             kind=kind.value,
             round_id=round_id,

@@ -120,8 +120,7 @@ class Sweep:
         with self.store.transaction() as repo:
             for round_row in repo.rounds.needing_sheet():
                 assert round_row.id is not None
-                if repo.rounds.mark_sheet_queued(round_row.id):
-                    self.posting.sheet_due(repo, round_row.id)
+                if self.posting.sheet_due(repo, round_row.id):
                     report.sheets += 1
 
     def _close_due(self, report: SweepReport) -> None:

@@ -67,7 +67,6 @@ class Round(SQLModel, table=True):
     closed_by: str | None = None
     winner_generation_id: int | None = None
     closes: int = 0  # how many times it has closed: each close is announced once
-    sheet_queued: bool = False  # the contact sheet has its outbox row
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 

@@ -223,9 +223,12 @@ class OutboxQueries(Queries):
 
     def forget_finished_before(self, cutoff: datetime) -> int:
         """Sent and failed rows older than `cutoff` go: their rounds are long settled, and a message that
-        needs showing again is asked for with a new row."""
+        needs showing again is asked for with a new row. Contact sheet rows stay: one per round, and their
+        presence is what says the round has had its sheet."""
         statement = delete(Outbox).where(
-            col(Outbox.state).in_([SENT, FAILED]), col(Outbox.created_at) < cutoff
+            col(Outbox.state).in_([SENT, FAILED]),
+            col(Outbox.created_at) < cutoff,
+            col(Outbox.kind) != "upload_sheet",
         )
         return int(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]
 

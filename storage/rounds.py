@@ -9,10 +9,11 @@ from sqlalchemy import and_
 from sqlmodel import col, func, select
 
 from storage.generations import TERMINAL
-from storage.models import Generation, Round
+from storage.models import Generation, Outbox, Round
 from storage.sql import Queries
 
 OPEN = "open"
+SHEET = "upload_sheet"  # the outbox kind of a round's contact sheet
 CLOSED = "closed"
 
 
@@ -93,24 +94,12 @@ class Rounds(Queries):
         return int(self.session.exec(statement).one())
 
     def needing_sheet(self, *, limit: int = 20) -> Sequence[Round]:
-        """Rounds whose variations have all finished and whose contact sheet is not queued yet."""
+        """Rounds whose variations have all finished and that have no contact sheet in the outbox yet."""
         unfinished = (
             select(Generation.id)
             .where(Generation.round_id == Round.id, col(Generation.status).not_in(TERMINAL))
             .exists()
         )
-        statement = (
-            select(Round)
-            .where(
-                col(Round.sheet_queued).is_(False),
-                Round.status != "cancelled",
-                ~unfinished,
-            )
-            .limit(limit)
-        )
+        queued = select(Outbox.id).where(Outbox.round_id == Round.id, Outbox.kind == SHEET).exists()
+        statement = select(Round).where(Round.status != "cancelled", ~unfinished, ~queued).limit(limit)
         return self.session.exec(statement).all()
-
-    def mark_sheet_queued(self, round_id: int) -> bool:
-        return self._conditional_update(
-            Round, and_(col(Round.id) == round_id, col(Round.sheet_queued).is_(False)), {"sheet_queued": True}
-        )

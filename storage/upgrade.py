@@ -107,8 +107,8 @@ RETIRED_INDEXES = {"ix_generation_job": ("generation", "uq_generation_provider_j
 def upgrade_previous_release(conn: Connection, *, now: datetime | None = None) -> None:
     """Move what the previous release kept in columns this release retired, then drop those columns.
 
-    - `round.sheet_file_id` → `round.sheet_queued`: a round whose sheet was posted (or given up on: "none")
-      must not get a second one.
+    - `round.sheet_file_id` → a sent `upload_sheet` outbox row: a round whose sheet was posted (or given up
+      on: "none") must not get a second one.
     - `round.status` closed → `round.closes = 1`: it was closed (and announced) once already.
     - `generation.params` {"sources", "start", "end"} → `generation.source_paths`, `edit_start`, `edit_end`:
       edits it queued keep the clips they cut from.
@@ -132,7 +132,7 @@ def upgrade_previous_release(conn: Connection, *, now: datetime | None = None) -
         return
     log.info("upgrading tables of the previous release: round %s, generation %s", rounds_old, generations_old)
     if rounds_old:
-        _move_round_columns(conn)
+        _move_round_columns(conn, now)
     if generations_old:
         _move_generation_params(conn)
     if rounds_old and generations_old:
@@ -150,7 +150,6 @@ _round = table(
     column("status"),
     column("parent_ts"),
     column("closes"),
-    column("sheet_queued"),
     column("announced_ts"),
     column("sheet_file_id"),
     column("created_at", UtcDateTime),
@@ -169,8 +168,27 @@ _generation = table(
 )
 
 
-def _move_round_columns(conn: Connection) -> None:
-    conn.execute(update(_round).where(_round.c.sheet_file_id.is_not(None)).values(sheet_queued=True))
+def _move_round_columns(conn: Connection, now: datetime) -> None:
+    outbox: Table = Outbox.__table__  # type: ignore[attr-defined]
+    present = {row[0] for row in conn.execute(select(outbox.c.key))}
+    posted = conn.execute(
+        select(_round.c.id, _round.c.sheet_file_id).where(_round.c.sheet_file_id.is_not(None))
+    )
+    for round_id, file_id in posted:
+        key = _SHEET[1].format(round_id=round_id)
+        if key not in present:  # recorded as sent: the sweep asks for a round's sheet once, by this key
+            conn.execute(
+                outbox.insert().values(
+                    key=key,
+                    kind=_SHEET[0],
+                    round_id=round_id,
+                    state="sent",
+                    file_id=None if file_id == "none" else file_id,
+                    due_at=now,
+                    created_at=now,
+                    sent_at=now,
+                )
+            )
     conn.execute(update(_round).where(_round.c.status == "closed", _round.c.closes == 0).values(closes=1))
 
 
@@ -206,6 +224,7 @@ _PARENT = ("post_parent", "round-{round_id}/post_parent")
 _VARIATION = ("post_variation", "generation-{generation_id}/post_variation")
 _CLIP = ("upload_clip", "generation-{generation_id}/upload_clip")
 _ANNOUNCE = ("announce", "round-{round_id}/close-1/announce")
+_SHEET = ("upload_sheet", "round-{round_id}/upload_sheet")
 
 
 def _queue_owed_posts(conn: Connection, now: datetime) -> None:
@@ -213,7 +232,7 @@ def _queue_owed_posts(conn: Connection, now: datetime) -> None:
 
     Its sweep looked for unset columns (no parent ts, no message ts, no `announced_ts`, no `posted_at`);
     this release's sweep only sends outbox rows, so without this those posts would never be made.
-    (Unposted contact sheets need nothing: `sheet_queued` stayed false, and the sweep queues those.)
+    (Unposted contact sheets need nothing: such a round has no sheet row, and the sweep queues one.)
     """
     r, g = _round, _generation
     # (round, phase, generation, round's start): one round's rows go out in id order, the parent first.

@@ -207,9 +207,9 @@ def test_a_round_past_its_deadline_is_due_and_its_sheet_is_queued_once(store: St
             repo.generations.mark_failed(generation_id, error="x")
     with store.transaction() as repo:
         assert [r.id for r in repo.rounds.needing_sheet()] == [round_id]
-        assert repo.rounds.mark_sheet_queued(round_id) is True
-        assert repo.rounds.mark_sheet_queued(round_id) is False
-        assert repo.rounds.needing_sheet() == []
+        assert enqueue(repo, f"round-{round_id}/upload_sheet", round_id, kind="upload_sheet") is True
+        assert enqueue(repo, f"round-{round_id}/upload_sheet", round_id, kind="upload_sheet") is False
+        assert repo.rounds.needing_sheet() == [], "its sheet is in the outbox: asked for once"
 
 
 # --- generations ----------------------------------------------------------------------------------
@@ -650,3 +650,26 @@ def test_a_lease_renewed_before_each_send_is_refused_once_another_worker_took_th
         assert not repo.outbox.renew(row.id, owner="A", now=later, lease=timedelta(seconds=10)), (
             "A must not send"
         )
+
+
+def test_a_rounds_contact_sheet_row_outlives_the_outbox_pruning_so_no_second_sheet_is_queued(
+    store: Store,
+) -> None:
+    round_id, ids = seed(store)
+    with store.transaction() as repo:
+        for generation_id in ids:
+            repo.generations.mark_failed(generation_id, error="x")
+        enqueue(
+            repo,
+            f"round-{round_id}/upload_sheet",
+            round_id,
+            kind="upload_sheet",
+            now=NOW - timedelta(days=90),
+        )
+        row = repo.outbox.by_key(f"round-{round_id}/upload_sheet")
+        assert row is not None
+        row.state = "sent"
+        repo.session.add(row)
+    with store.transaction() as repo:
+        assert repo.outbox.forget_finished_before(NOW - timedelta(days=30)) == 0
+        assert repo.rounds.needing_sheet() == []

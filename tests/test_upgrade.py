@@ -318,15 +318,24 @@ def test_every_row_is_kept_with_the_values_this_release_reads(upgraded: tuple[St
         "processed_event": 1,
         "channel_settings": 0,
         "spend": 1,
-        "outbox": 1,  # the announcement the previous release still owed
+        "outbox": 3,  # the announcement the previous release still owed, and the two sheets it had posted
     }
     with store.read() as repo:
         finished, owed, running = (repo.rounds.get(i) for i in (p.finished, p.owed, p.running))
         assert finished is not None and owed is not None and running is not None
-        # A posted sheet (or the "none" given up on) is queued already; a closed round has closed once.
-        assert (finished.sheet_queued, finished.closes, finished.status) == (True, 1, "closed")
-        assert (owed.sheet_queued, owed.closes) == (True, 1)
-        assert (running.sheet_queued, running.closes, running.status) == (False, 0, "open")
+        # A posted sheet (or the "none" given up on) is a sent outbox row; a closed round has closed once.
+        sheets = {
+            r.round_id: (r.state, r.file_id)
+            for r in repo.outbox.in_round(p.finished)
+            if r.kind == "upload_sheet"
+        } | {
+            r.round_id: (r.state, r.file_id) for r in repo.outbox.in_round(p.owed) if r.kind == "upload_sheet"
+        }
+        assert sheets == {p.finished: ("sent", "F0SHEET"), p.owed: ("sent", None)}
+        assert not [r for r in repo.outbox.in_round(p.running) if r.kind == "upload_sheet"]
+        assert (finished.closes, finished.status) == (1, "closed")
+        assert owed.closes == 1
+        assert (running.closes, running.status) == (0, "open")
         assert finished.winner_generation_id == p.winner
         assert finished.closes_at == NOW - timedelta(hours=1)
         assert running.parent_ts == "1900.000100"
@@ -348,7 +357,7 @@ def test_every_row_is_kept_with_the_values_this_release_reads(upgraded: tuple[St
             assert (vote.active, vote.event_ts) == (True, ""), "a vote cast before the upgrade still counts"
         pattern = session.exec(select(Pattern)).one()
         assert (pattern.round_id, pattern.generation_id, pattern.lineage) == (p.finished, p.winner, [1])
-        outbox = session.exec(select(Outbox)).one()
+        outbox = session.exec(select(Outbox).where(Outbox.kind != "upload_sheet")).one()
         assert (outbox.key, outbox.kind, outbox.round_id, outbox.state) == (
             f"round-{p.owed}/close-1/announce",
             "announce",
