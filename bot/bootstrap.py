@@ -93,6 +93,7 @@ def build_services(
         min_beat_gap=settings.min_beat_gap,
         lease_seconds=settings.lease_seconds,
         post_lease_seconds=settings.lease_seconds,
+        orphan_audit_seconds=settings.orphan_audit_seconds,
     )
     openai_key = settings.secret("openai_api_key")
     prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
@@ -142,9 +143,7 @@ def build_services(
         settings=core,
         worker_id=worker,
     )
-    sweep = Sweep(
-        store=store, jobs=jobs, posting=posting, rounds=rounds, clock=clock, keep_days=core.outbox_keep_days
-    )
+    sweep = Sweep(store=store, jobs=jobs, posting=posting, rounds=rounds, clock=clock, settings=core)
     return Services(
         inbox=Inbox(store=store, clock=clock),
         channels=channels,

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         default=120.0, ge=1, le=3600, validation_alias=AliasChoices("SORA_BOT_LEASE_SECONDS")
     )
+    orphan_audit_seconds: float = Field(
+        default=600.0, ge=1, le=86400, validation_alias=AliasChoices("SORA_BOT_ORPHAN_AUDIT_SECONDS")
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("SORA_BOT_LOG_LEVEL")
     )

@@ -15,12 +15,12 @@ from bot.jobs import JobReport, Jobs
 from bot.ports import Clock
 from bot.posting import Posting
 from bot.rounds import Rounds
+from bot.tuning import CoreSettings
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 EVENT_MEMORY = timedelta(days=1)  # Slack retries an event for minutes; a day of ids is plenty
-ORPHAN_AUDIT_EVERY = timedelta(minutes=10)
 ORPHAN_AUDIT_WINDOW = timedelta(hours=2)  # a create in flight when its process died lands within seconds
 
 
@@ -50,7 +50,14 @@ class SweepReport:
 
 class Sweep:
     def __init__(
-        self, *, store: Store, jobs: Jobs, posting: Posting, rounds: Rounds, clock: Clock, keep_days: int = 30
+        self,
+        *,
+        store: Store,
+        jobs: Jobs,
+        posting: Posting,
+        rounds: Rounds,
+        clock: Clock,
+        settings: CoreSettings,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -58,7 +65,7 @@ class Sweep:
         self.rounds = rounds
         self.clock = clock
         self.wake: Callable[[], None] = lambda: None
-        self.keep_days = keep_days
+        self.settings = settings
         self._reconciled = False
         self._audited_at: datetime | None = None
 
@@ -127,9 +134,10 @@ class Sweep:
         report.closed += self.rounds.close_due()
 
     def _audit_orphans(self, report: SweepReport) -> None:
-        """Every ORPHAN_AUDIT_EVERY (and at start-up): jobs a late create left at a provider, cancelled there."""
+        """At start-up, then every `orphan_audit_seconds`: jobs a late create left at a provider, cancelled."""
         now = self.clock.now()
-        if self._audited_at is not None and now - self._audited_at < ORPHAN_AUDIT_EVERY:
+        every = timedelta(seconds=self.settings.orphan_audit_seconds)
+        if self._audited_at is not None and now - self._audited_at < every:
             return
         self._audited_at = now
         report.orphans += self.jobs.audit_orphans(window=ORPHAN_AUDIT_WINDOW)
@@ -139,4 +147,4 @@ class Sweep:
         now = self.clock.now()
         with self.store.transaction() as repo:
             repo.events.forget_before(now - EVENT_MEMORY)
-            repo.outbox.forget_finished_before(now - timedelta(days=self.keep_days))
+            repo.outbox.forget_finished_before(now - timedelta(days=self.settings.outbox_keep_days))

@@ -33,3 +33,4 @@ class CoreSettings:
     max_post_attempts: int = 8
     uncertain_look_seconds: float = 10.0  # after a lost answer, wait this long before looking for the post
     outbox_keep_days: int = 30  # sent and failed outbox rows are forgotten after this
+    orphan_audit_seconds: float = 600.0  # how often the sweep looks for jobs a late create left at a provider

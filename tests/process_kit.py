@@ -139,6 +139,7 @@ class Deployment:
             SORA_BOT_TICK_SECONDS="0.2",
             # Long enough that a create the killed process had already sent has landed before anyone looks.
             SORA_BOT_LEASE_SECONDS="6",
+            SORA_BOT_ORPHAN_AUDIT_SECONDS="2",
             SORA_BOT_LOG_LEVEL="INFO",
         )
         replica = BotProcess(env=env, port=free_port(), log=log_dir / f"replica-{len(self.replicas)}.log")
@@ -202,10 +203,17 @@ class Deployment:
             outbox = repo.session.exec(select(Outbox)).all()
         active = [g for g in generations if g.status in ("queued", "submitting", "in_progress")]
         waiting = [o for o in outbox if o.state in ("pending", "sending")]
-        return bool(generations) and not active and not waiting
+        return bool(generations) and not active and not waiting and not self.orphans()
+
+    def orphans(self) -> list[str]:
+        """Jobs at the provider that no generation owns and nobody cancelled: still billing."""
+        owned = {g.provider_job_id for g in self.rows(Generation) if g.provider_job_id}
+        with self.videos._lock:
+            jobs = list(self.videos._jobs.values())
+        return [job.id for job in jobs if job.id not in owned and not (job.deleted or job.cancelled)]
 
     def wait_settled(self, *, timeout: float = 90.0) -> None:
-        wait(self.settled, "every job finished and every post sent", timeout=timeout)
+        wait(self.settled, "every job finished, every post sent, no orphaned job billing", timeout=timeout)
 
     @property
     def store_cache(self) -> Store:
@@ -258,14 +266,7 @@ class Deployment:
             if files[f"round-{round_row.id}-contact-sheet.png"] > 1:
                 problems.append(f"round {round_row.id}: more than one contact sheet")
         owned = set(jobs)
-        with self.videos._lock:
-            listed = {job.id: job for job in self.videos._jobs.values()}
-        orphans = [
-            job_id
-            for job_id, job in listed.items()
-            if job_id not in owned and not (job.deleted or job.cancelled)
-        ]
-        if orphans:
+        if orphans := self.orphans():
             problems.append(f"jobs at the provider no generation owns, still billing: {orphans}")
         if len(owned) != len([g for g in generations if g.provider == "openai"]):
             problems.append(f"{len(owned)} provider jobs owned for {len(generations)} generations")
