@@ -94,12 +94,15 @@ def build_services(
         lease_seconds=settings.lease_seconds,
         post_lease_seconds=settings.lease_seconds,
         orphan_audit_seconds=settings.orphan_audit_seconds,
+        admins=settings.admin_ids,
     )
     openai_key = settings.secret("openai_api_key")
     prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
     providers = providers or build_providers(settings, prices=prices)
     assets = LocalAssetStore(settings.data_dir / "assets")
-    channels = Channels(store=store, providers=providers, prices=prices, clock=clock, settings=core)
+    channels = Channels(
+        store=store, providers=providers, prices=prices, clock=clock, settings=core, publisher=publisher
+    )
     drafts = Drafts(
         store=store,
         channels=channels,

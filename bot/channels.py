@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot import prompts
-from bot.errors import InvalidInput
-from bot.ports import Clock
+from bot.errors import InvalidInput, NotAllowed, PublishError
+from bot.ports import Clock, Publisher
 from bot.pricing import PriceTable, UnknownPrice
 from bot.providers.registry import Providers
 from bot.tuning import CoreSettings
@@ -19,11 +19,39 @@ from storage.store import Repo, Store
 log = logging.getLogger(__name__)
 
 
+GUARDED_SETTINGS = ("budget", "provider", "model")  # what spends money: admins only
+
+
+def describe_changes(before: ChannelDefaults, after: ChannelDefaults) -> str:
+    """ "budget $10.00 → no limit, vote 60 → 30 minutes": what a settings change did, for the channel."""
+
+    def shown(defaults: ChannelDefaults) -> dict[str, str]:
+        return {
+            "provider": defaults.provider,
+            "model": defaults.model or "default",
+            "goal": defaults.goal.value if defaults.goal else "none",
+            "vote": f"{defaults.vote_minutes} minutes",
+            "blind": "on" if defaults.blind else "off",
+            "budget": "no limit" if defaults.daily_budget is None else f"${defaults.daily_budget:,.2f} a day",
+        }
+
+    old, new = shown(before), shown(after)
+    return ", ".join(f"{key} {old[key]} → {new[key]}" for key in old if old[key] != new[key])
+
+
 class Channels:
     def __init__(
-        self, *, store: Store, providers: Providers, prices: PriceTable, clock: Clock, settings: CoreSettings
+        self,
+        *,
+        store: Store,
+        providers: Providers,
+        prices: PriceTable,
+        clock: Clock,
+        settings: CoreSettings,
+        publisher: Publisher,
     ) -> None:
         self.store = store
+        self.publisher = publisher
         self.providers = providers
         self.prices = prices
         self.clock = clock
@@ -54,13 +82,18 @@ class Channels:
     def update_settings(
         self, *, team_id: str, channel_id: str, user_id: str, changes: Sequence[tuple[str, object]]
     ) -> ChannelDefaults:
-        """Change a channel's defaults (`provider`, `model`, `goal`, `vote`, `blind`, `budget`)."""
+        """Change a channel's defaults (`provider`, `model`, `goal`, `vote`, `blind`, `budget`).
+
+        What costs money (budget, provider, model) is for workspace admins and the people the deployment names;
+        every change is announced in the channel, so nobody lifts a budget quietly."""
         values = dict(changes)
+        self._may_change(user_id, values)
         provider = values.get("provider")
         if provider is not None:
             self.providers.pick(str(provider))  # refuses, by name, a provider that is not configured
         now = self.clock.now()
         with self.store.transaction() as repo:
+            before = self.defaults_in(repo, channel_id)
             row = repo.channels.settings(channel_id) or ChannelSettings(
                 channel_id=channel_id, team_id=team_id, updated_by=user_id, updated_at=now
             )
@@ -71,7 +104,35 @@ class Channels:
                 row.model = None  # a model id belongs to the provider it was set for
             row.updated_by, row.updated_at = user_id, now
             repo.channels.save_settings(row)
-            return self.defaults_in(repo, channel_id)
+            after = self.defaults_in(repo, channel_id)
+        said = describe_changes(before, after)
+        if said:
+            try:
+                self.publisher.notify_channel(
+                    channel_id, f"changed this channel's settings: {said}.", by=user_id
+                )
+            except PublishError as err:  # the change stands; only its notice is missing
+                log.warning("settings of %s changed by %s, but not announced: %s", channel_id, user_id, err)
+        return after
+
+    def _may_change(self, user_id: str, values: dict[str, object]) -> None:
+        guarded = [key for key in GUARDED_SETTINGS if key in values]
+        if not guarded or user_id in self.settings.admins:
+            return
+        try:
+            admin = self.publisher.is_admin(user_id)
+        except PublishError as err:
+            log.warning("could not ask Slack whether %s is an admin: %s", user_id, err)
+            raise InvalidInput(
+                "Slack could not confirm who may change this just now, so nothing was changed.",
+                hint="Try again in a minute.",
+            ) from err
+        if not admin:
+            raise NotAllowed(
+                f"Only workspace admins (and the people this bot's operators named) can change "
+                f"{' or '.join(guarded)}; nothing was changed.",
+                hint="Ask one of them. Goal, vote and blind are yours to change.",
+            )
 
     def estimate(
         self, provider: str, model: str | None, *, seconds: int, variations: int

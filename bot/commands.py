@@ -174,7 +174,7 @@ SETTINGS_KEYS: dict[str, str] = {
     "goal": "the goal preset drafts here start with, or `none`",
     "vote": "minutes a round stays open for votes (1–10080)",
     "blind": "`on` hides tallies until a round closes, `off` shows them live",
-    "budget": "dollars this channel may spend per day, or `none` for no limit",
+    "budget": "dollars this channel may spend per day (up to 999999.99), or `none` for no limit",
 }
 _ON = {"on", "yes", "true", "1"}
 _OFF = {"off", "no", "false", "0"}
@@ -199,27 +199,37 @@ def parse_settings(rest: str) -> SettingsCommand | CommandError:
     return SettingsCommand(changes=tuple(changes))
 
 
+_BUDGET = re.compile(r"\$?(\d{1,6}(?:\.\d{1,2})?)", re.ASCII)
+_WHOLE = re.compile(r"\d{1,5}", re.ASCII)
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,63}", re.ASCII)
+MAX_SETTING_CHARS = 64
+
+
 def _setting_value(key: str, value: str) -> object:
+    """One setting's value, read strictly: ASCII digits, a stated length, nothing Python merely tolerates
+    ("1e9", "nan", "1_000", "²")."""
     wrong = CommandError(
         message=f"`{key}={_shown(value)}` is not valid.", hint=f"`{key}` is {SETTINGS_KEYS[key]}."
     )
+    if len(value) > MAX_SETTING_CHARS:
+        return CommandError(
+            message=f"The value of `{key}` is {len(value):,} characters; a setting takes {MAX_SETTING_CHARS} at most.",
+            hint=f"`{key}` is {SETTINGS_KEYS[key]}.",
+        )
     if key == "vote":
-        return int(value) if value.isdigit() and 1 <= int(value) <= 10080 else wrong
+        return int(value) if _WHOLE.fullmatch(value) and 1 <= int(value) <= 10080 else wrong
     if key == "blind":
         return True if value in _ON else False if value in _OFF else wrong
     if key == "budget":
         if value in _CLEAR:
             return None
-        try:
-            amount = float(value.lstrip("$"))
-        except ValueError:
-            return wrong
-        return amount if 0 <= amount < 1_000_000 else wrong
+        match = _BUDGET.fullmatch(value)
+        return float(match.group(1)) if match else wrong
     if key == "goal":
         return None if value in _CLEAR else (parse_goal(value) or wrong)
     if key == "model":
-        return None if value.lower() in _CLEAR else value
-    return value if re.fullmatch(r"[a-z0-9_-]{1,32}", value) else wrong
+        return None if value.lower() in _CLEAR else value if _MODEL.fullmatch(value) else wrong
+    return value if re.fullmatch(r"[a-z0-9_-]{1,32}", value, re.ASCII) else wrong
 
 
 def _unknown(name: str) -> CommandError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,7 @@ _HELP: dict[str, str] = {
     "SORA_BOT_VOTE_MINUTES": "a whole number of minutes between 1 and 10080 (a week)",
     "SORA_BOT_TICK_SECONDS": "a number of seconds between 0.1 and 60",
     "SORA_BOT_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
+    "SORA_BOT_ADMINS": "Slack user ids, comma-separated, e.g. U012AB3CD,U045EF6GH",
 }
 
 
@@ -115,6 +117,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("SORA_BOT_LOG_LEVEL")
     )
+    # Besides workspace admins and owners, who may change a channel's budget, provider and model.
+    admins: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_ADMINS"))
 
     @field_validator(
         "slack_api_url", "fal_base_url", "gemini_base_url", "openai_base_url", "public_url", "fal_jwks_url"
@@ -124,6 +128,18 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    @field_validator("admins")
+    @classmethod
+    def _user_ids(cls, value: str) -> str:
+        for user_id in value.replace(",", " ").split():
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,20}", user_id):
+                raise ValueError(f"“{user_id[:24]}” is not a Slack user id")
+        return value
+
+    @property
+    def admin_ids(self) -> frozenset[str]:
+        return frozenset(self.admins.replace(",", " ").split())
 
     @field_validator("slack_api_url")
     @classmethod

@@ -188,6 +188,24 @@ class ThreadRef:
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """What Slack says of a conversation, as the bot sees it.
+
+    `private`: a private channel, a DM or a group DM; what is saved there stays there. `member`: the bot can post
+    there. A conversation Slack will not show the bot is neither visible nor a place to post.
+    """
+
+    channel_id: str
+    private: bool
+    member: bool
+
+    @classmethod
+    def unknown(cls, channel_id: str) -> Conversation:
+        """When Slack could not say: assume the narrower case (private), never the wider."""
+        return cls(channel_id=channel_id, private=True, member=True)
+
+
+@dataclass(frozen=True)
 class Tally:
     """Votes for one variation."""
 

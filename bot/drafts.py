@@ -24,6 +24,7 @@ from storage.store import Repo, Store
 log = logging.getLogger(__name__)
 
 MAX_FIELD_CHARS = 400
+MAX_STORYBOARD_IDEA_CHARS = 1000  # the subject and look; the beats carry the rest
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,8 @@ class Drafts:
         errors: dict[str, str] = {}
         if not idea.strip():
             errors["idea"] = "Say what the clip is of, e.g. a small delivery robot in a neon alley."
+        elif len(idea) > MAX_STORYBOARD_IDEA_CHARS:
+            errors["idea"] = f"Keep it under {MAX_STORYBOARD_IDEA_CHARS} characters (it is {len(idea):,})."
         length = whole(seconds, low=MIN_SECONDS, high=MAX_SECONDS)
         if length is None:
             errors["seconds"] = f"A whole number of seconds from {MIN_SECONDS} to {MAX_SECONDS}."
@@ -351,6 +354,9 @@ class Drafts:
 
 
 def whole(text: str, *, low: int, high: int) -> int | None:
-    """A whole number typed in `low`–`high` (an optional trailing "s"), else None."""
+    """A whole number typed in `low`–`high` (an optional trailing "s"), else None. ASCII digits only:
+    "²" and "٣" are digits to Python, not to someone reading the card."""
     text = text.strip().removesuffix("s").strip()
-    return int(text) if text.isdigit() and low <= int(text) <= high else None
+    if not (0 < len(text) <= 9 and text.isascii() and text.isdigit()):
+        return None
+    return int(text) if low <= int(text) <= high else None

@@ -55,6 +55,10 @@ class InvalidInput(UserError):
     pass
 
 
+class NotInvited(UserError):
+    """The bot is not a member of the channel: it could not post there, so it does nothing there."""
+
+
 class ProviderError(SoraBotError):
     """A provider failed. The base class is a refusal that waiting will not fix (a bad request or answer)."""
 

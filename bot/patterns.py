@@ -44,6 +44,7 @@ class Patterns:
             generation_id=winner_id,
             title=round_row.title,
             prompt=winner.prompt,
+            private=round_row.private,
             created_at=self.clock.now(),
         )
         pattern.generation_id = winner_id
@@ -69,8 +70,11 @@ class Patterns:
         pattern.tags = " ".join(filter(None, [winner.kind, winner.aspect.replace(":", "x"), spec.camera]))
         repo.patterns.save(pattern)
 
-    def recall(self, *, team_id: str, query: str, limit: int = 3) -> list[PatternCard]:
+    def recall(self, *, team_id: str, channel_id: str, query: str, limit: int = 3) -> list[PatternCard]:
+        """Winners of this workspace that may be shown in `channel_id`: those saved in public channels, and
+        those saved in this very conversation (a private channel's winners never leave it)."""
         if not query.strip():
             raise InvalidInput("Recall needs something to look for.", hint="Try `/sora recall neon robot`.")
         with self.store.read() as repo:
-            return [pattern_card(hit.pattern) for hit in repo.patterns.search(team_id, query, limit=limit)]
+            hits = repo.patterns.search(team_id, query, visible_in=channel_id, limit=limit)
+            return [pattern_card(hit.pattern) for hit in hits]

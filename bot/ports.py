@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import Capability, GenerationRequest, ProviderJob, ThreadRef
+from bot.domain import Capability, Conversation, GenerationRequest, ProviderJob, ThreadRef
 
 if TYPE_CHECKING:
     from bot.views import RoundView, VariationView
@@ -81,6 +81,22 @@ class Publisher(Protocol):
 
     def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
         """A message only `user_id` sees (ephemeral in Slack)."""
+        ...
+
+    def notify_channel(self, channel_id: str, text: str, *, by: str) -> None:
+        """A short notice everyone in the channel sees, about something `by` did (a settings change), shown
+        as their mention followed by `text`. Not an outbox post: a notice
+        lost in a crash is only a missing line, never a second clip or a wrong winner."""
+        ...
+
+    def conversation(self, channel_id: str) -> Conversation:
+        """Slack's word on a conversation: private or not, and whether the bot is in it. Raises `PublishError`
+        when Slack cannot say."""
+        ...
+
+    def is_admin(self, user_id: str) -> bool:
+        """Whether Slack says `user_id` is an admin or owner of the workspace. Raises `PublishError` when
+        Slack cannot say."""
         ...
 
 

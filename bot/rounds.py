@@ -15,9 +15,9 @@ from datetime import timedelta
 
 from bot import prompts, votes
 from bot.channels import Channels
-from bot.domain import GenerationKind, JobStatus, PromptSpec, RoundStatus, Severity
+from bot.domain import Conversation, GenerationKind, JobStatus, PromptSpec, RoundStatus, Severity
 from bot.drafts import Drafts
-from bot.errors import InvalidInput, NotAllowed, NotFound, PublishError
+from bot.errors import InvalidInput, NotAllowed, NotFound, NotInvited, PublishError
 from bot.patterns import Patterns
 from bot.ports import Clock, Publisher
 from bot.posting import Posting
@@ -62,7 +62,18 @@ class Rounds:
     # --- start --------------------------------------------------------------------------------
 
     def start_round(self, draft_id: int, *, actor: str) -> RoundStarted:
-        """Turn an open draft into a round: its variations queued, its messages asked of the outbox."""
+        """Turn an open draft into a round: its variations queued, its messages asked of the outbox.
+
+        Slack is asked first whether the bot is in the channel (nothing is charged where nobody would see the
+        clips) and whether the channel is private (its winners are then recalled only there)."""
+        with self.store.read() as repo:
+            channel_id = self.drafts.owned(repo, draft_id, actor).channel_id
+        conversation = self._conversation(channel_id)
+        if not conversation.member:
+            raise NotInvited(
+                "I'm not in this channel, so nothing was generated and nothing was charged.",
+                hint="Invite me with `/invite @sora` (or the channel's Integrations tab), then press Generate again.",
+            )
         with self.store.transaction() as repo:
             draft = self.drafts.owned(repo, draft_id, actor)
             card = self.drafts.card_for(draft)
@@ -74,7 +85,9 @@ class Rounds:
                 )
             if not repo.drafts.submit(draft_id):
                 raise InvalidInput("This draft was already generated or cancelled.")
-            round_id, generation_ids = self._open_round(repo, draft, actor=actor)
+            round_id, generation_ids = self._open_round(
+                repo, draft, actor=actor, private=conversation.private
+            )
             self.posting.round_started(repo, round_id, generation_ids)
             draft.status = "submitted"
             card = self.drafts.card_for(draft)
@@ -85,7 +98,14 @@ class Rounds:
             thread_ts = round_row.parent_ts if round_row else None
         return RoundStarted(round_id=round_id, card=card, thread_ts=thread_ts)
 
-    def _open_round(self, repo: Repo, draft: Draft, *, actor: str) -> tuple[int, list[int]]:
+    def _conversation(self, channel_id: str) -> Conversation:
+        try:
+            return self.publisher.conversation(channel_id)
+        except PublishError as err:
+            log.warning("Slack could not describe %s (%s); treating it as private", channel_id, err)
+            return Conversation.unknown(channel_id)
+
+    def _open_round(self, repo: Repo, draft: Draft, *, actor: str, private: bool) -> tuple[int, list[int]]:
         """The round, its charge and its variations (distinct seeds), in the caller's transaction."""
         spec = PromptSpec.from_dict(draft.spec)
         count = max(MIN_VARIATIONS, min(MAX_VARIATIONS, draft.variations))
@@ -103,6 +123,7 @@ class Rounds:
                 title=spec.subject or draft.idea[:80],
                 closes_at=now + timedelta(minutes=defaults.vote_minutes),
                 blind=defaults.blind,
+                private=private,
                 estimated_cost=total,
                 created_at=now,
             )

@@ -152,9 +152,13 @@ class BeatErrors:
 
 
 # "2", "2.5", "2,5" (a decimal comma), "2s", "2 sec", "2 seconds", and "0:02" as minutes:seconds.
-_SECONDS = re.compile(r"^(?P<n>\d+(?:[.,]\d+)?|[.,]\d+)\s*(?:s|secs?|seconds?)?$", re.IGNORECASE)
-_CLOCK = re.compile(r"^(?P<m>\d+):(?P<s>[0-5]\d(?:[.,]\d+)?)$")
-_NEGATIVE = re.compile(r"^[-−–]\s*(?:\d|[.,]\d)")
+# ASCII digits only, a few of them: "²" or a hundred nines is not a start time.
+_SECONDS = re.compile(
+    r"^(?P<n>\d{1,4}(?:[.,]\d{1,3})?|[.,]\d{1,3})\s*(?:s|secs?|seconds?)?$", re.IGNORECASE | re.ASCII
+)
+_CLOCK = re.compile(r"^(?P<m>\d{1,3}):(?P<s>[0-5]\d(?:[.,]\d{1,3})?)$", re.ASCII)
+_NEGATIVE = re.compile(r"^[-−–]\s*(?:\d|[.,]\d)", re.ASCII)
+MAX_BEAT_CHARS = 200
 
 
 def _start(text: str) -> float | str:
@@ -184,6 +188,11 @@ def parse_beats(rows: Sequence[tuple[str, str]]) -> tuple[Beat, ...] | BeatError
             continue
         if not text:
             errors[index] = "Say what happens in this card, or clear its start time."
+            continue
+        if len(text) > MAX_BEAT_CHARS:
+            errors[index] = (
+                f"Keep a card under {MAX_BEAT_CHARS} characters (it is {len(text):,}): one action."
+            )
             continue
         if not start_text:
             errors[index] = "Give this card a start time in seconds, like 0 or 2.5."

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.domain import ThreadRef
+from bot.domain import Conversation, ThreadRef
 from bot.errors import PublishError, PublishUncertain
 from bot.views import RoundView, VariationView
 
@@ -37,6 +37,10 @@ class RecordingPublisher:
     told: list[tuple[str, str]] = field(default_factory=list)
     reactions_by_ts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    notices: list[tuple[str, str]] = field(default_factory=list)
+    private_channels: set[str] = field(default_factory=set)
+    outside_channels: set[str] = field(default_factory=set)  # channels the bot was not invited to
+    admins: set[str] = field(default_factory=set)
     _faults: dict[str, deque[str]] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -149,6 +153,25 @@ class RecordingPublisher:
     def tell_user(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
         with self._lock:
             self.told.append((user_id, text))
+
+    def notify_channel(self, channel_id: str, text: str, *, by: str) -> None:
+        self._do("notify_channel", lambda: self.notices.append((channel_id, f"{by} {text}")))
+
+    def conversation(self, channel_id: str) -> Conversation:
+        if self._fault("conversation") == "error":
+            raise PublishError("Slack refused conversations_info: internal_error")
+        with self._lock:
+            return Conversation(
+                channel_id=channel_id,
+                private=channel_id in self.private_channels,
+                member=channel_id not in self.outside_channels,
+            )
+
+    def is_admin(self, user_id: str) -> bool:
+        if self._fault("is_admin") == "error":
+            raise PublishError("Slack refused users_info: internal_error")
+        with self._lock:
+            return user_id in self.admins
 
     # --- what a test reads ------------------------------------------------------------------
 

@@ -271,9 +271,20 @@ class SlackSimulator:
         return self._reaction("reaction_removed", user_id, channel_id, ts, emoji, event_id, retry_num)
 
     def reply(
-        self, user_id: str, channel_id: str, thread_ts: str, text: str, *, event_id: str | None = None
+        self,
+        user_id: str,
+        channel_id: str,
+        thread_ts: str,
+        text: str,
+        *,
+        event_id: str | None = None,
+        also_to_channel: bool = False,
+        with_file: bool = False,
     ) -> SimResponse:
-        return self.post(user_id, channel_id, text, thread_ts=thread_ts, event_id=event_id)
+        """A thread reply; `also_to_channel` is Slack's "Also send to channel" (subtype `thread_broadcast`),
+        `with_file` a reply with a file attached (subtype `file_share`)."""
+        subtype = "thread_broadcast" if also_to_channel else "file_share" if with_file else None
+        return self.post(user_id, channel_id, text, thread_ts=thread_ts, event_id=event_id, subtype=subtype)
 
     def post(
         self,
@@ -283,6 +294,7 @@ class SlackSimulator:
         *,
         thread_ts: str | None = None,
         event_id: str | None = None,
+        subtype: str | None = None,
     ) -> SimResponse:
         """A user's message (top level, or in a thread), stored in the fake and sent as a `message` event."""
         message = self.fake.record_user_message(channel_id, user_id, text, thread_ts=thread_ts)
@@ -297,6 +309,13 @@ class SlackSimulator:
             "team": self.team_id,
             "client_msg_id": str(uuid.uuid4()),
         }
+        if subtype is not None:
+            event["subtype"] = subtype
+        if subtype == "file_share":
+            event["files"] = [
+                {"id": f"F{self._tag}{next(self._counter):04d}", "name": "still.png", "mimetype": "image/png"}
+            ]
+            event["upload"] = False
         if message.thread_ts is not None:
             event["thread_ts"] = message.thread_ts
             parent = self.fake.message(channel_id, message.thread_ts)

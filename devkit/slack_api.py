@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -242,13 +242,17 @@ class FakeSlack:
         app_id: str = "A0001",
         valid_tokens: frozenset[str] | None = None,
         strict_channels: bool = False,
+        private_channels: Iterable[str] = (),
+        admins: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`channels` are the channels that exist, and the bot is a member of each of them.
 
         Channels the fake was not told about are accepted as member channels, unless `strict_channels`
-        is set: then they answer `channel_not_found`, as Slack does. `clock` (epoch seconds) decides when a
-        response_url expires.
+        is set: then they answer `channel_not_found`, as Slack does. `private_channels` are private channels
+        (ids starting with D are DMs, G group DMs): `conversations.info` says so, and answers
+        `channel_not_found` for one the bot is not in. `admins` are workspace admins in `users.info`.
+        `clock` (epoch seconds) decides when a response_url expires.
         """
         self.bot_user_id = BOT_USER_ID
         self.bot_id = BOT_ID
@@ -264,6 +268,8 @@ class FakeSlack:
         self._clock = clock
         self._known_channels = set(self._channel_names)
         self._left_channels: set[str] = set()
+        self._private_channels = set(private_channels)
+        self._admins = set(admins)
         # One re-entrant lock so query helpers can be called from a wait_for predicate under the Condition.
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -426,6 +432,10 @@ class FakeSlack:
         with self._lock:
             self._known_channels.add(channel_id)
             self._left_channels.discard(channel_id)
+
+    def make_private(self, channel_id: str, private: bool = True) -> None:
+        with self._lock:
+            (self._private_channels.add if private else self._private_channels.discard)(channel_id)
 
     def is_member(self, channel_id: str) -> bool:
         with self._lock:
@@ -907,6 +917,7 @@ class FakeSlack:
         user_id = _require(params, "user", "user_not_found")
         name = self.user_name(user_id)
         is_bot = user_id == self.bot_user_id
+        admin = user_id in self._admins
         return {
             "ok": True,
             "user": {
@@ -916,6 +927,9 @@ class FakeSlack:
                 "real_name": name.title(),
                 "deleted": False,
                 "is_bot": is_bot,
+                "is_admin": admin,
+                "is_owner": False,
+                "is_primary_owner": False,
                 "tz": "Europe/London",
                 "profile": {
                     "display_name": name,
@@ -927,20 +941,32 @@ class FakeSlack:
 
     def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = _require(params, "channel", "channel_not_found")
-        return {
-            "ok": True,
-            "channel": {
-                "id": channel,
-                "name": self.channel_name(channel),
-                "is_channel": channel.startswith("C"),
-                "is_group": channel.startswith("G"),
-                "is_im": channel.startswith("D"),
-                "is_private": False,
-                "is_archived": False,
-                "is_member": self.is_member(channel),
-                "created": _FIRST_TS_SECONDS,
-            },
+        with self._lock:
+            private = channel in self._private_channels or channel.startswith(("D", "G"))
+        member = self.is_member(channel)
+        if private and not member:  # Slack does not show a private conversation to someone outside it
+            raise _ApiError("channel_not_found")
+        found: dict[str, Any] = {
+            "id": channel,
+            "created": _FIRST_TS_SECONDS,
+            "is_archived": False,
         }
+        if channel.startswith("D"):  # a DM: no name, no is_member, no is_private
+            found.update({"is_im": True, "user": next(iter(self._user_names), "U0")})
+        elif channel.startswith("G"):
+            found.update({"name": self.channel_name(channel), "is_mpim": True, "is_private": True})
+        else:
+            found.update(
+                {
+                    "name": self.channel_name(channel),
+                    "is_channel": True,
+                    "is_group": False,
+                    "is_im": False,
+                    "is_private": private,
+                    "is_member": member,
+                }
+            )
+        return {"ok": True, "channel": found}
 
     def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
         filename = _require(params, "filename", "invalid_arguments")

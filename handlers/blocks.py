@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -304,7 +305,8 @@ def settings_message(defaults: ChannelDefaults, *, providers: Sequence[str], cha
         f"• goal: {goal}",
         f"• vote: {defaults.vote_minutes} minutes · blind: {'on' if defaults.blind else 'off'}",
         f"• budget: {budget} · spent today: ${defaults.spent_today:,.2f}",
-        "Change with e.g. `/sora settings vote=30 blind=on budget=25 goal=social provider=local`.",
+        "Change with e.g. `/sora settings vote=30 blind=on goal=social`. Budget, provider and model are for "
+        "workspace admins; every change is announced in the channel.",
     ]
     return notice_mrkdwn("\n".join(lines))
 
@@ -317,6 +319,13 @@ def notice_mrkdwn(text: str) -> Message:
 def notice(text: str) -> Message:
     """A plain notice written by the core; escaped whole."""
     safe = escape(text)
+    return {"text": safe, "blocks": [_section(safe)]}
+
+
+def notice_by(user_id: str, text: str) -> Message:
+    """A notice about what a person did: their mention (a well-formed user id only), then the escaped text."""
+    who = f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]{2,20}", user_id) else "Someone"
+    safe = f"{who} {escape(text)}"
     return {"text": safe, "blocks": [_section(safe)]}
 
 

@@ -71,7 +71,9 @@ def _run(uses: _Uses, request: parse.Command, command: dict[str, Any]) -> blocks
         )
         return blocks.draft_card(card)
     if isinstance(request, parse.RecallCommand):
-        cards = uses.patterns.recall(team_id=command.get("team_id", ""), query=request.query)
+        cards = uses.patterns.recall(
+            team_id=command.get("team_id", ""), channel_id=command["channel_id"], query=request.query
+        )
         return blocks.recall_results(request.query, cards)
     if isinstance(request, parse.StatusCommand):
         return blocks.status_message(

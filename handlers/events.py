@@ -15,6 +15,9 @@ from handlers.errors import reported
 
 # ❌ on your own queued or running variation cancels it.
 CANCEL_EMOJI = frozenset({"x", "heavy_multiplication_x", "negative_squared_cross_mark"})
+# A reply also sent to the channel, or sent with a file attached, is still a person's reply; edits,
+# deletions, joins and bot posts are not.
+HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
 def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, publisher: Publisher) -> None:
@@ -62,8 +65,13 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
     @guarded
     def handle_message(event: dict[str, Any], context: BoltContext) -> None:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
-        # Only plain human replies inside a thread: no edits, deletions, bot posts or top-level chatter.
-        if event.get("subtype") or event.get("bot_id") or not thread_ts or thread_ts == ts:
+        # Only human replies inside a thread: no edits, deletions, bot posts or top-level chatter.
+        if (
+            event.get("subtype") not in HUMAN_SUBTYPES
+            or event.get("bot_id")
+            or not thread_ts
+            or thread_ts == ts
+        ):
             return
         user_id = event.get("user")
         if not user_id or user_id == context.bot_user_id:

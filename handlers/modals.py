@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot import prompts
+from bot import prompts, storyboard
 from bot.domain import Aspect
-from bot.drafts import DraftEdit
+from bot.drafts import MAX_FIELD_CHARS, MAX_STORYBOARD_IDEA_CHARS, DraftEdit
 from bot.views import DraftCard
 from handlers.blocks import clip, goal_options
 
@@ -17,6 +17,7 @@ EDIT_CALLBACK = "draft_edit_modal"
 STORYBOARD_CALLBACK = "storyboard_modal"
 BEAT_ROWS = 4
 IMAGE_TYPES = ("png", "jpg", "jpeg", "webp")
+NUMBER_CHARS = 8  # "2.5 s", "0:02.5": a number field never needs more
 
 _LAYERS = (
     ("subject", "Subject", "One clear subject, e.g. a small delivery robot"),
@@ -29,9 +30,16 @@ _LAYERS = (
 
 
 def _text_input(
-    block_id: str, label: str, *, initial: str = "", placeholder: str = "", optional: bool = False
+    block_id: str,
+    label: str,
+    *,
+    max_length: int,
+    initial: str = "",
+    placeholder: str = "",
+    optional: bool = False,
 ) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value"}
+    """A text field Slack itself stops at `max_length`; the core checks the same cap on submission."""
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": max_length}
     if initial:
         element["initial_value"] = clip(initial, 3000)
     if placeholder:
@@ -78,13 +86,16 @@ def edit_modal(
             label,
             initial=getattr(card.spec, name),
             placeholder=hint,
+            max_length=MAX_FIELD_CHARS,
             optional=name not in ("subject", "action"),
         )
         for name, label, hint in _LAYERS
     ]
     blocks += [
         _select("aspect", "Aspect", _options([a.value for a in Aspect]), initial=card.aspect.value),
-        _text_input("seconds", "Seconds", initial=str(card.seconds), placeholder="2 to 20"),
+        _text_input(
+            "seconds", "Seconds", initial=str(card.seconds), placeholder="2 to 20", max_length=NUMBER_CHARS
+        ),
         _select("variations", "Variations", _options(["2", "3", "4"]), initial=str(card.variations)),
         _select("provider", "Provider", _options(list(providers)), initial=card.provider),
         _select(
@@ -141,9 +152,15 @@ def storyboard_modal(*, idea: str, response_url: str | None, channel_id: str) ->
     """2–4 beat cards with start times; spacing is checked when it is submitted."""
     blocks: list[dict[str, Any]] = [
         _text_input(
-            "idea", "Subject and idea", initial=idea, placeholder="a small delivery robot in a neon alley"
+            "idea",
+            "Subject and idea",
+            initial=idea,
+            placeholder="a small delivery robot in a neon alley",
+            max_length=MAX_STORYBOARD_IDEA_CHARS,
         ),
-        _text_input("seconds", "Clip length (seconds)", initial="8", placeholder="2 to 20"),
+        _text_input(
+            "seconds", "Clip length (seconds)", initial="8", placeholder="2 to 20", max_length=NUMBER_CHARS
+        ),
         _select("goal", "Goal preset", goal_options(), initial=prompts.Goal.STORYBOARD.value, optional=True),
         {
             "type": "context",
@@ -159,11 +176,21 @@ def storyboard_modal(*, idea: str, response_url: str | None, channel_id: str) ->
     for row in range(BEAT_ROWS):
         start = f"{row * 2}" if row < 2 else ""
         blocks.append(
-            _text_input(f"beat-{row}", f"Card {row + 1}", placeholder="what happens", optional=row >= 2)
+            _text_input(
+                f"beat-{row}",
+                f"Card {row + 1}",
+                placeholder="what happens",
+                optional=row >= 2,
+                max_length=storyboard.MAX_BEAT_CHARS,
+            )
         )
         blocks.append(
             _text_input(
-                f"beat-{row}-start", f"Card {row + 1} starts at (s)", initial=start, optional=row >= 2
+                f"beat-{row}-start",
+                f"Card {row + 1} starts at (s)",
+                initial=start,
+                optional=row >= 2,
+                max_length=NUMBER_CHARS,
             )
         )
     return {

@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.domain import ThreadRef
+from bot.domain import Conversation, ThreadRef
 from bot.errors import PublishError, PublishUncertain
 from bot.views import RoundView, VariationView
 from handlers import blocks
@@ -187,6 +187,32 @@ class SlackPublisher:
             thread_ts=thread_ts,
             **blocks.notice(text),
         )
+
+    def notify_channel(self, channel_id: str, text: str, *, by: str) -> None:
+        self._call(
+            "chat_postMessage",
+            uncertain=False,
+            channel=channel_id,
+            unfurl_links=False,
+            **blocks.notice_by(by, text),
+        )
+
+    def conversation(self, channel_id: str) -> Conversation:
+        try:
+            data = self._call("conversations_info", uncertain=False, channel=channel_id)
+        except PublishError as err:
+            if "channel_not_found" in str(err):  # Slack hides a private conversation the bot is not in
+                return Conversation(channel_id=channel_id, private=True, member=False)
+            raise
+        info = data.get("channel") or {}
+        private = any(bool(info.get(flag)) for flag in ("is_private", "is_im", "is_mpim", "is_group"))
+        # DMs and group DMs carry no is_member: if Slack shows them to the bot at all, the bot is in them.
+        member = bool(info.get("is_member", True)) and not info.get("is_archived")
+        return Conversation(channel_id=channel_id, private=private, member=member)
+
+    def is_admin(self, user_id: str) -> bool:
+        user = self._call("users_info", uncertain=False, user=user_id).get("user") or {}
+        return any(bool(user.get(flag)) for flag in ("is_admin", "is_owner", "is_primary_owner"))
 
     def _bot_user(self) -> str | None:
         if self._bot_user_id is None:

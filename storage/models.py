@@ -61,6 +61,8 @@ class Round(SQLModel, table=True):
     parent_ts: str | None = None
     status: str = "open"  # open → closed | cancelled
     blind: bool = False
+    # Slack's word when the round started: a private channel, DM or group DM. Unknown counts as private.
+    private: bool = True
     estimated_cost: float = 0.0
     closes_at: datetime = Field(sa_type=UtcDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -151,6 +153,8 @@ class Pattern(SQLModel, table=True):
     outcome: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     lineage: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     tags: str = ""
+    # Saved in a private conversation: recalled only there. Rows from before this column count as private.
+    private: bool = True
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 

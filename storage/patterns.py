@@ -46,37 +46,43 @@ class Patterns(Queries):
     def save(self, pattern: Pattern) -> Pattern:
         return self._insert(pattern)  # type: ignore[no-any-return]
 
-    def search(self, team_id: str, query: str, *, limit: int = 5) -> list[PatternHit]:
-        """Full-text search over saved winners. User text is never parsed as query syntax."""
+    def search(self, team_id: str, query: str, *, visible_in: str, limit: int = 5) -> list[PatternHit]:
+        """Full-text search over the team's saved winners that may be shown in the channel `visible_in`:
+        public ones, and private ones saved there. User text is never parsed as query syntax."""
         words = _WORD.findall(query.lower())[:20]
         if not words:
             return []
         for joiner in (" AND ", " OR "):  # every word first; any word when that finds nothing
-            hits = self._search(team_id, words, joiner=joiner, limit=limit)
+            hits = self._search(team_id, visible_in, words, joiner=joiner, limit=limit)
             if hits:
                 return hits
         return []
 
-    def _search(self, team_id: str, words: list[str], *, joiner: str, limit: int) -> list[PatternHit]:
+    def _search(
+        self, team_id: str, channel_id: str, words: list[str], *, joiner: str, limit: int
+    ) -> list[PatternHit]:
+        visible = {"team": team_id, "channel": channel_id, "limit": limit}
         if self.dialect == "postgresql":
             # websearch_to_tsquery never raises on user syntax; quoting each word keeps operators out.
             query = (" or " if joiner == " OR " else " ").join(f'"{w}"' for w in words)
             sql = text(
                 f"SELECT id, ts_rank_cd({_PG_DOCUMENT}, q) AS rank FROM pattern, "
                 "websearch_to_tsquery('english', :q) AS q "
-                f"WHERE team_id = :team AND {_PG_DOCUMENT} @@ q ORDER BY rank DESC, id DESC LIMIT :limit"
+                f"WHERE team_id = :team AND (NOT private OR channel_id = :channel) AND {_PG_DOCUMENT} @@ q "
+                "ORDER BY rank DESC, id DESC LIMIT :limit"
             )
-            rows = self.session.execute(sql, {"q": query, "team": team_id, "limit": limit}).all()
+            rows = self.session.execute(sql, {"q": query, **visible}).all()
             ranked = [(int(r[0]), float(r[1])) for r in rows]
         else:
             match = joiner.join('"' + w.replace('"', '""') + '"' for w in words)
             sql = text(
                 "SELECT pattern.id, bm25(pattern_fts, 5.0, 1.0, 2.0) AS rank FROM pattern_fts "
                 "JOIN pattern ON pattern.id = pattern_fts.rowid "
-                "WHERE pattern_fts MATCH :match AND pattern.team_id = :team ORDER BY rank, pattern.id DESC "
+                "WHERE pattern_fts MATCH :match AND pattern.team_id = :team "
+                "AND (NOT pattern.private OR pattern.channel_id = :channel) ORDER BY rank, pattern.id DESC "
                 "LIMIT :limit"
             )
-            rows = self.session.execute(sql, {"match": match, "team": team_id, "limit": limit}).all()
+            rows = self.session.execute(sql, {"match": match, **visible}).all()
             ranked = [(int(r[0]), -float(r[1])) for r in rows]
         hits = []
         for pattern_id, rank in ranked:

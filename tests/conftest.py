@@ -42,8 +42,11 @@ def _no_slack_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
+    # OWNER is a workspace admin (budget and provider are theirs to change); the others are members.
     with FakeSlack(
-        users={OWNER: "owner", BOB: "bob", CAROL: "carol", DAN: "dan"}, channels={CHANNEL: "video"}
+        users={OWNER: "owner", BOB: "bob", CAROL: "carol", DAN: "dan"},
+        channels={CHANNEL: "video"},
+        admins={OWNER},
     ) as fake:
         yield fake
 

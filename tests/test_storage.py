@@ -20,6 +20,7 @@ from bot.providers.registry import Providers
 from bot.tuning import CoreSettings
 from bot.views import ChannelDefaults
 from devkit.instant import InstantProvider
+from devkit.recording import RecordingPublisher
 from storage.generations import JobTaken
 from storage.models import Draft, Generation, Pattern, Round
 from storage.store import Repo, Store
@@ -478,12 +479,22 @@ def test_nothing_but_the_parent_is_claimed_before_the_round_has_its_thread(store
 # --- patterns -------------------------------------------------------------------------------------
 
 
-def add_pattern(store: Store, *, round_id: int, generation_id: int, prompt: str, team: str = "T") -> None:
+def add_pattern(
+    store: Store,
+    *,
+    round_id: int,
+    generation_id: int,
+    prompt: str,
+    team: str = "T",
+    channel: str = "C",
+    private: bool = False,
+) -> None:
     with store.transaction() as repo:
         repo.patterns.save(
             Pattern(
                 team_id=team,
-                channel_id="C",
+                channel_id=channel,
+                private=private,
                 round_id=round_id,
                 generation_id=generation_id,
                 title=prompt.split(",")[0],
@@ -514,7 +525,7 @@ def test_search_never_breaks_on_user_syntax(store: Store, query: str) -> None:
         store, round_id=round_id, generation_id=ids[0], prompt="A delivery robot rolls through a neon alley"
     )
     with store.transaction() as repo:
-        hits = repo.patterns.search("T", query)
+        hits = repo.patterns.search("T", query, visible_in="C")
     # Never an error; and a real word in the query still finds the pattern, whatever surrounds it.
     expected = [round_id] if "robot" in query.lower() else []
     assert [hit.pattern.round_id for hit in hits] == expected
@@ -535,12 +546,36 @@ def test_search_ranks_the_better_match_first_stems_words_and_keeps_teams_apart(s
     )
     add_pattern(store, round_id=other, generation_id=other_ids[0], prompt="A neon robot alley", team="OTHER")
     with store.transaction() as repo:
-        hits = repo.patterns.search("T", "neon alley robots")
+        hits = repo.patterns.search("T", "neon alley robots", visible_in="C")
         assert [h.pattern.round_id for h in hits] == [second]
-        either = repo.patterns.search("T", "robot submarine")  # no pattern has both: any word matches
+        either = repo.patterns.search(
+            "T", "robot submarine", visible_in="C"
+        )  # no pattern has both: any word matches
         assert sorted(h.pattern.round_id for h in either) == [first, second]
-        assert repo.patterns.search("T", "!!! ???") == []
+        assert repo.patterns.search("T", "!!! ???", visible_in="C") == []
         assert repo.patterns.for_round(second) is not None and repo.patterns.for_round(other) is not None
+
+
+def test_a_private_channels_pattern_is_found_only_in_that_channel(store: Store) -> None:
+    public, public_ids = seed(store)
+    secret, secret_ids = seed(store)
+    add_pattern(store, round_id=public, generation_id=public_ids[0], prompt="A robot in a neon alley")
+    add_pattern(
+        store,
+        round_id=secret,
+        generation_id=secret_ids[0],
+        prompt="A robot unveils the unreleased phone",
+        channel="GSECRET",
+        private=True,
+    )
+    with store.read() as repo:
+        assert [h.pattern.round_id for h in repo.patterns.search("T", "robot", visible_in="C")] == [public]
+        assert [
+            h.pattern.round_id for h in repo.patterns.search("T", "unreleased phone", visible_in="D1")
+        ] == []
+        here = repo.patterns.search("T", "robot", visible_in="GSECRET")
+        assert sorted(h.pattern.round_id for h in here) == sorted([public, secret])
+        assert repo.patterns.search("OTHER", "robot", visible_in="GSECRET") == []
 
 
 # --- the ledger -----------------------------------------------------------------------------------
@@ -554,6 +589,7 @@ def charge(repo: Repo, amount: float, *, seconds: int) -> bool:
         prices=PriceTable.default(),
         clock=FrozenClock(NOW),
         settings=CoreSettings(),
+        publisher=RecordingPublisher(),
     )
     defaults = ChannelDefaults(
         channel_id="C",
