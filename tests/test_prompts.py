@@ -113,7 +113,11 @@ def test_parse_goal_returns_none_for_unknown_words() -> None:
 
 def test_draft_of_the_strong_example_keeps_every_layer_the_user_gave() -> None:
     drafted = draft_with_notes(STRONG)
-    assert drafted.spec == spec()
+    # The alley is where it happens, so it is the environment; the action keeps a reference to it.
+    assert drafted.spec == spec(
+        action="rolls through the alley",
+        environment="a rain-soaked neon alley at night, puddles reflecting pink signs",
+    )
     assert drafted.filled == ()
 
 
@@ -129,7 +133,8 @@ def test_draft_of_the_weak_example_puts_tags_into_layers_and_defaults_the_camera
 def test_draft_splits_subject_from_its_verb_phrase() -> None:
     drafted = draft("a barista pours latte art in a sunlit cafe, close-up, warm tones")
     assert drafted.subject == "a barista"
-    assert drafted.action == "pours latte art in a sunlit cafe"
+    assert drafted.action == "pours latte art"
+    assert drafted.environment == "in a sunlit cafe"
     assert drafted.camera == "close-up"
     assert drafted.finish == "warm tones"
 
@@ -143,7 +148,8 @@ def test_draft_moves_an_adverb_before_the_verb_into_the_action() -> None:
 
 def test_draft_peels_a_camera_phrase_off_the_end_of_the_action() -> None:
     drafted = draft("A woman runs through a forest in a low-angle tracking shot")
-    assert (drafted.subject, drafted.action) == ("A woman", "runs through a forest")
+    assert (drafted.subject, drafted.action) == ("A woman", "runs through the forest")
+    assert drafted.environment == "a forest"
     assert drafted.camera == "low-angle tracking shot"
 
 
@@ -157,8 +163,8 @@ def test_draft_without_a_verb_splits_subject_from_its_setting() -> None:
 def test_draft_finds_the_subject_in_a_leading_setting_clause() -> None:
     drafted = draft("At night, a fox trots across a snowy field while snow falls")
     assert drafted.subject == "a fox"
-    assert drafted.action == "trots across a snowy field"
-    assert drafted.environment == "At night while snow falls"
+    assert drafted.action == "trots across the field"
+    assert drafted.environment == "At night, a snowy field while snow falls"
 
 
 def test_draft_finds_the_subject_as_the_camera_target_when_nothing_else_names_one() -> None:
@@ -169,15 +175,19 @@ def test_draft_finds_the_subject_as_the_camera_target_when_nothing_else_names_on
     assert drafted.finish == "35mm, warm grade"
 
 
-def test_draft_keeps_a_then_clause_in_the_action() -> None:
+def test_draft_turns_a_then_clause_into_beats_and_keeps_the_opening_as_the_action() -> None:
     drafted = draft("a hummingbird hovers beside a flower, then darts away")
-    assert drafted.action == "hovers beside a flower, then darts away"
+    assert drafted.action == "hovers beside a flower"
+    assert [b.text for b in drafted.beats] == [
+        "a hummingbird hovers beside a flower",
+        "the hummingbird darts away",
+    ]
 
 
 def test_draft_keeps_a_with_phrase_that_describes_the_subject() -> None:
     drafted = draft("a kid with a red umbrella jumps into puddles")
     assert drafted.subject == "a kid with a red umbrella"
-    assert drafted.action == "jumps into puddles"
+    assert drafted.action.startswith("jumps into")
 
 
 def test_draft_fills_missing_layers_from_the_goal_preset_and_names_them() -> None:
@@ -197,10 +207,10 @@ def test_draft_fills_missing_layers_from_the_goal_preset_and_names_them() -> Non
     )
 
 
-def test_draft_does_not_default_the_environment_when_the_action_already_sets_the_scene() -> None:
+def test_draft_moves_the_place_the_action_happens_in_to_the_environment() -> None:
     drafted = draft_with_notes("a fox trots across a snowy field")
     assert "environment" not in drafted.filled
-    assert drafted.spec.environment == ""
+    assert (drafted.spec.action, drafted.spec.environment) == ("trots across the field", "a snowy field")
 
 
 def test_draft_of_empty_text_returns_defaults_only() -> None:

@@ -67,7 +67,8 @@ _CAMERA_FRAMING = (
     "long shot", "full shot", "establishing shot", "two shot", "over the shoulder", "pov", "point of view",
     "first person", "low angle", "high angle", "dutch angle", "eye level", "bird's eye", "top down",
     "overhead shot", "worm's eye", "rack focus", "focus pull", "telephoto", "fisheye", "lens", "framing",
-    "camera angle", "profile shot", "insert shot",
+    "camera angle", "profile shot", "insert shot", "closeup", "overhead", "slow motion", "timelapse",
+    "time lapse", "hyperlapse", "high speed", "wide", "aerial view", "shot from above", "from above",
 )
 _CAMERA = _pattern([*(t for terms in _CAMERA_MOVES.values() for t in terms), *_CAMERA_FRAMING])
 # 35mm and friends are film formats (a finish); other focal lengths are lens choices (a camera decision).
@@ -90,7 +91,19 @@ _ENVIRONMENT = _pattern(
         "temple", "castle", "ruins", "spaceship", "cockpit", "window", "tabletop", "table", "countertop",
         "counter", "backdrop", "background", "interior", "indoors", "outdoors", "harbour", "harbor", "pier",
         "bridge", "tunnel", "courtyard", "sunbeam", "sunbeams", "plaza", "square", "rooftops", "skyscrapers",
-        "suburb", "playground", "greenhouse",
+        "suburb", "playground", "greenhouse", "sidewalk", "pavement", "crosswalk", "lagoon", "bay", "viaduct",
+        "workshop", "branch", "tree", "trees", "treetop", "rock", "rocks", "log", "rug", "carpet", "floor",
+        "velvet", "marble", "sand", "grass", "water", "deep sea", "seabed", "seafloor", "sky", "horizon",
+        "road", "roads", "path", "trail", "track", "racetrack", "runway", "stairs", "staircase", "doorway",
+        "balcony", "terrace", "porch", "yard", "backyard", "shop", "store", "bakery", "attic", "basement",
+        "hospital", "school", "museum", "gallery", "theatre", "theater", "concert hall", "nightclub", "club",
+        "pool", "swimming pool", "pond", "stream", "creek", "swamp", "marsh", "savanna", "prairie", "tundra",
+        "volcano", "crater", "orchard", "vineyard", "wheat field", "pine forest", "streetlamp", "lamp post",
+        "crossroads", "intersection", "parking lot", "car park", "train station", "airport", "port", "dock",
+        "docks", "boardwalk", "hilltop", "peak", "summit", "ridge", "slope", "ice", "snowfield", "rainforest",
+        "grove", "cabin", "hut", "tent", "camp", "campfire", "fireplace", "hearth", "desk", "bed", "sofa",
+        "couch", "shelf", "windowsill", "ledge", "wall", "fence", "gate", "alleyways", "lane", "avenue",
+        "boulevard", "cobblestones", "tokyo", "paris", "london", "new york",
         # time and weather
         "night", "nighttime", "midnight", "dusk", "dawn", "twilight", "sunrise", "sunset", "golden hour",
         "blue hour", "morning", "afternoon", "evening", "noon", "midday", "daylight", "daytime", "rain",
@@ -99,6 +112,7 @@ _ENVIRONMENT = _pattern(
         "clouds", "cloudy", "overcast", "sunlight", "sunny", "moonlight", "puddle", "puddles", "leaves",
         "petals", "dust", "embers", "sparks", "waves", "neon", "neon signs", "signs", "lanterns",
         "streetlights", "street lamps", "traffic", "weather", "winter", "summer", "autumn", "spring",
+        "rush hour", "heavy fog", "first light", "nightfall", "daybreak", "heat haze",
     )
 )
 
@@ -117,7 +131,14 @@ _FINISH = _pattern(
         "kodak", "fujifilm", "portra", "technicolor", "vaporwave", "cyberpunk", "dreamy", "moody", "gritty",
         "whimsical", "surreal", "ethereal", "minimalist", "matte", "glossy", "clean colour", "clean color",
         "warm tones", "cool tones", "palette", "colour palette", "color palette", "film stock", "slow motion",
-        "motion blur", "timelapse", "time lapse", "tones", "contrast", "colour", "color", "grade",
+        "motion blur", "tones", "minimal", "minimalism", "impressionist", "impressionism", "moonlit",
+        "earthy", "tactile", "texture", "textures", "high saturation", "saturation", "high gloss", "gloss",
+        "luxurious", "bioluminescent", "crisp", "crisp detail", "home video", "commercial lighting",
+        "product lighting", "studio lighting", "candlelight", "candlelit", "imax", "shot on imax", "cold palette",
+        "warm palette", "art deco", "ukiyo e", "studio ghibli", "ghibli", "lo fi", "analog", "polaroid",
+        "sharp", "airy", "punchy", "velvety", "silky", "duotone", "halftone", "comic book", "pencil sketch",
+        "charcoal", "ink", "woodcut", "golden light", "hazy light", "neon lighting",
+        "contrast", "colour", "color", "grade",
     )
 )
 
@@ -204,7 +225,10 @@ _NOUN_LIKE = frozenset(
      "hug", "kick", "punch", "smile", "laugh", "cry", "shout", "reveal", "close", "open", "tilt", "ripple",
      "sparkle", "shimmer", "bubble", "spill", "splash", "drip", "gesture", "shrug", "catch", "lift", "pick",
      "serve", "bite", "sip", "stir", "chop", "slice", "whisk", "sprinkle", "scatter", "swarm", "spread",
-     "fade", "exit", "approach", "plant", "steam"}
+     "fade", "exit", "approach", "plant", "steam", "stream", "brush", "shape", "feed", "stroke", "pet", "rust",
+     "foam", "froth", "coil", "curl", "flare", "tear", "rip", "pack", "chase", "fill", "perch", "circle",
+     "hammer", "deal", "pop", "fizz", "trickle", "gush", "skateboard", "snowboard", "arrange", "scoop",
+     "flick", "spin", "shuffle", "sprawl", "graze", "stalk", "saw", "dig", "pedal"}
 )
 
 
@@ -250,7 +274,13 @@ _MOTION_BASES = (
     "trip", "slip", "shoot", "glow", "ignite", "burn", "dart", "zip", "swivel", "clap", "scrub", "juggle",
     "spray", "squeeze", "blow", "shove", "sweep", "wipe", "point", "gesture", "shrug", "wiggle", "pounce",
     "prowl", "gallop", "trot", "waddle", "slither", "plant", "steam", "peel", "sprinkle", "drizzle", "flood",
-    "tilt", "wade", "hike", "wriggle", "flop", "somersault",
+    "tilt", "wade", "hike", "wriggle", "flop", "somersault", "shape", "brush", "stream", "topple", "polish",
+    "wash", "rinse", "dig", "sculpt", "weave", "knit", "sew", "feed", "graze", "nibble", "stalk", "circle",
+    "perch", "pedal", "skateboard", "snowboard", "unpack", "pack", "arrange", "scoop", "flick", "wring",
+    "sharpen", "hammer", "carve", "decorate",
+    "splash", "pop", "fizz", "foam", "froth", "curl", "coil", "uncoil", "shuffle", "deal", "spin",
+    "sprawl", "tear", "rip", "crumple", "flare", "brighten", "darken", "wilt", "ripen", "rust",
+    "fill", "overflow", "trickle", "gush", "stroke", "pet", "chase", "play",
 )
 _MOTION_IRREGULAR = (
     "ran", "spun", "flew", "rose", "risen", "fell", "fallen", "swam", "leapt", "threw", "thrown", "caught",
@@ -392,3 +422,228 @@ def _content_words(text: str) -> list[str]:
         for w in _words(text)
         if w.lower() not in _STOPWORDS and not w.lower().endswith("ly") and w.isalpha()
     ]
+
+
+# Function words are the surest sign of a language in a short idea; a few dozen each tell the common ones apart.
+_FUNCTION_WORDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "English": frozenset(
+            [
+                "a",
+                "an",
+                "the",
+                "of",
+                "in",
+                "on",
+                "at",
+                "with",
+                "and",
+                "while",
+                "through",
+                "into",
+                "over",
+                "under",
+                "is",
+                "are",
+                "its",
+                "his",
+                "her",
+                "their",
+                "from",
+                "to",
+                "as",
+                "by",
+                "then",
+                "slowly",
+                "camera",
+                "shot",
+            ]
+        ),
+        "Spanish": frozenset(
+            [
+                "el",
+                "la",
+                "los",
+                "las",
+                "un",
+                "una",
+                "unos",
+                "unas",
+                "del",
+                "al",
+                "en",
+                "con",
+                "por",
+                "para",
+                "que",
+                "y",
+                "mientras",
+                "sobre",
+                "bajo",
+                "entre",
+                "es",
+                "son",
+                "muy",
+                "lentamente",
+                "cámara",
+                "plano",
+                "se",
+                "su",
+                "sus",
+                "hacia",
+                "desde",
+            ]
+        ),
+        "French": frozenset(
+            [
+                "le",
+                "la",
+                "les",
+                "un",
+                "une",
+                "des",
+                "du",
+                "au",
+                "aux",
+                "en",
+                "avec",
+                "dans",
+                "sur",
+                "sous",
+                "pour",
+                "que",
+                "et",
+                "pendant",
+                "est",
+                "sont",
+                "très",
+                "lentement",
+                "caméra",
+                "se",
+                "sa",
+                "son",
+                "ses",
+                "vers",
+                "depuis",
+            ]
+        ),
+        "German": frozenset(
+            [
+                "der",
+                "die",
+                "das",
+                "ein",
+                "eine",
+                "einen",
+                "dem",
+                "den",
+                "des",
+                "im",
+                "am",
+                "mit",
+                "und",
+                "während",
+                "auf",
+                "unter",
+                "über",
+                "ist",
+                "sind",
+                "sehr",
+                "langsam",
+                "kamera",
+                "sich",
+                "sein",
+                "seine",
+                "ihre",
+                "durch",
+                "zum",
+                "zur",
+            ]
+        ),
+        "Portuguese": frozenset(
+            [
+                "o",
+                "os",
+                "um",
+                "uma",
+                "uns",
+                "umas",
+                "do",
+                "da",
+                "dos",
+                "das",
+                "no",
+                "na",
+                "nos",
+                "nas",
+                "em",
+                "com",
+                "por",
+                "para",
+                "que",
+                "e",
+                "enquanto",
+                "sobre",
+                "é",
+                "são",
+                "muito",
+                "lentamente",
+                "câmera",
+                "seu",
+                "sua",
+                "pelo",
+                "pela",
+            ]
+        ),
+        "Italian": frozenset(
+            [
+                "il",
+                "lo",
+                "gli",
+                "un",
+                "una",
+                "uno",
+                "del",
+                "della",
+                "dei",
+                "nel",
+                "nella",
+                "con",
+                "per",
+                "che",
+                "e",
+                "mentre",
+                "sopra",
+                "sotto",
+                "è",
+                "sono",
+                "molto",
+                "lentamente",
+                "telecamera",
+                "suo",
+                "sua",
+                "verso",
+                "dal",
+                "dalla",
+            ]
+        ),
+    }
+)
+
+
+def language_of(text: str) -> str | None:
+    """None for English (or too little to tell); else the language's name, or "another language"."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return None
+    latin = sum(1 for ch in letters if unicodedata.name(ch, "").startswith("LATIN"))
+    if latin < len(letters) * 0.5:
+        return "another language"
+    words = [w.lower() for w in _words(text)]
+    counts = {name: sum(w in vocabulary for w in words) for name, vocabulary in _FUNCTION_WORDS.items()}
+    english = counts.pop("English")
+    best = max(counts, key=lambda name: counts[name])
+    # Shared spellings ("a", "en", "con") cancel out; another language must clearly outnumber English.
+    if counts[best] >= 2 and counts[best] > 2 * english:
+        return best
+    return None
