@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 from bot.domain import Aspect, Beat, Finding, PromptSpec, Severity
@@ -11,14 +12,17 @@ from bot.prompts import (
     RULES,
     Draft,
     Goal,
+    LayerChange,
     apply_change,
     changed_layers,
     draft,
     draft_with_notes,
+    layer_diff,
     lint,
     parse_goal,
     render,
     score,
+    split_change,
 )
 
 STRONG = (
@@ -539,7 +543,7 @@ def test_apply_change_other_words_modify_the_subject() -> None:
         apply_change(spec(), "wearing a yellow scarf").subject
         == "A small delivery robot wearing a yellow scarf"
     )
-    assert apply_change(spec(), "make the robot red").subject == "A small delivery robot, red"
+    assert apply_change(spec(), "make the robot red").subject == "A small red delivery robot"
     assert apply_change(spec(), "with a tiny antenna").subject == "A small delivery robot with a tiny antenna"
 
 
@@ -565,3 +569,80 @@ def test_changed_layers_lists_layers_in_order_and_beats_last() -> None:
     after = replace(spec(), camera="static", subject="a cat", beats=(Beat("x", 0.0),))
     assert changed_layers(spec(), after) == ("subject", "camera", "beats")
     assert changed_layers(spec(), spec()) == ()
+
+
+# --- issue 10: honest scores, remix that knows the layers, storyboards from ideas ---------------------
+
+DEMO = (
+    "a small delivery robot rolls through a rain-soaked neon alley at night, slow dolly-in at robot height, "
+    "soft film grain"
+)
+
+
+def test_a_draft_with_a_defaulted_layer_never_scores_100() -> None:
+    drafted = draft_with_notes(DEMO)
+    assert drafted.spec.environment == "a rain-soaked neon alley at night"
+    findings = lint(drafted.spec, filled=drafted.filled)
+    assert "intent" in drafted.filled and score(findings) < 100
+    assert score(lint(drafted.spec, filled=())) == 100
+    assert score(lint(spec(environment=""))) < 100
+
+
+def test_fixes_are_written_for_the_ideas_own_subject() -> None:
+    drafted = draft_with_notes("rain on a window")
+    fix = next(f.fix for f in lint(drafted.spec, filled=drafted.filled) if f.rule == "no_motion")
+    assert "the rain runs down the glass" in fix
+    assert "rolls forward" not in fix
+
+
+def test_a_keyword_pile_gets_a_rewrite_skeleton_in_the_formulas_order() -> None:
+    drafted = draft_with_notes(WEAK)
+    fix = next(f.fix for f in lint(drafted.spec, filled=drafted.filled) if f.rule == "keyword_pile")
+    assert "robot [does one thing]; [one camera move]; neon, rain, alley; dramatic lighting" in fix.lower()
+    assert "masterpiece" not in fix and "4k" not in fix
+
+
+def test_the_storyboard_goal_proposes_beats_spaced_by_the_spacing_rule() -> None:
+    drafted = draft(STRONG, goal=Goal.STORYBOARD)
+    assert 2 <= len(drafted.beats) <= 4
+    starts = [b.start for b in drafted.beats]
+    assert starts[0] == 0 and all(b - a >= 1.5 for a, b in itertools.pairwise(starts))
+
+
+def test_numbered_steps_become_beats() -> None:
+    drafted = draft("1. A cat wakes up on a sofa 2. it stretches 3. it jumps off toward the camera")
+    assert [b.text for b in drafted.beats] == [
+        "A cat wakes up on a sofa",
+        "it stretches",
+        "it jumps off toward the camera",
+    ]
+
+
+def test_remix_make_the_robot_red_recolours_the_subject() -> None:
+    before = replace(spec(), subject="A service robot")
+    assert apply_change(before, "make the robot red").subject == "A red service robot"
+    assert (
+        apply_change(replace(spec(), subject="A blue robot"), "make the robot red").subject == "A red robot"
+    )
+
+
+def test_remix_shoot_it_on_16mm_changes_the_finish_not_the_action() -> None:
+    changed = apply_change(spec(), "shoot it on 16mm")
+    assert changed_layers(spec(), changed) == ("finish",)
+    assert changed.finish == "shallow depth of field, soft film grain, shot on 16mm"
+
+
+def test_remix_golden_hour_replaces_the_time_of_day_in_the_environment() -> None:
+    before = replace(spec(), environment="a neon alley at night")
+    changed = apply_change(before, "make it golden hour")
+    assert changed.environment == "a neon alley at golden hour"
+    assert layer_diff(before, changed) == (
+        LayerChange(layer="environment", before="a neon alley at night", after="a neon alley at golden hour"),
+    )
+
+
+def test_remix_touching_two_layers_is_split_into_one_change_each() -> None:
+    change = "make the robot red and shoot it on 16mm"
+    assert split_change(change) == ("make the robot red", "shoot it on 16mm")
+    assert changed_layers(spec(), apply_change(spec(), change)) == ("subject", "finish")
+    assert split_change("make it golden hour") == ()

@@ -18,7 +18,7 @@ from bot.prompts.presets import (
     GoalPreset,
     parse_goal,
 )
-from bot.prompts.remix import apply_change, changed_layers
+from bot.prompts.remix import LayerChange, apply_change, changed_layers, layer_diff, split_change
 from bot.prompts.render import render
 from bot.prompts.vocabulary import LAYERS, camera_moves, hype_words, motion_verbs, style_cues
 
@@ -36,6 +36,7 @@ __all__ = [
     "Draft",
     "Goal",
     "GoalPreset",
+    "LayerChange",
     "PromptSpec",
     "apply_change",
     "camera_moves",
@@ -43,10 +44,12 @@ __all__ = [
     "draft",
     "draft_with_notes",
     "hype_words",
+    "layer_diff",
     "lint",
     "motion_verbs",
     "parse_goal",
     "render",
     "score",
+    "split_change",
     "style_cues",
 ]

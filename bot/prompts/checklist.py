@@ -14,12 +14,14 @@ from bot.prompts.vocabulary import (
     _CLASHES,
     _CONCURRENT,
     _DETERMINERS,
+    _HYPE,
     _MEDIA,
     LAYERS,
     _clean,
     _words,
     camera_moves,
     hype_words,
+    language_of,
     motion_verbs,
     style_cues,
 )
@@ -74,15 +76,70 @@ def _lint_multiple_subjects(s: _Subject) -> Finding | None:
     )
 
 
+# A motion that suits what the subject is, so a fix reads as written for this idea ("the rain runs down the
+# glass"), never as a stock example.
+_MOTION_FOR: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"rain", "raindrops", "drops", "tears", "water", "droplets"}), "runs down the glass"),
+    (frozenset({"snow", "snowflakes", "leaves", "petals", "feathers", "dust", "ash"}), "drifts slowly down"),
+    (frozenset({"fog", "mist", "smoke", "steam", "clouds", "cloud"}), "curls slowly upward"),
+    (frozenset({"wind", "breeze"}), "ripples through the grass"),
+    (frozenset({"ocean", "sea", "waves", "wave", "lake", "river", "stream"}), "rolls gently toward the shore"),
+    (frozenset({"candle", "candles", "flame", "flames", "fire", "lamp", "neon", "lantern", "lights"}), "flickers"),
+    (frozenset({"flower", "flowers", "tree", "trees", "grass", "wheat", "plant", "plants"}), "sways in a light breeze"),
+    (
+        frozenset({"lighthouse", "house", "castle", "tower", "building", "bridge", "city", "skyline", "mountain"}),
+        "stands still as clouds drift past",
+    ),
+    (
+        frozenset({"car", "train", "boat", "robot", "bike", "bus", "truck", "ship", "tram", "drone", "plane"}),
+        "rolls slowly forward",
+    ),
+    (
+        frozenset({"cat", "dog", "owl", "bird", "fox", "horse", "deer", "rabbit", "wolf", "bear", "puppy", "kitten"}),
+        "turns its head toward the camera",
+    ),
+    (
+        frozenset({"man", "woman", "person", "girl", "boy", "child", "kid", "chef", "dancer", "people", "crowd"}),
+        "turns toward the camera",
+    ),
+)  # fmt: skip
+
+
+def _head_of(subject: str) -> str:
+    """The noun the subject is about: "A small delivery robot with a scarf" → "robot"."""
+    subject = _HYPE.sub(" ", subject)
+    before = re.split(r"\s(?:with|in|on|at|of|wearing|holding|who|that)\s", _clean(subject), maxsplit=1)[0]
+    words = [w for w in _words(before) if w.lower() not in _DETERMINERS and w.isalpha()]
+    return words[-1].lower() if words else ""
+
+
+def _the(subject: str) -> str:
+    head = _head_of(subject)
+    return f"the {head}" if head else "the subject"
+
+
+def _motion_for(subject: str) -> str:
+    head = _head_of(subject)
+    person = head.endswith(("er", "ist", "or", "ian")) and head not in {"water", "river", "flower", "tower"}
+    for heads, motion in _MOTION_FOR:
+        if head in heads:
+            return f"{_the(subject)} {motion}"
+    if person:
+        return f"{_the(subject)} turns toward the camera"
+    return f"{_the(subject)} turns slowly on the spot" if head else "a small robot rolls slowly forward"
+
+
 def _lint_no_motion(s: _Subject) -> Finding | None:
     if motion_verbs(s.spec.action) or (not s.spec.action.strip() and motion_verbs(s.spec.subject)):
+        return None
+    if any(motion_verbs(b.text) for b in s.spec.beats):
         return None
     who = _short(s.spec.subject) or "the subject"
     return Finding(
         rule="no_motion",
         severity=Severity.WARNING,
         message=f"{who[:1].upper()}{who[1:]} has no observable motion, so the model will guess one.",
-        fix=f"Give {who} one observable motion, e.g. 'rolls forward' or 'turns its head toward camera'.",
+        fix=f"Give {_the(s.spec.subject)} one observable motion, e.g. '{_motion_for(s.spec.subject)}'.",
     )
 
 
@@ -108,7 +165,8 @@ def _lint_camera_missing(s: _Subject) -> Finding | None:
         rule="camera_missing",
         severity=Severity.WARNING,
         message=f"No camera behaviour was given{using}.",
-        fix="Name one camera behaviour, e.g. 'slow dolly-in at eye level' or 'locked-off wide shot'.",
+        fix=f"Name one camera behaviour for {_the(s.spec.subject)}, e.g. 'slow dolly-in at "
+        f"{_head_of(s.spec.subject) or 'eye'} height' or 'locked-off wide shot of {_the(s.spec.subject)}'.",
     )
 
 
@@ -167,7 +225,7 @@ def _lint_environment_competes(s: _Subject) -> Finding | None:
         rule="environment_competes",
         severity=Severity.WARNING,
         message=f"The environment competes with the subject: {reason}.",
-        fix="Keep one or two supporting details (place, time, weather) and no other characters.",
+        fix=f"Keep {_the(s.spec.subject)} the only character, with one or two details of place, time or weather.",
     )
 
 
@@ -214,11 +272,26 @@ def _lint_keyword_pile(s: _Subject) -> Finding | None:
         rule="keyword_pile",
         severity=Severity.WARNING,
         message=message,
-        fix=(
-            "Write one sentence of who does what, where, then one camera move and one finish, e.g. 'A small "
-            "delivery robot rolls through a rain-soaked neon alley at night; slow dolly-in; soft film grain.'"
-        ),
+        fix=f"Rewrite it in the formula's order (subject, action, camera, place, look): '{_skeleton(s)}'.",
     )
+
+
+def _skeleton(s: _Subject) -> str:
+    """The user's own words, hype removed, laid out as subject + action; camera; environment; finish."""
+
+    def kept(layer: str) -> str:
+        text = _HYPE.sub(" ", s.given(layer))
+        return ", ".join(p for p in (_clean(x) for x in re.split(r"\s*[,;]\s*", text)) if p and _words(p))
+
+    subject = kept("subject") or "[one subject]"
+    action = kept("action") or "[does one thing]"
+    parts = [
+        f"{subject[:1].upper()}{subject[1:]} {action}",
+        kept("camera") or "[one camera move]",
+        kept("environment") or "[where and when]",
+        kept("finish") or "[one look]",
+    ]
+    return "; ".join(parts)
 
 
 MAX_PROMPT_WORDS = 90
@@ -239,6 +312,28 @@ def _lint_too_long(s: _Subject) -> Finding | None:
     )
 
 
+_OPEN_LAYERS = ("environment", "finish", "intent")
+
+
+def _lint_layers_open(s: _Subject) -> Finding | None:
+    # A clean score must mean every layer is the user's own: a defaulted or empty layer is a guess we made.
+    open_layers = [n for n in _OPEN_LAYERS if n in s.filled or not str(getattr(s.spec, n)).strip()]
+    if not open_layers:
+        return None
+    named = " and ".join(open_layers).replace("intent", "output intent")
+    advice = {
+        "environment": f"where and when {_the(s.spec.subject)} is (e.g. 'on a rain-soaked street at night')",
+        "finish": "one look (e.g. 'soft film grain, warm light')",
+        "intent": "what the clip is for (e.g. '8-second product teaser')",
+    }
+    return Finding(
+        rule="layers_open",
+        severity=Severity.INFO,
+        message=f"The {named} {'was' if len(open_layers) == 1 else 'were'} not given; the draft guesses.",
+        fix="Say " + "; ".join(advice[n] for n in open_layers) + ".",
+    )
+
+
 _RULES: tuple[_Rule, ...] = (
     _lint_subject_missing,
     _lint_multiple_subjects,
@@ -250,6 +345,7 @@ _RULES: tuple[_Rule, ...] = (
     _lint_style_stack,
     _lint_keyword_pile,
     _lint_too_long,
+    _lint_layers_open,
 )
 RULES: tuple[str, ...] = (
     "subject_missing",
@@ -262,6 +358,8 @@ RULES: tuple[str, ...] = (
     "style_stack",
     "keyword_pile",
     "too_long",
+    "layers_open",
+    "not_checked",
 )
 _RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 _COST = {Severity.ERROR: 30, Severity.WARNING: 12, Severity.INFO: 3}
@@ -270,6 +368,17 @@ _COST = {Severity.ERROR: 30, Severity.WARNING: 12, Severity.INFO: 3}
 def lint(spec: PromptSpec, *, filled: Iterable[str] = ()) -> tuple[Finding, ...]:
     """Check a spec against the checklist; most serious first. `filled` names layers the drafter defaulted."""
     subject = _Subject(spec=spec, filled=frozenset(filled))
+    language = language_of(spec.subject)
+    if language is not None and not any(str(getattr(spec, n)).strip() for n in LAYERS[1:]):
+        # An idea kept whole in another language: the English checklist would only invent problems.
+        return (
+            Finding(
+                rule="not_checked",
+                severity=Severity.INFO,
+                message=f"The idea is in {language}; the checklist reads English only and did not check it.",
+                fix="Review it yourself, or write the idea in English for a layer-by-layer check.",
+            ),
+        )
     findings = [f for rule in _RULES if (f := rule(subject)) is not None]
     return tuple(sorted(findings, key=lambda f: _RANK[f.severity]))
 

@@ -523,7 +523,9 @@ def _read(text: str) -> _Layers:
         described = (
             i
             for i, k in enumerate(kinds)
-            if k in ("environment", "finish") and _content_words(clauses[i].text)
+            if (k in ("environment", "finish") and _content_words(clauses[i].text))
+            # "rain on a window": with nothing else named, the weather is the subject.
+            or (k == "environment" and _words(clauses[i].text)[0].lower() not in _PREPOSITIONS)
         )
         subject_at = next(described, None)
     # "A chef, a waiter, a cat and three customers argue…": a list of names before the verb is the subject.
@@ -701,7 +703,7 @@ def draft_with_notes(idea: str, *, goal: Goal | None = None) -> Draft:
     values = dict(read.values)
     beats: tuple[Beat, ...] = ()
     if sequence or goal is Goal.STORYBOARD:
-        steps = [s for s in _steps(text) if motion_verbs(s) or _subject_verb(s)] if sequence else []
+        steps = _steps(text) if sequence else []
         subject = values["subject"]
         if len(steps) >= 2:
             texts = [_beat_text(s, subject) for s in steps[:MAX_BEATS]]

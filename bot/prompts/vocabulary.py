@@ -280,7 +280,7 @@ _MOTION_BASES = (
     "sharpen", "hammer", "carve", "decorate",
     "splash", "pop", "fizz", "foam", "froth", "curl", "coil", "uncoil", "shuffle", "deal", "spin",
     "sprawl", "tear", "rip", "crumple", "flare", "brighten", "darken", "wilt", "ripen", "rust",
-    "fill", "overflow", "trickle", "gush", "stroke", "pet", "chase", "play",
+    "fill", "overflow", "stop", "pause", "trickle", "gush", "stroke", "pet", "chase", "play",
 )
 _MOTION_IRREGULAR = (
     "ran", "spun", "flew", "rose", "risen", "fell", "fallen", "swam", "leapt", "threw", "thrown", "caught",
