@@ -10,7 +10,7 @@ from typing import TypeAlias
 from bot.prompts import Goal, parse_goal
 
 # Long enough for a paragraph with a storyboard; longer than that is a pasted script, not an idea.
-MAX_IDEA_CHARS = 2000
+MAX_IDEA_CHARS = 4000  # what Slack sends of a slash command's text; a long brief is condensed, not refused
 SUBCOMMANDS: tuple[str, ...] = ("draft", "storyboard", "recall", "status", "settings", "help")
 EXAMPLE_IDEA = "a small delivery robot rolls through a rain-soaked neon alley at night"
 

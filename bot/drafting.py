@@ -28,6 +28,9 @@ class DraftResult:
     filled: tuple[str, ...]
     source: Source
     note: str | None = None
+    notes: tuple[
+        str, ...
+    ] = ()  # what the offline drafter says about its reading: a condensed brief, a language
 
 
 class Drafter(Protocol):
@@ -52,7 +55,7 @@ class OfflineDrafter:
 
     def draft(self, idea: str, *, goal: Goal | None = None) -> DraftResult:
         drafted = draft_with_notes(idea, goal=goal)
-        return DraftResult(spec=drafted.spec, filled=drafted.filled, source="offline")
+        return DraftResult(spec=drafted.spec, filled=drafted.filled, source="offline", notes=drafted.notes)
 
     def for_user(self, user_id: str) -> OfflineDrafter:
         return self

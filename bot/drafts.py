@@ -104,6 +104,11 @@ class Drafts:
         # The drafter may call a model: outside any transaction, and never a dead end (it falls back offline).
         result = self.drafter.for_user(user_id).draft(idea, goal=goal)
         aspect = preset.aspect if preset else Aspect.LANDSCAPE
+        if not parsed_beats and result.spec.beats:
+            # Beats the drafter proposed, spaced over the clip; a clip too short for them grows to two seconds a beat.
+            if seconds is None:
+                length = min(MAX_SECONDS, max(length, 2 * len(result.spec.beats)))
+            parsed_beats = storyboard.spread([b.text for b in result.spec.beats], seconds=length)
         spec = replace(result.spec, beats=parsed_beats)
         if "intent" in result.filled:  # a default intent should at least say what will be made
             kind = preset.label.lower() if preset else "clip"
@@ -120,7 +125,7 @@ class Drafts:
             provider=chosen.name,
             model=model,
             filled=list(result.filled),
-            notes=[result.note] if result.note else [],
+            notes=[*([result.note] if result.note else []), *result.notes],
             created_at=self.clock.now(),
         )
         self._check(row, spec)

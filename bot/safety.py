@@ -297,6 +297,10 @@ class _Hit:
             # "Taylor Swift's guitar" → "a singer's guitar", not "a singer in a sequined jacket's guitar".
             stand_in = re.split(r"\s(?:in|with|at|from)\s", stand_in)[0]
         before = text[: self.start].rstrip(" \"“'*_")
+        previous = before.split()[-1].lower() if before.split() else ""
+        if previous in ("a", "an", "the", "his", "her", "their", "its", "my", "our", "your", "some"):
+            # "in a bikini" → "in a summer outfit", never "in a a summer outfit".
+            stand_in = re.sub(r"^(?:an?|the|some)\s+", "", stand_in, flags=re.IGNORECASE)
         if not before or before.endswith((".", "!", "?")):
             stand_in = stand_in[:1].upper() + stand_in[1:]
         return stand_in
@@ -476,7 +480,12 @@ def _rephrase(text: str, hits: list[_Hit]) -> str:
             chosen.append(hit)
     out = text
     for hit in reversed(chosen):
-        out = out[: hit.start] + hit.replacement(text) + out[hit.end :]
+        end = hit.end
+        if hit.stand_in == _MUSIC_STAND_IN:
+            # An original track has no artist: "Bohemian Rhapsody by Queen" loses the "by Queen" too.
+            credit = re.match(r"\s+by\s+(?:[A-Z0-9][\w'’&.-]*(?:\s+|$)){1,4}", text[end:])
+            end += len(credit.group(0).rstrip()) if credit else 0
+        out = out[: hit.start] + hit.replacement(text) + out[end:]
     out = re.sub(r"[ \t]{2,}", " ", out)
     out = re.sub(r"\s+([,;.!?])", r"\1", out)
     out = re.sub(r"([,;])(?:\s*[,;])+", r"\1", out)

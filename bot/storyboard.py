@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.domain import Beat, Finding, Severity
-from bot.prompts import motion_verbs
+from bot.prompts.vocabulary import motion_verbs
 
 MAX_BEATS = 4
 MIN_GAP = 1.5

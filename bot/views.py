@@ -119,6 +119,7 @@ class VariationView:
     changed: tuple[
         str, ...
     ] = ()  # the prompt layers that differ from the parent's (a remix should change one)
+    diff: tuple[prompts.LayerChange, ...] = ()  # those layers, before and after
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,9 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
                 PromptSpec.from_dict(specs[g.parent_id]), PromptSpec.from_dict(g.spec)
             )
             if g.parent_id in specs
+            else (),
+            diff=prompts.layer_diff(PromptSpec.from_dict(specs[g.parent_id]), PromptSpec.from_dict(g.spec))
+            if g.parent_id in specs and g.kind == GenerationKind.REMIX.value
             else (),
         )
         for g in generations

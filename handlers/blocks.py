@@ -198,6 +198,12 @@ def _status_line(view: VariationView) -> str:
     return f":x: failed: {escape(view.error or 'no reason given')}"
 
 
+def _diff_line(change: prompts.LayerChange) -> str:
+    label = dict(_LAYER_LABELS)[change.layer]
+    before = f"~{escape(clip(change.before, 150))}~ → " if change.before else ""
+    return f"*{label}:* {before}{escape(clip(change.after, 150))}"
+
+
 def variation_message(view: VariationView) -> Message:
     heading = f"*#{view.number}*"
     if view.parent_number is not None:
@@ -206,11 +212,16 @@ def variation_message(view: VariationView) -> Message:
         heading += f": “{escape(clip(view.change, 200))}”"
     if len(view.changed) > 1:  # the seed's advice: one well-defined change per remix, so the vote says which
         heading += f" _(changes {', '.join(view.changed)}: one change at a time compares better)_"
+        parts = prompts.split_change(view.change or "")
+        if parts and view.parent_number is not None:
+            heading += "\nTry them one by one: " + " · ".join(
+                f"`remix #{view.parent_number} {escape(clip(p, 80))}`" for p in parts
+            )
     elif view.changed:
         heading += f" _(changes the {view.changed[0]})_"
     if view.is_winner:
         heading = ":trophy: " + heading + " · *winner*"
-    lines = [heading, _status_line(view)]
+    lines = [heading, *(_diff_line(d) for d in view.diff), _status_line(view)]
     if view.votes is not None:
         lines.append(f"Votes: {view.votes}")
     details = f"{view.seconds} s · {view.aspect.value} · {view.provider}"

@@ -129,7 +129,7 @@ def test_draft_idea_over_the_limit_says_how_long_it_is_and_the_limit() -> None:
     problem = error("draft " + "a" * 4001)
     assert "4,001 characters" in problem.message
     assert f"{MAX_IDEA_CHARS:,}" in problem.message
-    assert MAX_IDEA_CHARS == 2000
+    assert MAX_IDEA_CHARS == 4000
 
 
 def test_draft_idea_at_the_limit_is_accepted() -> None:
@@ -137,7 +137,7 @@ def test_draft_idea_at_the_limit_is_accepted() -> None:
 
 
 def test_draft_idea_just_over_the_limit_is_refused() -> None:
-    assert "2,001 characters" in error("draft " + "a" * (MAX_IDEA_CHARS + 1)).message
+    assert "4,001 characters" in error("draft " + "a" * (MAX_IDEA_CHARS + 1)).message
 
 
 def test_recall_takes_the_rest_as_the_query() -> None:

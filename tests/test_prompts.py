@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 from bot.domain import Aspect, Beat, Finding, PromptSpec, Severity
@@ -11,14 +12,17 @@ from bot.prompts import (
     RULES,
     Draft,
     Goal,
+    LayerChange,
     apply_change,
     changed_layers,
     draft,
     draft_with_notes,
+    layer_diff,
     lint,
     parse_goal,
     render,
     score,
+    split_change,
 )
 
 STRONG = (
@@ -113,7 +117,11 @@ def test_parse_goal_returns_none_for_unknown_words() -> None:
 
 def test_draft_of_the_strong_example_keeps_every_layer_the_user_gave() -> None:
     drafted = draft_with_notes(STRONG)
-    assert drafted.spec == spec()
+    # The alley is where it happens, so it is the environment; the action keeps a reference to it.
+    assert drafted.spec == spec(
+        action="rolls through the alley",
+        environment="a rain-soaked neon alley at night, puddles reflecting pink signs",
+    )
     assert drafted.filled == ()
 
 
@@ -129,7 +137,8 @@ def test_draft_of_the_weak_example_puts_tags_into_layers_and_defaults_the_camera
 def test_draft_splits_subject_from_its_verb_phrase() -> None:
     drafted = draft("a barista pours latte art in a sunlit cafe, close-up, warm tones")
     assert drafted.subject == "a barista"
-    assert drafted.action == "pours latte art in a sunlit cafe"
+    assert drafted.action == "pours latte art"
+    assert drafted.environment == "in a sunlit cafe"
     assert drafted.camera == "close-up"
     assert drafted.finish == "warm tones"
 
@@ -143,7 +152,8 @@ def test_draft_moves_an_adverb_before_the_verb_into_the_action() -> None:
 
 def test_draft_peels_a_camera_phrase_off_the_end_of_the_action() -> None:
     drafted = draft("A woman runs through a forest in a low-angle tracking shot")
-    assert (drafted.subject, drafted.action) == ("A woman", "runs through a forest")
+    assert (drafted.subject, drafted.action) == ("A woman", "runs through the forest")
+    assert drafted.environment == "a forest"
     assert drafted.camera == "low-angle tracking shot"
 
 
@@ -157,8 +167,8 @@ def test_draft_without_a_verb_splits_subject_from_its_setting() -> None:
 def test_draft_finds_the_subject_in_a_leading_setting_clause() -> None:
     drafted = draft("At night, a fox trots across a snowy field while snow falls")
     assert drafted.subject == "a fox"
-    assert drafted.action == "trots across a snowy field"
-    assert drafted.environment == "At night while snow falls"
+    assert drafted.action == "trots across the field"
+    assert drafted.environment == "At night, a snowy field while snow falls"
 
 
 def test_draft_finds_the_subject_as_the_camera_target_when_nothing_else_names_one() -> None:
@@ -169,15 +179,19 @@ def test_draft_finds_the_subject_as_the_camera_target_when_nothing_else_names_on
     assert drafted.finish == "35mm, warm grade"
 
 
-def test_draft_keeps_a_then_clause_in_the_action() -> None:
+def test_draft_turns_a_then_clause_into_beats_and_keeps_the_opening_as_the_action() -> None:
     drafted = draft("a hummingbird hovers beside a flower, then darts away")
-    assert drafted.action == "hovers beside a flower, then darts away"
+    assert drafted.action == "hovers beside a flower"
+    assert [b.text for b in drafted.beats] == [
+        "a hummingbird hovers beside a flower",
+        "the hummingbird darts away",
+    ]
 
 
 def test_draft_keeps_a_with_phrase_that_describes_the_subject() -> None:
     drafted = draft("a kid with a red umbrella jumps into puddles")
     assert drafted.subject == "a kid with a red umbrella"
-    assert drafted.action == "jumps into puddles"
+    assert drafted.action.startswith("jumps into")
 
 
 def test_draft_fills_missing_layers_from_the_goal_preset_and_names_them() -> None:
@@ -197,10 +211,10 @@ def test_draft_fills_missing_layers_from_the_goal_preset_and_names_them() -> Non
     )
 
 
-def test_draft_does_not_default_the_environment_when_the_action_already_sets_the_scene() -> None:
+def test_draft_moves_the_place_the_action_happens_in_to_the_environment() -> None:
     drafted = draft_with_notes("a fox trots across a snowy field")
     assert "environment" not in drafted.filled
-    assert drafted.spec.environment == ""
+    assert (drafted.spec.action, drafted.spec.environment) == ("trots across the field", "a snowy field")
 
 
 def test_draft_of_empty_text_returns_defaults_only() -> None:
@@ -529,7 +543,7 @@ def test_apply_change_other_words_modify_the_subject() -> None:
         apply_change(spec(), "wearing a yellow scarf").subject
         == "A small delivery robot wearing a yellow scarf"
     )
-    assert apply_change(spec(), "make the robot red").subject == "A small delivery robot, red"
+    assert apply_change(spec(), "make the robot red").subject == "A small red delivery robot"
     assert apply_change(spec(), "with a tiny antenna").subject == "A small delivery robot with a tiny antenna"
 
 
@@ -555,3 +569,80 @@ def test_changed_layers_lists_layers_in_order_and_beats_last() -> None:
     after = replace(spec(), camera="static", subject="a cat", beats=(Beat("x", 0.0),))
     assert changed_layers(spec(), after) == ("subject", "camera", "beats")
     assert changed_layers(spec(), spec()) == ()
+
+
+# --- issue 10: honest scores, remix that knows the layers, storyboards from ideas ---------------------
+
+DEMO = (
+    "a small delivery robot rolls through a rain-soaked neon alley at night, slow dolly-in at robot height, "
+    "soft film grain"
+)
+
+
+def test_a_draft_with_a_defaulted_layer_never_scores_100() -> None:
+    drafted = draft_with_notes(DEMO)
+    assert drafted.spec.environment == "a rain-soaked neon alley at night"
+    findings = lint(drafted.spec, filled=drafted.filled)
+    assert "intent" in drafted.filled and score(findings) < 100
+    assert score(lint(drafted.spec, filled=())) == 100
+    assert score(lint(spec(environment=""))) < 100
+
+
+def test_fixes_are_written_for_the_ideas_own_subject() -> None:
+    drafted = draft_with_notes("rain on a window")
+    fix = next(f.fix for f in lint(drafted.spec, filled=drafted.filled) if f.rule == "no_motion")
+    assert "the rain runs down the glass" in fix
+    assert "rolls forward" not in fix
+
+
+def test_a_keyword_pile_gets_a_rewrite_skeleton_in_the_formulas_order() -> None:
+    drafted = draft_with_notes(WEAK)
+    fix = next(f.fix for f in lint(drafted.spec, filled=drafted.filled) if f.rule == "keyword_pile")
+    assert "robot [does one thing]; [one camera move]; neon, rain, alley; dramatic lighting" in fix.lower()
+    assert "masterpiece" not in fix and "4k" not in fix
+
+
+def test_the_storyboard_goal_proposes_beats_spaced_by_the_spacing_rule() -> None:
+    drafted = draft(STRONG, goal=Goal.STORYBOARD)
+    assert 2 <= len(drafted.beats) <= 4
+    starts = [b.start for b in drafted.beats]
+    assert starts[0] == 0 and all(b - a >= 1.5 for a, b in itertools.pairwise(starts))
+
+
+def test_numbered_steps_become_beats() -> None:
+    drafted = draft("1. A cat wakes up on a sofa 2. it stretches 3. it jumps off toward the camera")
+    assert [b.text for b in drafted.beats] == [
+        "A cat wakes up on a sofa",
+        "it stretches",
+        "it jumps off toward the camera",
+    ]
+
+
+def test_remix_make_the_robot_red_recolours_the_subject() -> None:
+    before = replace(spec(), subject="A service robot")
+    assert apply_change(before, "make the robot red").subject == "A red service robot"
+    assert (
+        apply_change(replace(spec(), subject="A blue robot"), "make the robot red").subject == "A red robot"
+    )
+
+
+def test_remix_shoot_it_on_16mm_changes_the_finish_not_the_action() -> None:
+    changed = apply_change(spec(), "shoot it on 16mm")
+    assert changed_layers(spec(), changed) == ("finish",)
+    assert changed.finish == "shallow depth of field, soft film grain, shot on 16mm"
+
+
+def test_remix_golden_hour_replaces_the_time_of_day_in_the_environment() -> None:
+    before = replace(spec(), environment="a neon alley at night")
+    changed = apply_change(before, "make it golden hour")
+    assert changed.environment == "a neon alley at golden hour"
+    assert layer_diff(before, changed) == (
+        LayerChange(layer="environment", before="a neon alley at night", after="a neon alley at golden hour"),
+    )
+
+
+def test_remix_touching_two_layers_is_split_into_one_change_each() -> None:
+    change = "make the robot red and shoot it on 16mm"
+    assert split_change(change) == ("make the robot red", "shoot it on 16mm")
+    assert changed_layers(spec(), apply_change(spec(), change)) == ("subject", "finish")
+    assert split_change("make it golden hour") == ()

@@ -362,3 +362,10 @@ def test_a_keyframe_from_the_images_api_is_a_png_the_reference_check_accepts(
 
     assert verdict.allowed and rules(verdict) == {"reference_image_faces"}
     assert fake.requests("/v1/images/generations")[0].body["model"] == "gpt-image-2"
+
+
+def test_safer_phrasings_read_like_a_person_wrote_them() -> None:
+    [outfit] = check_text("a woman in a bikini walks on a beach").findings
+    assert outfit.safer == "a woman in a summer outfit walks on a beach"
+    [music] = check_text("a cat dances to Bohemian Rhapsody by Queen on a stage").findings
+    assert "by Queen" not in music.safer and "an original instrumental track on a stage" in music.safer
