@@ -34,3 +34,4 @@ class CoreSettings:
     uncertain_look_seconds: float = 10.0  # after a lost answer, wait this long before looking for the post
     outbox_keep_days: int = 30  # sent and failed outbox rows are forgotten after this
     orphan_audit_seconds: float = 600.0  # how often the sweep looks for jobs a late create left at a provider
+    max_clip_mb: int = 100  # a provider's download larger than this is refused (and stopped as it streams)
