@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot import safety
+from bot import redaction, safety
 from bot.assets import LocalAssetStore
 from bot.channels import Channels
 from bot.clock import SystemClock
@@ -95,6 +96,7 @@ def build_services(
         post_lease_seconds=settings.lease_seconds,
         orphan_audit_seconds=settings.orphan_audit_seconds,
         admins=settings.admin_ids,
+        max_clip_mb=settings.max_clip_mb,
     )
     openai_key = settings.secret("openai_api_key")
     prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
@@ -173,6 +175,7 @@ class Runtime:
     ticker: Ticker
     app: object  # slack_bolt.App; typed loosely so `bot` stays free of Slack types outside this root
     webhooks: Receivers
+    forget_secrets: Callable[[], None] = lambda: None
 
     def wsgi(self) -> WSGIApplication:
         """HTTP mode's one WSGI app: Slack events, provider webhooks, the health check."""
@@ -214,6 +217,7 @@ class Runtime:
         self.ticker.stop()
         self.services.close()
         self.store.dispose()
+        self.forget_secrets()
 
 
 def slack_timeout(lease_seconds: float) -> int:
@@ -238,6 +242,9 @@ def build_runtime(
 
     from handlers.app import build_app, make_client, make_publisher
 
+    # Before anything can fail or log: a key a provider or Slack echoes back is never shown, logged or stored.
+    forget_secrets = redaction.protect(redaction.secrets_of(settings))
+    redaction.install_log_scrubbing()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url)
     store.create_schema()
@@ -264,6 +271,7 @@ def build_runtime(
     except BoltError as err:
         services.close()
         store.dispose()
+        forget_secrets()
         raise ConfigError([f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} ({err})"]) from None
     ticker = Ticker(services.sweep, interval=settings.tick_seconds)
     services.sweep.wake = services.rounds.wake = ticker.wake
@@ -272,5 +280,11 @@ def build_runtime(
         fal_keys=FalKeys.from_url(settings.fal_jwks_url) if settings.secret("fal_key") else None,
     )
     return Runtime(
-        settings=settings, store=store, services=services, ticker=ticker, app=app, webhooks=receivers
+        settings=settings,
+        store=store,
+        services=services,
+        ticker=ticker,
+        app=app,
+        webhooks=receivers,
+        forget_secrets=forget_secrets,
     )

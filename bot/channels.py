@@ -13,7 +13,7 @@ from bot.pricing import PriceTable, UnknownPrice
 from bot.providers.registry import Providers
 from bot.tuning import CoreSettings
 from bot.views import ChannelDefaults
-from storage.models import ChannelSettings, Spend
+from storage.models import ChannelSettings, Generation, Spend
 from storage.store import Repo, Store
 
 log = logging.getLogger(__name__)
@@ -190,3 +190,35 @@ class Channels:
 
     def today(self, now: datetime | None = None) -> str:
         return (now or self.clock.now()).date().isoformat()
+
+
+def refund(repo: Repo, generation: Generation, *, now: datetime) -> bool:
+    """Give a variation that will never render (refused, cancelled, failed at the provider) its share of the
+    charge back to the channel's budget for the day it was charged, once however often this is called. Returns
+    True when this call gave it back (the caller then refreshes the round's cost)."""
+    if generation.id is None or generation.charged <= 0:
+        return False
+    round_row = repo.rounds.get(generation.round_id)
+    if round_row is None:
+        return False
+    refunded = repo.ledger.refund(
+        Spend(
+            team_id=round_row.team_id,
+            channel_id=round_row.channel_id,
+            user_id=generation.requested_by,
+            day=generation.created_at.date().isoformat(),
+            round_id=generation.round_id,
+            provider=generation.provider,
+            model=generation.model,
+            seconds=generation.seconds,
+            amount=-generation.charged,
+            refund_of=generation.id,
+            created_at=now,
+        )
+    )
+    if refunded:
+        repo.rounds.add_cost(generation.round_id, -generation.charged)
+        log.info(
+            "generation %s: refunded $%.2f to %s", generation.id, generation.charged, round_row.channel_id
+        )
+    return refunded

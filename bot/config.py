@@ -43,6 +43,7 @@ _HELP: dict[str, str] = {
     "SORA_BOT_MIN_BEAT_GAP": "seconds between storyboard cards below which the lint warns, 0.5 to 10",
     "SORA_BOT_VOTE_MINUTES": "a whole number of minutes between 1 and 10080 (a week)",
     "SORA_BOT_TICK_SECONDS": "a number of seconds between 0.1 and 60",
+    "SORA_BOT_MAX_CLIP_MB": "the largest clip to download from a provider, in MB, 1 to 1000",
     "SORA_BOT_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "SORA_BOT_ADMINS": "Slack user ids, comma-separated, e.g. U012AB3CD,U045EF6GH",
 }
@@ -113,6 +114,9 @@ class Settings(BaseSettings):
     )
     orphan_audit_seconds: float = Field(
         default=600.0, ge=1, le=86400, validation_alias=AliasChoices("SORA_BOT_ORPHAN_AUDIT_SECONDS")
+    )
+    max_clip_mb: int = Field(
+        default=100, ge=1, le=1000, validation_alias=AliasChoices("SORA_BOT_MAX_CLIP_MB")
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("SORA_BOT_LOG_LEVEL")

@@ -7,19 +7,23 @@ SoraBotError
 │   ├── NotAllowed         not yours to do (close someone else's round)
 │   └── InvalidInput       the text or values do not make sense
 │       └── FieldErrors    problems keyed by a modal's fields
-├── ProviderError          a video provider failed; `retryable` and `retry_after` say what to do next
+├── ProviderError          a video provider failed; `retryable` and `retry_after` say what to do next. The
+│   │                      message is redacted of keys and tokens (a provider may echo ours back)
 │   ├── RateLimited        429: retry after `retry_after` (or a backoff)                      retryable
 │   ├── ProviderTimedOut   no answer in time, or the connection dropped (not while creating)  retryable
 │   ├── ProviderUnavailable 5xx or unreachable                                                retryable
 │   ├── OutcomeUnknown     a create call may have reached the provider: look the job up, never resend blindly
 │   ├── Moderated          the provider's safety system refused the prompt or the clip
 │   ├── JobNotFound        the provider does not know the job, or its clip has expired
-│   └── AuthFailed         the provider refused our key
-└── PublishError           Slack refused or could not be reached; the outbox retries from its rows
+│   ├── AuthFailed         the provider refused our key
+│   └── NotAClip           what the provider sent is not a playable video of a sane length and size
+└── PublishError           Slack refused or could not be reached; the outbox retries from its rows (redacted)
     └── PublishUncertain   the answer was lost after Slack may have acted: look before sending again
 """
 
 from __future__ import annotations
+
+from bot.redaction import redact
 
 
 class SoraBotError(Exception):
@@ -69,7 +73,7 @@ class ProviderError(SoraBotError):
     ) -> None:
         self.retryable = self.retryable_by_default if retryable is None else retryable
         self.retry_after = retry_after
-        super().__init__(message)
+        super().__init__(redact(message))
 
 
 class RateLimited(ProviderError):
@@ -100,6 +104,11 @@ class AuthFailed(ProviderError):
     pass
 
 
+class NotAClip(ProviderError):
+    """The provider's download is not a clip we can post (an HTML page, an empty or oversized body, no video, a
+    length far from what was asked). Waiting will not change it."""
+
+
 class PublishError(SoraBotError):
     """Slack did not take a post. `retry_after` is Slack's hint on a 429; `permanent` means retrying cannot help
     (the bot is not in the channel, the channel is gone)."""
@@ -107,7 +116,7 @@ class PublishError(SoraBotError):
     def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
         self.retry_after = retry_after
         self.permanent = permanent
-        super().__init__(message)
+        super().__init__(redact(message))
 
 
 class PublishUncertain(PublishError):

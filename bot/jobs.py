@@ -15,17 +15,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from bot import media, poll_policy
+from bot import channels, media, poll_policy
+from bot.assets import discard, verify_clip
 from bot.domain import Aspect, Edit, GenerationKind, GenerationRequest, JobStatus, PromptSpec, ProviderJob
 from bot.errors import NotAllowed, NotFound, OutcomeUnknown, ProviderError, UserError
 from bot.ports import AssetStore, Clock, JobFinder, VideoProvider
 from bot.posting import Posting
 from bot.providers.registry import Providers
+from bot.redaction import redact
 from bot.tuning import CoreSettings
 from bot.views import Outcome
 from storage.generations import JobTaken
 from storage.models import Generation
-from storage.store import Store
+from storage.store import Repo, Store
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +180,8 @@ class Jobs:
                 self.posting.variation_changed(repo, row.round_id, row.id)
             self.posting.deliver(row.round_id)
             return False
-        self._fail(row, str(err))
+        # Refused (a bad request, a moderation block, a key it will not take): nothing was made or billed.
+        self._fail(row, str(err), refund=True)
         return True
 
     def _settle(self, rows: list[Generation]) -> int:
@@ -359,6 +362,12 @@ class Jobs:
                 asset = provider.download(
                     row.provider_job_id, self.assets.path_for(f"generation-{row.id}.mp4")
                 )
+                # Whatever the provider, its download is a clip only once it plays at a sane length and size.
+                verify_clip(
+                    asset,
+                    asked_seconds=max(row.seconds, job.seconds or 0),
+                    max_bytes=self.settings.max_clip_mb << 20,
+                )
                 if row.kind == GenerationKind.EXTEND.value:
                     # The continuation was made from the source's last frame: join the two into one clip.
                     asset = media.concat(
@@ -366,7 +375,8 @@ class Jobs:
                         self.assets.path_for(f"generation-{row.id}-extended.mp4"),
                     )
         except ProviderError as err:
-            if not err.retryable:  # an expired clip, a revoked key: waiting will not help
+            if not err.retryable:  # an expired clip, a revoked key, not a clip: waiting will not help
+                discard(asset)
                 self._fail(row, str(err))
                 return JobStatus.FAILED
             job, retry_after = None, err.retry_after
@@ -399,10 +409,11 @@ class Jobs:
                     self.posting.clip_ready(repo, row.round_id, row.id)
                     outcome = JobStatus.COMPLETED
             elif job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-                if repo.generations.mark_provider_ended(
-                    row.id, status=job.status.value, error=job.error or "The provider gave no reason."
-                ):
+                # The provider's own words: it may quote our key back.
+                reason = redact(job.error or "The provider gave no reason.")
+                if repo.generations.mark_provider_ended(row.id, status=job.status.value, error=reason):
                     outcome = JobStatus.FAILED
+                    self._refund(repo, row)  # it ended without a clip
             elif running_for > self.settings.job_timeout_minutes * 60:
                 message = (
                     f"The provider did not finish within {self.settings.job_timeout_minutes:g} minutes; "
@@ -430,12 +441,18 @@ class Jobs:
         self.posting.deliver(row.round_id)
         return outcome
 
-    def _fail(self, row: Generation, error: str) -> None:
+    def _fail(self, row: Generation, error: str, *, refund: bool = False) -> None:
+        """Fail the generation; `refund` when the provider made nothing, so its charge goes back."""
         assert row.id is not None
         with self.store.transaction() as repo:
-            repo.generations.mark_failed(row.id, error=error)
+            if repo.generations.mark_failed(row.id, error=redact(error)) and refund:
+                self._refund(repo, row)
             self.posting.variation_changed(repo, row.round_id, row.id)
         self.posting.deliver(row.round_id)
+
+    def _refund(self, repo: Repo, row: Generation) -> None:
+        if channels.refund(repo, row, now=self.clock.now()):
+            self.posting.round_changed(repo, row.round_id)
 
     # --- cancel -------------------------------------------------------------------------------
 
@@ -449,6 +466,7 @@ class Jobs:
                 raise NotAllowed(f"Only the person who asked for #{row.number} can cancel it.")
             if not repo.generations.cancel(generation_id):
                 return Outcome(False, f"#{row.number} has already {row.status.replace('_', ' ')}.")
+            self._refund(repo, row)  # stopped before it finished: its charge goes back to the budget
             self.posting.variation_changed(repo, row.round_id, generation_id)
         if row.provider_job_id:
             self._cancel_at_provider(self.providers.get(row.provider), row.provider_job_id)

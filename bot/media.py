@@ -149,6 +149,29 @@ def probe(path: Path) -> MediaInfo:
     )
 
 
+def check_decodes(path: Path) -> None:
+    """Decode the video stream's keyframes to the end: a header that probes fine can front a body that does
+    not play (cut short, corrupt). Keyframes only keeps it to a fraction of a full decode."""
+    path = _existing(path)
+    args = [
+        "-v",
+        "error",
+        "-xerror",
+        "-skip_frame",
+        "nokey",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-",
+    ]
+    result = _ffmpeg(args, check=False)
+    if result.returncode != 0:
+        raise MediaError(f"{path.name} cannot be decoded: {_tail(result.stderr.decode('utf-8', 'replace'))}")
+
+
 def _frame_rate(stream_line: str) -> float:
     rates = {
         kind: float(value) * (1000 if kilo else 1) for value, kilo, kind in _RATE_RE.findall(stream_line)

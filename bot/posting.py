@@ -95,6 +95,10 @@ class Posting:
     def variation_changed(self, repo: Repo, round_id: int, generation_id: int) -> None:
         self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)
 
+    def round_changed(self, repo: Repo, round_id: int) -> None:
+        """The round message shows something new (its cost after a refund)."""
+        self._update(repo, PostKind.ROUND_UPDATE, round_id)
+
     def clip_ready(self, repo: Repo, round_id: int, generation_id: int) -> None:
         self._enqueue(repo, PostKind.CLIP, round_id, generation_id)
         self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)

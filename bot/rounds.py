@@ -157,6 +157,7 @@ class Rounds:
                     model=draft.model,
                     reference_path=draft.reference_path,
                     seed=seed,
+                    charged=total / count,
                     created_at=now,
                 )
             )

@@ -34,6 +34,6 @@ class CoreSettings:
     uncertain_look_seconds: float = 10.0  # after a lost answer, wait this long before looking for the post
     outbox_keep_days: int = 30  # sent and failed outbox rows are forgotten after this
     orphan_audit_seconds: float = 600.0  # how often the sweep looks for jobs a late create left at a provider
-    admins: frozenset[str] = (
-        frozenset()
-    )  # besides workspace admins, who may change a channel's budget/provider
+    # besides workspace admins, who may change a channel's budget, provider and model
+    admins: frozenset[str] = frozenset()
+    max_clip_mb: int = 100  # a provider's download larger than this is refused (and stopped as it streams)

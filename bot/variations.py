@@ -190,7 +190,9 @@ class Variations:
             round_row = repo.rounds.get_for_update(round_id)
             if round_row is None or round_row.id is None:
                 raise NotFound("That round no longer exists.")
-            self._charge(repo, round_row, actor=actor, provider=provider, model=model, seconds=new.seconds)
+            charged = self._charge(
+                repo, round_row, actor=actor, provider=provider, model=model, seconds=new.seconds
+            )
             row = repo.generations.add_to_round(
                 Generation(
                     round_id=round_id,
@@ -211,6 +213,7 @@ class Variations:
                     source_paths=list(new.source_paths),
                     edit_start=new.edit_start,
                     edit_end=new.edit_end,
+                    charged=charged,
                     created_at=self.clock.now(),
                 )
             )
@@ -222,7 +225,8 @@ class Variations:
 
     def _charge(
         self, repo: Repo, round_row: Round, *, actor: str, provider: str, model: str | None, seconds: int
-    ) -> None:
+    ) -> float:
+        """Charge the channel for one new variation; the round's cost so far grows by it. Returns the charge."""
         assert round_row.id is not None
         defaults = self.channels.defaults_in(repo, round_row.channel_id)
         total, _ = self.channels.estimate(provider, model, seconds=seconds, variations=1)
@@ -237,10 +241,12 @@ class Variations:
             model=model,
             seconds=seconds,
         )
+        repo.rounds.add_cost(round_row.id, total)
         if round_row.status == RoundStatus.CLOSED.value:
             repo.rounds.reopen(
                 round_row.id, closes_at=self.clock.now() + timedelta(minutes=defaults.vote_minutes)
             )
+        return total
 
     @staticmethod
     def _find(generations: list[Generation], number: int) -> Generation:

@@ -108,6 +108,8 @@ class Generation(SQLModel, table=True):
     progress: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))
     cost: float = 0.0
+    # This variation's share of what the channel was charged at submit; given back if it never renders.
+    charged: float = 0.0
     asset_path: str | None = None
     message_ts: str | None = None  # the variation's message, once the outbox has posted it
     create_unanswered: bool = False  # a create's answer was lost once: a late job may land at the provider
@@ -183,10 +185,14 @@ class ChannelSettings(SQLModel, table=True):
 
 
 class Spend(SQLModel, table=True):
-    """The cost ledger: one row per charge, estimated at submit."""
+    """The cost ledger: one row per charge, estimated at submit, and one per refund (a negative amount) of a
+    variation that never rendered. `refund_of` names that generation: the database takes one refund each."""
 
     __tablename__ = "spend"
-    __table_args__ = (Index("ix_spend_channel_day", "channel_id", "day"),)
+    __table_args__ = (
+        Index("ix_spend_channel_day", "channel_id", "day"),
+        UniqueConstraint("refund_of", name="uq_spend_refund_of"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     team_id: str
@@ -198,6 +204,7 @@ class Spend(SQLModel, table=True):
     model: str | None = None
     seconds: int
     amount: float
+    refund_of: int | None = Field(default=None, foreign_key="generation.id")
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 

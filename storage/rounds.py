@@ -54,6 +54,12 @@ class Rounds(Queries):
             },
         )
 
+    def add_cost(self, round_id: int, amount: float) -> None:
+        """The round's cost so far moves by `amount`: a variation charged (positive) or refunded (negative)."""
+        self._conditional_update(
+            Round, col(Round.id) == round_id, {"estimated_cost": Round.estimated_cost + amount}
+        )
+
     def reopen(self, round_id: int, *, closes_at: datetime) -> bool:
         """A new variation in a closed round makes it votable again until `closes_at`."""
         return self._conditional_update(

@@ -36,6 +36,17 @@ class Ledger(Queries):
     def record(self, spend: Spend) -> None:
         self._insert(spend)
 
+    def refund(self, spend: Spend) -> bool:
+        """Record a refund (`spend.refund_of` set, a negative amount) unless that generation has one already: a
+        cancel or failure seen twice, or by two workers, gives the money back once. True when this one counted."""
+        assert spend.refund_of is not None and spend.amount <= 0
+        return self._insert_ignoring_duplicates(Spend, spend.model_dump(exclude={"id"}))
+
+    def refunded(self, generation_id: int) -> float:
+        """What was given back for this generation (0 when nothing was)."""
+        statement = select(func.coalesce(func.sum(Spend.amount), 0.0)).where(Spend.refund_of == generation_id)
+        return -float(self.session.exec(statement).one())
+
     def spent_today(self, channel_id: str, *, day: str) -> float:
         statement = select(func.coalesce(func.sum(Spend.amount), 0.0)).where(
             Spend.channel_id == channel_id, Spend.day == day

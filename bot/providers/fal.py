@@ -19,7 +19,14 @@ import httpx
 
 from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob
 from bot.errors import JobNotFound, ProviderError
-from bot.providers.transfer import snap, status_error, target_path, transport_error, write_atomically
+from bot.providers.transfer import (
+    MAX_CLIP_BYTES,
+    snap,
+    status_error,
+    target_path,
+    transport_error,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,7 @@ class FalProvider:
         http_client: httpx.Client | None = None,
         price_per_second: float = 0.05,
         timeout: float = 60.0,
+        max_clip_bytes: int = MAX_CLIP_BYTES,
         webhook_url: str | None = None,
     ) -> None:
         self._webhook = {"fal_webhook": webhook_url} if webhook_url else {}
@@ -92,6 +100,7 @@ class FalProvider:
         self._model = model.strip("/")
         self._auth = {"Authorization": f"Key {key}"}
         self._price_per_second = price_per_second
+        self._max_clip_bytes = max_clip_bytes
         self._owns_client = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
 
@@ -177,7 +186,9 @@ class FalProvider:
                 if stream.is_error:
                     stream.read()
                     raise _status_error(stream, job_id=job_id)
-                return write_atomically(stream.iter_bytes(_CHUNK_BYTES), target)
+                return write_atomically(
+                    stream.iter_bytes(_CHUNK_BYTES), target, max_bytes=self._max_clip_bytes
+                )
         except httpx.TransportError as err:
             raise transport_error(err, provider=_PROVIDER) from err
 

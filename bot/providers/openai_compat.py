@@ -16,7 +16,14 @@ from openai.types import Video, VideoSeconds, VideoSize
 
 from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob
 from bot.errors import JobNotFound, ProviderError
-from bot.providers.transfer import snap, status_error, target_path, transport_error, write_atomically
+from bot.providers.transfer import (
+    MAX_CLIP_BYTES,
+    snap,
+    status_error,
+    target_path,
+    transport_error,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +70,11 @@ class OpenAICompatibleProvider:
         http_client: httpx.Client | None = None,
         price_per_second: float = 0.10,
         timeout: float = 60.0,
+        max_clip_bytes: int = MAX_CLIP_BYTES,
     ) -> None:
         self._model = model
         self._price_per_second = price_per_second
+        self._max_clip_bytes = max_clip_bytes
         self._owns_client = http_client is None
         self._client = openai.OpenAI(
             api_key=api_key,
@@ -149,7 +158,9 @@ class OpenAICompatibleProvider:
                     job_id, variant="video"
                 ) as response,
             ):
-                return write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
+                return write_atomically(
+                    response.iter_bytes(_CHUNK_BYTES), target, max_bytes=self._max_clip_bytes
+                )
         except openai.APIStatusError as err:
             if err.status_code in (404, 410):
                 raise JobNotFound(

@@ -69,6 +69,7 @@ def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
         except UnknownPrice:
             return prices.rate(name)
 
+    max_clip_bytes = settings.max_clip_mb << 20
     available: dict[str, VideoProvider] = {
         "local": LocalProvider(settings.data_dir / "local-renderer"),
         "edit": EditProvider(settings.data_dir / "edits"),
@@ -83,6 +84,7 @@ def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
             base_url=settings.openai_base_url,
             model=chosen,
             price_per_second=rate("openai", chosen),
+            max_clip_bytes=max_clip_bytes,
         )
     fal_key = settings.secret("fal_key")
     if fal_key:
@@ -93,6 +95,7 @@ def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
             base_url=settings.fal_base_url,
             model=chosen,
             price_per_second=rate("fal", chosen),
+            max_clip_bytes=max_clip_bytes,
             webhook_url=webhook,
         )
     gemini_key = settings.secret("gemini_api_key")
@@ -103,6 +106,7 @@ def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
             base_url=settings.gemini_base_url,
             model=chosen,
             price_per_second=rate("veo", chosen),
+            max_clip_bytes=max_clip_bytes,
         )
     if settings.video_provider not in available:
         problems = settings.provider_problems() or [

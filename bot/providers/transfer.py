@@ -16,6 +16,7 @@ from bot.errors import (
     AuthFailed,
     JobNotFound,
     Moderated,
+    NotAClip,
     OutcomeUnknown,
     ProviderError,
     ProviderTimedOut,
@@ -27,6 +28,8 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 # httpx and httpx2 (under the openai SDK) both name the failures that happen before a request leaves the
 # machine like this; anything later may have reached the provider.
 _NEVER_SENT = frozenset({"ConnectError", "ConnectTimeout"})
+# The default largest clip a download may be (SORA_BOT_MAX_CLIP_MB): a few seconds of 1080p is a few MB.
+MAX_CLIP_BYTES = 100 << 20
 
 
 def status_error(
@@ -123,16 +126,21 @@ def target_path(into: Path, job_id: str) -> Path:
     return target
 
 
-def write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
+def write_atomically(chunks: Iterable[bytes], target: Path, *, max_bytes: int = MAX_CLIP_BYTES) -> Path:
     """Stream into a temporary sibling, then rename: a broken download never looks like a finished clip.
 
-    Clips are streamed chunk by chunk, never held whole in memory.
+    Clips are streamed chunk by chunk, never held whole in memory, and the download stops at `max_bytes`: a
+    provider that sends far more than a clip is not filling our disk or Slack.
     """
     partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+    written = 0
     try:
         with partial.open("wb") as out:
             try:
                 for chunk in chunks:
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise NotAClip(too_big(max_bytes))
                     out.write(chunk)
             except (ProviderError, OSError):
                 raise
@@ -146,3 +154,11 @@ def write_atomically(chunks: Iterable[bytes], target: Path) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def too_big(max_bytes: int) -> str:
+    """Why a clip larger than `max_bytes` was refused."""
+    return (
+        f"The provider sent more than {max_bytes / (1 << 20):g} MB for this clip, so the download was stopped "
+        "(the limit is SORA_BOT_MAX_CLIP_MB); reply `again` to try once more."
+    )

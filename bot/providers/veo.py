@@ -23,7 +23,14 @@ import httpx
 
 from bot.domain import Aspect, Capability, GenerationRequest, JobStatus, ProviderJob
 from bot.errors import JobNotFound, ProviderError
-from bot.providers.transfer import snap, status_error, target_path, transport_error, write_atomically
+from bot.providers.transfer import (
+    MAX_CLIP_BYTES,
+    snap,
+    status_error,
+    target_path,
+    transport_error,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +68,13 @@ class VeoProvider:
         http_client: httpx.Client | None = None,
         price_per_second: float = 0.15,
         timeout: float = 60.0,
+        max_clip_bytes: int = MAX_CLIP_BYTES,
     ) -> None:
         self._base = httpx.URL(base_url.rstrip("/") + "/")
         self._model = model
         self._key = {"x-goog-api-key": api_key}
         self._price_per_second = price_per_second
+        self._max_clip_bytes = max_clip_bytes
         self._owns_client = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
 
@@ -164,7 +173,9 @@ class VeoProvider:
                     if response.is_error:
                         response.read()
                         raise _status_error(response, job_id=job_id)
-                    return write_atomically(response.iter_bytes(_CHUNK_BYTES), target)
+                    return write_atomically(
+                        response.iter_bytes(_CHUNK_BYTES), target, max_bytes=self._max_clip_bytes
+                    )
         except httpx.TransportError as err:
             raise transport_error(err, provider=_PROVIDER) from err
         raise ProviderError(f"Veo's download of {job_id!r} redirected too many times.")
