@@ -39,7 +39,14 @@ class Face:
 
     @property
     def path(self) -> Path:
-        return Path(str(resources.files(self.package).joinpath(self.file)))
+        """Raises FileNotFoundError (an OSError, which fails the render with this reason) when it is missing."""
+        try:
+            folder = resources.files(self.package)
+        except ModuleNotFoundError:
+            raise FileNotFoundError(
+                f"the font package {self.package.replace('_', '-')} is not installed; reinstall sora-bot"
+            ) from None
+        return Path(str(folder.joinpath(self.file)))
 
 
 # Tried in order for each character: Noto Sans first (Latin, Greek, Cyrillic), then CJK (the Japanese face:

@@ -140,3 +140,8 @@ def test_the_box_grows_with_the_lines_and_keeps_its_translucent_background() -> 
 
     assert three.height == one.height + 2 * STYLE.pitch and three.width > one.width
     assert one.pixels[:4] == bytes(STYLE.background)
+
+
+def test_a_missing_font_package_is_named_in_the_error() -> None:
+    with pytest.raises(FileNotFoundError, match="font package no-such-fonts is not installed"):
+        _ = typesetting.Face("no_such_fonts", "Nope.ttf").path
