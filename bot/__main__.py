@@ -80,6 +80,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         lines.append(f"video providers: {', '.join(names)} (default {settings.video_provider})")
     except ConfigError as err:
         problems.extend(err.problems)
+    draft_key, draft_url = settings.draft_server
+    if draft_key:
+        lines.append(
+            f"drafting: {settings.openai_draft_model} at {draft_url or 'OpenAI'} "
+            f"(API: {settings.openai_draft_api}), offline when it fails"
+        )
+    else:
+        lines.append("drafting: offline (set OPENAI_API_KEY or OPENAI_DRAFT_BASE_URL for the AI drafter)")
     mode = "Socket Mode" if settings.socket_mode else "HTTP mode (POST /slack/events)"
     lines.append(f"Slack: {mode}, Web API {settings.slack_api_url}")
     print("\n".join(lines))

@@ -99,6 +99,7 @@ def build_services(
         max_clip_mb=settings.max_clip_mb,
     )
     openai_key = settings.secret("openai_api_key")
+    draft_key, draft_url = settings.draft_server
     prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
     providers = providers or build_providers(settings, prices=prices)
     assets = LocalAssetStore(settings.data_dir / "assets")
@@ -113,7 +114,10 @@ def build_services(
         clock=clock,
         settings=core,
         drafter=build_drafter(
-            api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_draft_model
+            api_key=draft_key,
+            base_url=draft_url,
+            model=settings.openai_draft_model,
+            api=settings.openai_draft_api,
         ),
         moderation=safety.build_moderation(
             api_key=openai_key, base_url=settings.openai_base_url, model=settings.openai_moderation_model

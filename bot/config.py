@@ -31,7 +31,10 @@ _HELP: dict[str, str] = {
     "FAL_BASE_URL": "an http(s) URL, default https://queue.fal.run",
     "GEMINI_API_KEY": "your Gemini API key",
     "GEMINI_BASE_URL": "an http(s) URL, default https://generativelanguage.googleapis.com",
-    "OPENAI_DRAFT_MODEL": "a Responses model id, e.g. gpt-5.4-mini",
+    "OPENAI_DRAFT_MODEL": "a chat model id the drafting server serves, e.g. gpt-5.4-mini or llama3.2",
+    "OPENAI_DRAFT_API": "auto (Responses where the server has it, else Chat Completions), responses or chat",
+    "OPENAI_DRAFT_BASE_URL": "the /v1 base of an OpenAI-compatible server, e.g. http://localhost:11434/v1",
+    "OPENAI_DRAFT_API_KEY": "the drafting server's API key (any text for a server that needs none)",
     "OPENAI_MODERATION_MODEL": "a moderation model id, e.g. omni-moderation-latest",
     "OPENAI_IMAGE_MODEL": "an image model id, e.g. gpt-image-2",
     "OPENAI_WEBHOOK_SECRET": "the signing secret of your video webhook (starts with whsec_)",
@@ -81,6 +84,11 @@ class Settings(BaseSettings):
     openai_draft_model: str = Field(
         default="gpt-5.4-mini", validation_alias=AliasChoices("OPENAI_DRAFT_MODEL")
     )
+    openai_draft_api: Literal["auto", "responses", "chat"] = Field(
+        default="auto", validation_alias=AliasChoices("OPENAI_DRAFT_API")
+    )
+    openai_draft_base_url: str | None = _env("OPENAI_DRAFT_BASE_URL")
+    openai_draft_api_key: SecretStr | None = _env("OPENAI_DRAFT_API_KEY")
     openai_moderation_model: str = Field(
         default="omni-moderation-latest", validation_alias=AliasChoices("OPENAI_MODERATION_MODEL")
     )
@@ -125,7 +133,13 @@ class Settings(BaseSettings):
     admins: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_ADMINS"))
 
     @field_validator(
-        "slack_api_url", "fal_base_url", "gemini_base_url", "openai_base_url", "public_url", "fal_jwks_url"
+        "slack_api_url",
+        "fal_base_url",
+        "gemini_base_url",
+        "openai_base_url",
+        "openai_draft_base_url",
+        "public_url",
+        "fal_jwks_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -188,6 +202,11 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("openai_draft_api", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -208,6 +227,16 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    @property
+    def draft_server(self) -> tuple[str | None, str | None]:
+        """(api_key, base_url) of the drafting model: its own server when set, else OpenAI's settings.
+
+        A local server (Ollama, LM Studio, vLLM) needs no key, but the client sends one: any text will do.
+        """
+        if self.openai_draft_base_url:
+            return self.secret("openai_draft_api_key") or "unused", self.openai_draft_base_url
+        return self.secret("openai_draft_api_key") or self.secret("openai_api_key"), self.openai_base_url
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)

@@ -1,4 +1,8 @@
-"""A local fake of OpenAI's text endpoints (responses, moderations, image generations) with fault injection."""
+"""A local fake of OpenAI's text endpoints (responses, chat completions, moderations, image generations).
+
+With `responses=False` it is a server that only speaks Chat Completions (Ollama, vLLM, LM Studio): the
+Responses route answers as those servers do, 404 with a plain-text body (or `missing_status`).
+"""
 
 from __future__ import annotations
 
@@ -91,12 +95,21 @@ def _path(path: str) -> str:
 
 
 class FakeOpenAI:
-    """Serves `/v1/responses`, `/v1/moderations`, `/v1/images/generations` on 127.0.0.1 with a free port.
+    """Serves `/v1/responses`, `/v1/chat/completions`, `/v1/moderations`, `/v1/images/generations` on
+    127.0.0.1 with a free port.
 
     Use as a context manager and point the real SDK at it: `OpenAI(api_key="sk-test", base_url=fake.base_url)`.
     """
 
-    def __init__(self, *, draft: Mapping[str, object] | str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        draft: Mapping[str, object] | str | None = None,
+        responses: bool = True,
+        missing_status: int = 404,
+    ) -> None:
+        self._responses = responses
+        self._missing_status = missing_status
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._draft: Mapping[str, object] | str = DEFAULT_DRAFT if draft is None else draft
@@ -149,7 +162,8 @@ class FakeOpenAI:
     # --- scripting ---------------------------------------------------------------------------------
 
     def set_draft(self, draft: Mapping[str, object] | str) -> None:
-        """What `/v1/responses` answers: a mapping is sent as JSON text; a string is sent as is (to break it)."""
+        """What `/v1/responses` and `/v1/chat/completions` answer: a mapping is sent as JSON text; a string
+        is sent as is (to break it)."""
         with self._lock:
             self._draft = draft
 
@@ -178,7 +192,7 @@ class FakeOpenAI:
             self._delays.setdefault(_path(path), deque()).extend([seconds] * times)
 
     def refuse_next(self, message: str = "I'm sorry, but I can't help with that.") -> None:
-        """The next `/v1/responses` answer is a refusal content item instead of output text."""
+        """The next draft answer is a refusal (a content item, or the chat message's `refusal`) instead of text."""
         with self._lock:
             self._refusals.append(message)
 
@@ -208,7 +222,12 @@ class FakeOpenAI:
 
     def _answer(self, method: str, route: str, body: Any) -> _Reply:
         if method == "POST" and route == "/v1/responses":
+            if not self._responses:
+                # Ollama's answer for a route it lacks; vLLM's and LM Studio's differ only in the body.
+                return _Reply(self._missing_status, b"404 page not found", {"Content-Type": "text/plain"})
             return _json(200, self._response(body))
+        if method == "POST" and route == "/v1/chat/completions":
+            return _json(200, self._chat_completion(body))
         if method == "POST" and route == "/v1/moderations":
             return _json(200, self._moderation(body))
         if method == "POST" and route == "/v1/images/generations":
@@ -248,6 +267,26 @@ class FakeOpenAI:
             "parallel_tool_calls": False,
             "tool_choice": "auto",
             "tools": [],
+        }
+
+    def _chat_completion(self, body: Any) -> dict[str, Any]:
+        model = body.get("model", "gpt-test") if isinstance(body, dict) else "gpt-test"
+        if self._refusals:
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": None,
+                "refusal": self._refusals.popleft(),
+            }
+        else:
+            text = self._draft if isinstance(self._draft, str) else json.dumps(self._draft)
+            message = {"role": "assistant", "content": text, "refusal": None}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
         }
 
     def _moderation(self, body: Any) -> dict[str, Any]:

@@ -50,3 +50,23 @@ def test_a_hosted_provider_without_its_key_is_refused_by_name() -> None:
 def test_postgres_urls_get_the_installed_driver() -> None:
     settings = load_settings({"DATABASE_URL": "postgres://u@h/db"})
     assert settings.resolved_database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_the_drafting_api_is_auto_by_default_and_a_wrong_one_is_named() -> None:
+    assert load_settings({}).openai_draft_api == "auto"
+    assert load_settings({"OPENAI_DRAFT_API": " Chat "}).openai_draft_api == "chat"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"OPENAI_DRAFT_API": "completions"})
+    assert "OPENAI_DRAFT_API" in str(caught.value) and "auto" in str(caught.value)
+
+
+def test_the_drafter_uses_its_own_server_when_set_and_openais_settings_otherwise() -> None:
+    assert load_settings({}).draft_server == (None, None)
+    shared = load_settings({"OPENAI_API_KEY": "sk-1", "OPENAI_BASE_URL": "https://gw.example/v1"})
+    assert shared.draft_server == ("sk-1", "https://gw.example/v1")
+    local = load_settings({"OPENAI_API_KEY": "sk-1", "OPENAI_DRAFT_BASE_URL": "http://localhost:11434/v1"})
+    assert local.draft_server == ("unused", "http://localhost:11434/v1")
+    keyed = load_settings({"OPENAI_DRAFT_BASE_URL": "https://llm.example/v1", "OPENAI_DRAFT_API_KEY": "k-2"})
+    assert keyed.draft_server == ("k-2", "https://llm.example/v1")
+    with pytest.raises(ConfigError, match="OPENAI_DRAFT_BASE_URL"):
+        load_settings({"OPENAI_DRAFT_BASE_URL": "localhost:11434"})

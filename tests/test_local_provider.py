@@ -253,3 +253,58 @@ def test_cancel_before_rendering_forgets_the_job_and_unknown_ids_are_ignored(pro
     provider.cancel("local-ffffffffffffffff")
 
     assert provider.fetch(job.job_id).status is JobStatus.FAILED
+
+
+def region_pixels(clip: Path, *, at: float, region: str) -> bytes:
+    """The grey pixels of one frame's crop at full resolution, decoded by the real ffmpeg."""
+    return subprocess.run(
+        [
+            media.ffmpeg_exe(), "-hide_banner", "-ss", f"{at}", "-i", str(clip), "-frames:v", "1",
+            "-vf", f"crop={region},format=gray", "-f", "rawvideo", "-",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    ).stdout  # fmt: skip
+
+
+def test_a_subject_in_any_script_is_drawn_in_its_own_glyphs(provider: LocalProvider, tmp_path: Path) -> None:
+    subjects = {
+        "japanese": "雨の路地を走る小さなロボット",
+        "cyrillic": "Маленький робот под дождём",
+        "questions": "?" * 14,
+    }
+    title = (
+        "iw*3/4:ih/5:0:0"  # the subject's box, top left; the disc and its colours are the same in all three
+    )
+    pixels = {
+        name: region_pixels(
+            generate(provider, make_request(spec=replace(SPEC, subject=subject)), tmp_path / f"{name}.mp4"),
+            at=0,
+            region=title,
+        )
+        for name, subject in subjects.items()
+    }
+
+    assert mean_difference(pixels["japanese"], pixels["questions"]) > 5
+    assert mean_difference(pixels["cyrillic"], pixels["questions"]) > 5
+    assert mean_difference(pixels["japanese"], pixels["cyrillic"]) > 5
+
+
+def test_a_beat_in_another_script_is_drawn_too(provider: LocalProvider, tmp_path: Path) -> None:
+    beats = {"arabic": "الروبوت يتوقف عند البركة", "latin": "The robot stops at a puddle"}
+    bottom = "iw*3/4:ih/5:0:ih*3/4"
+    pixels = {
+        name: region_pixels(
+            generate(
+                provider,
+                make_request(seconds=1, spec=replace(SPEC, beats=(Beat(text=text, start=0.0),))),
+                tmp_path / f"{name}.mp4",
+            ),
+            at=0.5,
+            region=bottom,
+        )
+        for name, text in beats.items()
+    }
+
+    assert mean_difference(pixels["arabic"], pixels["latin"]) > 5

@@ -259,6 +259,37 @@ def test_with_an_openai_key_the_card_comes_from_the_model_and_falls_back_with_a_
             made.runtime.close()
 
 
+def test_a_drafting_server_that_only_speaks_chat_drafts_the_card_in_the_ideas_language(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    japanese = {
+        "subject": "小さな配達ロボット",
+        "action": "雨の路地を進む",
+        "camera": "ロボットの高さでゆっくりドリーイン",
+        "environment": "ピンクのネオンが映る水たまり",
+        "finish": "柔らかいフィルムグレイン",
+        "intent": "8秒のティーザー、16:9",
+        "beats": [],
+    }
+    with FakeOpenAI(draft=japanese, responses=False) as local_llm:
+        # Ollama-style: a base URL and a model, no key at all; moderation and keyframes stay off.
+        env = {"OPENAI_DRAFT_BASE_URL": local_llm.base_url, "OPENAI_DRAFT_MODEL": "llama3.2"}
+        made = make_bot(fake_slack, tmp_path, env=env)
+        try:
+            card = draft(made, "雨の路地を走る小さな配達ロボット")
+            assert "小さな配達ロボット" in _all_text(card) and "offline" not in _all_text(card)
+            card = draft(made, "ネオンの路地でゆっくり止まるロボット")
+            assert "小さな配達ロボット" in _all_text(card)
+            assert [r.status for r in local_llm.requests("/v1/responses")] == [404]
+            chats = local_llm.requests("/v1/chat/completions")
+            assert [r.body["model"] for r in chats] == ["llama3.2", "llama3.2"]
+            assert "write every field and beat in Japanese" in chats[0].body["messages"][0]["content"]
+            assert local_llm.requests("/v1/moderations") == []
+        finally:
+            made.server.stop()
+            made.runtime.close()
+
+
 def test_a_keyframe_from_the_image_model_makes_the_draft_image_to_video_and_a_failure_leaves_a_note(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:

@@ -11,12 +11,11 @@ import re
 import secrets
 import shutil
 import tempfile
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot import media
+from bot import media, typesetting
 from bot.domain import Aspect, Capability, GenerationRequest, JobStatus, PromptSpec, ProviderJob
 from bot.errors import JobNotFound, ProviderError
 
@@ -230,25 +229,31 @@ class _Layout:
     width: int
     height: int
     seconds: int
-    scale: int  # pixels per font pixel
+    scale: int  # the unit of spacing: about 1/120 of the shorter side
     margin: int
-    max_chars: int
     bar_height: int
 
     @classmethod
     def for_request(cls, request: GenerationRequest) -> _Layout:
         width, height = render_size(request.aspect)
         scale = max(2, min(width, height) // 120)
-        margin = 4 * scale
         return cls(
             width=width,
             height=height,
             seconds=request.seconds,
             scale=scale,
-            margin=margin,
-            max_chars=max(4, (width - 2 * margin - 4 * scale) // (6 * scale)),
+            margin=4 * scale,
             bar_height=2 * scale,
         )
+
+    @property
+    def text(self) -> typesetting.TextStyle:
+        return typesetting.TextStyle(size=8 * self.scale)
+
+    @property
+    def text_width(self) -> int:
+        """How wide a line of text may be: the frame less its margins and the text box's padding."""
+        return self.width - 2 * self.margin - 2 * self.text.padding
 
     @property
     def frames(self) -> int:
@@ -294,17 +299,18 @@ def _moving_disc(look: Look, layout: _Layout) -> _Overlay:
 
 def _title(request: GenerationRequest, layout: _Layout) -> _Overlay:
     lines = [
-        *_fit_lines(request.spec.subject or request.prompt, layout.max_chars, _TITLE_LINES),
+        *_fit_lines(request.spec.subject or request.prompt, layout, _TITLE_LINES),
         f"#{request.variation}",
     ]
-    return _Overlay(media.render_text(lines, scale=layout.scale), str(layout.margin), str(layout.margin))
+    image = typesetting.text_image(lines, layout.text)
+    return _Overlay(image, str(layout.margin), str(layout.margin))
 
 
 def _beat_cards(spec: PromptSpec, layout: _Layout) -> list[_Overlay]:
     """Each storyboard beat along the bottom, on screen from its start until the next beat (or the end)."""
     cards = []
     for text, start, end in _beat_windows(spec, float(layout.seconds)):
-        image = media.render_text(_fit_lines(text, layout.max_chars, _BEAT_LINES), scale=layout.scale)
+        image = typesetting.text_image(_fit_lines(text, layout, _BEAT_LINES), layout.text)
         y = layout.height - layout.margin - layout.bar_height - image.height
         # Half-open windows, so exactly one card is on screen at a change-over frame.
         window = f"gte(t,{_num(start)})*lt(t,{_num(end)})"
@@ -328,12 +334,10 @@ def _beat_windows(spec: PromptSpec, duration: float) -> list[tuple[str, float, f
     return [(beat.text, beat.start, end) for beat, end in zip(beats, ends, strict=False)]
 
 
-def _fit_lines(text: str, max_chars: int, max_lines: int) -> list[str]:
-    lines = textwrap.wrap(media.printable(text), width=max_chars, break_long_words=True) or [""]
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = lines[-1][: max_chars - 3].rstrip() + "..."
-    return lines
+def _fit_lines(text: str, layout: _Layout, max_lines: int) -> list[str]:
+    return typesetting.wrap(
+        text, width=layout.text_width, max_lines=max_lines, measure=typesetting.measure(layout.text)
+    )
 
 
 def _disc(diameter: int, color: tuple[int, int, int]) -> media.RgbaImage:
