@@ -115,6 +115,34 @@ def assert_every_call_within_limits(fake: FakeSlack) -> int:
     return checked
 
 
+# --- pure: clipping and escaping ---------------------------------------------------------------
+
+
+def test_fit_clips_the_raw_text_before_escaping_so_no_entity_is_cut_in_half() -> None:
+    shown = blocks.fit("<" * 100, 11)
+    assert shown == "&lt;&lt;…" and len(shown) <= 11
+    assert blocks.fit("a & b", 100) == "a &amp; b"
+    for limit in range(2, 40):
+        out = blocks.fit("x<&>" * 20, limit)
+        assert len(out) <= limit and not HALF_ENTITY.search(out), (limit, out)
+
+
+def test_the_last_guard_never_splits_an_entity_or_a_mention_token() -> None:
+    assert blocks.clip_mrkdwn("ab &amp; cd", 6) == "ab …"
+    assert blocks.clip_mrkdwn("by <@U0OWNER> today", 10) == "by …"
+    assert blocks.clip_mrkdwn("short", 10) == "short"
+
+
+def test_a_card_keeps_its_buttons_and_says_what_it_left_out_when_the_budget_runs_out() -> None:
+    head = [blocks._section("head")]
+    body = [blocks._section("x" * 2_900) for _ in range(10)]
+    tail = [{"type": "actions", "elements": [blocks._button("Go", "go", "1")]}]
+    kept = blocks.within_budget(head, body, tail, left_out="details")
+    assert kept[0] == head[0] and kept[-1] == tail[0]
+    assert check_message("t", kept) is None
+    assert "more details not shown" in json.dumps(kept[-2])
+
+
 def test_a_draft_full_of_flags_and_slack_syntax_fits_one_card_with_findings_grouped(sora: Bot) -> None:
     idea = repeated(FLAGGED + HOSTILE, 2_000)
     card = draft(sora, idea)
@@ -132,6 +160,8 @@ def test_an_idea_over_the_limit_is_refused_in_one_short_message(sora: Bot) -> No
     sora.sim.command(OWNER, CHANNEL, "draft " + repeated(HOSTILE + FLAGGED, 4_000))
     refusal = sora.fake.wait_for(lambda: sora.fake.ephemerals(CHANNEL, OWNER), what="the refusal")[-1]
     assert "limit is 2,000" in refusal.text
+    sora.sim.command(OWNER, CHANNEL, "storyboard " + repeated(HOSTILE + FLAGGED, 4_000))
+    sora.fake.wait_for(lambda: sora.fake.views(), what="the storyboard modal")
     assert_every_call_within_limits(sora.fake)
 
 
