@@ -11,8 +11,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.bootstrap import build_runtime
-from bot.config import load_settings
+from bot import checkup
+from bot.bootstrap import build_runtime, check_slack
+from bot.config import load_settings, load_settings_reporting
 from bot.errors import ConfigError
 from bot.pricing import PriceTable
 from bot.providers.registry import build_providers
@@ -31,6 +32,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     problems = settings.serve_problems() + settings.provider_problems()
     if problems:
         raise ConfigError(problems)
+    slack = check_slack(settings)  # a revoked token or an unreachable Slack is one line, not a traceback
+    if slack.problem:
+        raise ConfigError([slack.problem])
     runtime = build_runtime(settings)
     runtime.ticker.start()
     stop = threading.Event()
@@ -61,17 +65,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    """Every problem at once: malformed settings, then what the database, providers and Slack answer."""
+    settings, problems = load_settings_reporting()
+    problems += settings.serve_problems() + settings.provider_problems()
     lines = [f"database: {_redact(settings.resolved_database_url)}"]
-    problems = settings.serve_problems() + settings.provider_problems()
-    try:
-        store = Store(settings.resolved_database_url)
-        with store.transaction() as repo:
-            repo.ping()
-        store.dispose()
-        lines.append("database: reachable")
-    except Exception as err:
-        problems.append(f"DATABASE_URL cannot be reached: {type(err).__name__}: {str(err).splitlines()[0]}")
+    for check in (checkup.database(settings), checkup.ffmpeg()):
+        _report(check, lines, problems)
     try:
         prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
         providers = build_providers(settings, prices=prices)
@@ -80,6 +79,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         lines.append(f"video providers: {', '.join(names)} (default {settings.video_provider})")
     except ConfigError as err:
         problems.extend(err.problems)
+    for check in checkup.providers(settings):
+        _report(check, lines, problems)
     draft_key, draft_url = settings.draft_server
     if draft_key:
         lines.append(
@@ -89,13 +90,27 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         lines.append("drafting: offline (set OPENAI_API_KEY or OPENAI_DRAFT_BASE_URL for the AI drafter)")
     mode = "Socket Mode" if settings.socket_mode else "HTTP mode (POST /slack/events)"
-    lines.append(f"Slack: {mode}, Web API {settings.slack_api_url}")
+    slack = f"Slack: {mode}, Web API {settings.slack_api_url}"
+    if settings.secret("slack_bot_token"):
+        answer = check_slack(settings, timeout=5)
+        if answer.problem:
+            problems.append(answer.problem)
+        else:
+            slack += f", authenticated as {answer.identity}"
+    lines.append(slack)
     print("\n".join(lines))
     if problems:
         print("\nProblems:\n" + "\n".join(f"  - {p}" for p in dict.fromkeys(problems)))
         return 1
     print("\nEverything needed to serve is in place.")
     return 0
+
+
+def _report(check: checkup.Check, lines: list[str], problems: list[str]) -> None:
+    if check.ok:
+        lines.append(f"{check.subject}: {check.detail}")
+    else:
+        problems.append(check.detail)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -39,6 +39,8 @@ from storage.store import Store
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
+    from handlers.app import TokenCheck
+
 log = logging.getLogger(__name__)
 
 
@@ -230,6 +232,15 @@ def slack_timeout(lease_seconds: float) -> int:
     return max(1, min(30, int(lease_seconds // 4)))
 
 
+def check_slack(settings: Settings, *, timeout: int = 10) -> TokenCheck:
+    """Ask Slack (`auth.test` at SLACK_API_URL) whether the bot token works, as the app will when it starts."""
+    from handlers.app import check_bot_token
+
+    return check_bot_token(
+        token=settings.secret("slack_bot_token") or "", base_url=settings.slack_api_url, timeout=timeout
+    )
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -243,6 +254,7 @@ def build_runtime(
     `providers` replaces the configured ones and `listeners_finish_before_answer` makes each HTTP answer wait for
     its listener: both for tests, which then read outcomes the moment Slack would have its answer."""
     from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackClientError
 
     from handlers.app import build_app, make_client, make_publisher
 
@@ -272,11 +284,15 @@ def build_runtime(
             socket_mode=settings.socket_mode,
             process_before_response=listeners_finish_before_answer,
         )
-    except BoltError as err:
+    except (BoltError, SlackClientError, OSError) as err:
+        # Bolt's App() calls auth.test; `serve` asks first (check_slack), so this is the race where Slack
+        # changed its mind in between: still one line, never a traceback.
         services.close()
         store.dispose()
         forget_secrets()
-        raise ConfigError([f"Slack rejected SLACK_BOT_TOKEN at {settings.slack_api_url} ({err})"]) from None
+        raise ConfigError(
+            [f"Slack refused or could not be reached at {settings.slack_api_url} ({err})"]
+        ) from None
     ticker = Ticker(services.sweep, interval=settings.tick_seconds)
     services.sweep.wake = services.rounds.wake = ticker.wake
     receivers = Receivers(

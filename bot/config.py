@@ -294,17 +294,44 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Raises ConfigError listing every malformed variable at once.
     """
+    settings, problems = load_settings_reporting(environ)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def load_settings_reporting(environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """Settings with every malformed variable at its default, and what was wrong with each of them.
+
+    For `doctor`: a malformed setting is reported, and everything else is still checked.
+    """
+    # An empty variable means "not set", as it does for the process environment.
+    values: dict[str, Any] = {} if environ is None else {k.upper(): v for k, v in environ.items() if v != ""}
     try:
-        if environ is None:
-            return Settings()
-        # An empty variable means "not set", as it does for the process environment.
-        values: dict[str, Any] = {k.upper(): v for k, v in environ.items() if v != ""}
-        return _IsolatedSettings(**values)
+        return _build(environ is None, values), []
     except ValidationError as err:
-        problems = []
+        problems: list[str] = []
         for error in err.errors():
             loc = error.get("loc") or ("?",)
             variable = str(loc[0]).upper()
             message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
             problems.append(_describe(variable, f"is invalid: {message}", error.get("input")))
-        raise ConfigError(problems) from None
+            field = _FIELD_OF.get(variable)
+            if field is not None:  # passed explicitly, the default outranks the environment's bad value
+                values[variable] = Settings.model_fields[field].get_default(call_default_factory=True)
+        try:
+            return _build(environ is None, values), problems
+        except ValidationError:
+            raise ConfigError(problems) from None
+
+
+def _build(from_environment: bool, values: dict[str, Any]) -> Settings:
+    return Settings(**values) if from_environment else _IsolatedSettings(**values)
+
+
+def _alias(name: str) -> str:
+    alias = Settings.model_fields[name].validation_alias
+    return str(alias.choices[0]).upper() if isinstance(alias, AliasChoices) else name.upper()
+
+
+_FIELD_OF = {_alias(name): name for name in Settings.model_fields}

@@ -33,9 +33,12 @@ class SoraBotError(Exception):
 class ConfigError(SoraBotError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(
-            "sora-bot cannot start; fix these settings:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        if len(problems) == 1:
+            super().__init__(f"sora-bot cannot start: {problems[0]}")
+        else:
+            super().__init__(
+                "sora-bot cannot start; fix these settings:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
 
 
 class UserError(SoraBotError):

@@ -61,8 +61,12 @@ class Publisher(Protocol):
 
     def update_variation(self, thread: ThreadRef, message_ts: str, view: VariationView) -> None: ...
 
-    def upload_file(self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str) -> str:
-        """Upload a clip or image into the thread as `filename` (unique in the thread); returns the file id."""
+    def upload_file(
+        self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str, alt_text: str
+    ) -> str:
+        """Upload a clip or image into the thread as `filename` (unique in the thread); returns the file id.
+
+        `alt_text` describes it for people who cannot see it (screen readers)."""
         ...
 
     def announce_winner(self, thread: ThreadRef, view: RoundView, *, key: str) -> str: ...

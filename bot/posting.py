@@ -268,6 +268,7 @@ class Posting:
             filename=clip_filename(row.round_id, generation.number),
             title=f"Variation #{generation.number}",
             comment=f"#{generation.number} is ready",
+            alt_text=f"Video clip, variation #{generation.number}, {generation.seconds} seconds: {generation.prompt}",
         )
         return _Sent(file_id=file_id)
 
@@ -292,6 +293,10 @@ class Posting:
             filename=sheet_filename(round_row.id),
             title="Contact sheet",
             comment="All variations side by side. React on a variation's message to vote.",
+            alt_text=(
+                f"Contact sheet: the middle frame of each finished variation "
+                f"({', '.join(f'#{g.number}' for g in ready)}), side by side and labelled with its number."
+            ),
         )
         return _Sent(file_id=file_id)
 

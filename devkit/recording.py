@@ -100,8 +100,10 @@ class RecordingPublisher:
     def update_variation(self, thread: ThreadRef, message_ts: str, view: VariationView) -> None:
         self._do("update_variation", lambda: self.updates.append((message_ts, view)))
 
-    def upload_file(self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str) -> str:
-        assert path.exists() and path.stat().st_size > 0
+    def upload_file(
+        self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str, alt_text: str
+    ) -> str:
+        assert path.exists() and path.stat().st_size > 0 and alt_text
 
         def act() -> str:
             file_id = f"F{next(self._counter):06d}"

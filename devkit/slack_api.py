@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
-from devkit.limits import check_message
+from devkit.limits import Refusal, check_alt_txt, check_message, check_view
 
 T = TypeVar("T")
 
@@ -226,9 +226,10 @@ class _ApiError(Exception):
 class FakeSlack:
     """A stateful Slack Web API on 127.0.0.1 that records every call; use `with FakeSlack() as fake:`.
 
-    It refuses what Slack refuses, so tests catch it before a workspace does: Block Kit and text limits
-    (`devkit.limits`), `not_in_channel`, response_urls past 5 uses or 30 minutes. Faults for fault tests:
-    `fail_next` (an HTTP status, an error, or a lost answer) and `slow`.
+    It refuses what Slack refuses, so tests catch it before a workspace does: Block Kit, modal, text and
+    upload limits (`devkit.limits`), revoked tokens (`revoke_token`), `not_in_channel`, response_urls past
+    5 uses or 30 minutes. Faults for fault tests: `fail_next` (an HTTP status, an error, or a lost answer)
+    and `slow`.
     """
 
     def __init__(
@@ -264,6 +265,7 @@ class FakeSlack:
         self._user_names = dict(users or {})
         self._channel_names = dict(channels or {})
         self._valid_tokens = valid_tokens
+        self._revoked_tokens: set[str] = set()
         self._strict_channels = strict_channels
         self._clock = clock
         self._known_channels = set(self._channel_names)
@@ -421,6 +423,11 @@ class FakeSlack:
                 self._slowdowns.pop(method, None)
             else:
                 self._slowdowns[method] = _Slowdown(seconds, times)
+
+    def revoke_token(self, token: str) -> None:
+        """From now on every call made with `token` answers `token_revoked`, as after an app is uninstalled."""
+        with self._lock:
+            self._revoked_tokens.add(token)
 
     def remove_bot_from(self, channel_id: str) -> None:
         """The bot leaves `channel_id`: posting, sharing files and reading there answer `not_in_channel`."""
@@ -596,6 +603,8 @@ class FakeSlack:
         def perform() -> _Reply:
             if method not in self._methods:
                 return _json_reply(200, _error("unknown_method"))
+            if self._token(authorization, params) in self._revoked_tokens:
+                return _json_reply(200, _error("token_revoked"))
             if not self._authorized(authorization, params):
                 return _json_reply(200, _error("invalid_auth"))
             try:
@@ -648,12 +657,15 @@ class FakeSlack:
                     del self._slowdowns[method]
         return reply
 
-    def _authorized(self, authorization: str | None, params: Mapping[str, Any]) -> bool:
-        token = ""
+    @staticmethod
+    def _token(authorization: str | None, params: Mapping[str, Any]) -> str:
         if authorization and authorization.startswith("Bearer "):
-            token = authorization.removeprefix("Bearer ").strip()
-        elif isinstance(params.get("token"), str):
-            token = params["token"]
+            return authorization.removeprefix("Bearer ").strip()
+        token = params.get("token")
+        return token if isinstance(token, str) else ""
+
+    def _authorized(self, authorization: str | None, params: Mapping[str, Any]) -> bool:
+        token = self._token(authorization, params)
         if self._valid_tokens is not None:
             return token in self._valid_tokens
         return token.startswith("xoxb-")
@@ -859,6 +871,7 @@ class FakeSlack:
     def _open_view(self, params: dict[str, Any], *, method: str) -> dict[str, Any]:
         trigger_id = _require(params, "trigger_id", "invalid_trigger_id")
         spec = _json_dict(_require(params, "view", "invalid_arguments"))
+        _refuse(check_view(spec))
         vid = f"V{next(self._ids):07d}"
         latest = list(self._views.values())[-1] if self._views else None
         root = latest.view["root_view_id"] if method == "views.push" and latest else vid
@@ -884,6 +897,7 @@ class FakeSlack:
 
     def _views_update(self, params: dict[str, Any]) -> dict[str, Any]:
         spec = _json_dict(_require(params, "view", "invalid_arguments"))
+        _refuse(check_view(spec))
         found: View | None = None
         if params.get("view_id"):
             found = self._views.get(params["view_id"])
@@ -974,6 +988,7 @@ class FakeSlack:
             length = int(_require(params, "length", "invalid_arguments"))
         except ValueError:
             raise _ApiError("invalid_arguments") from None
+        _refuse(check_alt_txt(params.get("alt_txt") or None))
         file_id = f"F{next(self._ids):07d}"
         self._files[file_id] = UploadedFile(
             id=file_id,
@@ -1263,7 +1278,10 @@ def _text_and_blocks(params: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
 
 
 def _check_limits(text: str, blocks: list[dict[str, Any]]) -> None:
-    refusal = check_message(text, blocks)
+    _refuse(check_message(text, blocks))
+
+
+def _refuse(refusal: Refusal | None) -> None:
     if refusal is not None:
         raise _ApiError(refusal.error, detail=refusal.detail)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from handlers import actions, commands, events
@@ -25,6 +27,50 @@ def make_client(*, token: str, base_url: str) -> WebClient:
     # Slack answers 429 with Retry-After when we post faster than ~1 message/second/channel.
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
     return client
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """What Slack said of the bot token: who the bot is, or one line saying what is wrong and what to do."""
+
+    problem: str | None = None
+    identity: str = ""
+
+
+_TOKEN_ADVICE = {
+    "invalid_auth": "set SLACK_BOT_TOKEN to the bot token from your Slack app's OAuth page (starts with xoxb-)",
+    "not_authed": "set SLACK_BOT_TOKEN to the bot token from your Slack app's OAuth page (starts with xoxb-)",
+    "token_revoked": "reinstall the app to the workspace and set SLACK_BOT_TOKEN to the new bot token",
+    "token_expired": "token rotation is on: set SLACK_BOT_TOKEN to a fresh bot token",
+    "account_inactive": "the bot user or workspace was deactivated: reinstall the app and set SLACK_BOT_TOKEN anew",
+}
+
+
+def check_bot_token(*, token: str, base_url: str, timeout: int = 10) -> TokenCheck:
+    """`auth.test` through the real client at `base_url`: the call Bolt makes when the app starts."""
+    # The SDK logs a failed request at ERROR with its own wording; the one line returned here says it all.
+    quiet = logging.getLogger(f"{__name__}.auth_test")
+    quiet.setLevel(logging.CRITICAL)
+    client = WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[], logger=quiet)
+    try:
+        data = client.auth_test()
+    except SlackApiError as err:
+        error = err.response.get("error") if isinstance(err.response.data, dict) else None
+        if error is None:
+            return TokenCheck(
+                f"Slack's Web API answered HTTP {err.response.status_code} at {base_url}, not Slack's JSON; "
+                "set SLACK_API_URL to the Slack Web API base URL, e.g. https://slack.com/api/."
+            )
+        advice = _TOKEN_ADVICE.get(str(error), "check SLACK_BOT_TOKEN and the app's installation")
+        return TokenCheck(f"Slack refused SLACK_BOT_TOKEN at {base_url} ({error}): {advice}.")
+    except (SlackClientError, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        return TokenCheck(
+            f"Slack cannot be reached at {base_url} ({reason}); check SLACK_API_URL and the network."
+        )
+    return TokenCheck(
+        identity=f"@{data.get('user', '?')} in {data.get('team', '?')} ({data.get('team_id', '?')})"
+    )
 
 
 def make_publisher(*, token: str, base_url: str, timeout: int = 30) -> SlackPublisher:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import prompts
 from bot.domain import JobStatus, RoundStatus, Severity
 from bot.views import ChannelDefaults, DraftCard, PatternCard, RoundView, StatusReport, VariationView
+
+if TYPE_CHECKING:
+    from bot.safety import SafetyFinding
 
 Message = dict[str, Any]
 
@@ -30,33 +34,119 @@ _LAYER_LABELS = (
 )
 
 
+# Slack's limits (Block Kit reference; the JSON size is measured, see devkit.limits), with a little room spare.
+MAX_BLOCKS = 50
+MAX_BLOCKS_JSON = 13_000
+SECTION_TEXT = 3_000
+FIELD_TEXT = 2_000
+HEADER_TEXT = 150
+BUTTON_TEXT = 75
+CONTEXT_ELEMENTS = 10
+FALLBACK_TEXT = 3_000  # a message's top-level `text`; Slack advises staying well under 4,000
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_ELLIPSIS = "…"
+
+
 def escape(text: str) -> str:
     """Slack's three control characters, so user text can never become a mention or a link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Plain text cut to `limit` characters (for plain_text objects, which are never escaped)."""
+    return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
+def fit(text: str, limit: int) -> str:
+    """User text for mrkdwn: escaped, and at most `limit` characters *after* escaping.
+
+    The raw text is clipped before it is escaped, so a cut never lands inside `&lt;` (no `&l…` on screen) and
+    text dense with `<&>` (each up to five characters once escaped) still fits the limit it was given.
+    """
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    pieces: list[str] = []
+    used = 0
+    for char in text:
+        piece = _ESCAPES.get(char, char)
+        if used + len(piece) > limit - len(_ELLIPSIS):
+            break
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces) + _ELLIPSIS
 
 
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, 3000)}]}
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """A last guard for assembled mrkdwn: cut to `limit` without splitting an entity or a `<…>` token."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(_ELLIPSIS)]
+    amp, semi = cut.rfind("&"), cut.rfind(";")
+    if amp > semi and len(cut) - amp < 5:  # inside &amp; / &lt; / &gt;
+        cut = cut[:amp]
+    opened, closed = cut.rfind("<"), cut.rfind(">")
+    if opened > closed:  # inside one of our own <@U…> or <!date…> tokens
+        cut = cut[:opened]
+    return cut + _ELLIPSIS
+
+
+def _mrkdwn(text: str, limit: int, *, verbatim: bool = False) -> dict[str, Any]:
+    # verbatim: Slack shows the text as typed, without turning URLs, #channels or names into links.
+    obj: dict[str, Any] = {"type": "mrkdwn", "text": clip_mrkdwn(text, limit) or " "}
+    if verbatim:
+        obj["verbatim"] = True
+    return obj
+
+
+def _section(text: str, *, verbatim: bool = False) -> dict[str, Any]:
+    return {"type": "section", "text": _mrkdwn(text, SECTION_TEXT, verbatim=verbatim)}
+
+
+def _context(*texts: str, verbatim: bool = False) -> dict[str, Any]:
+    elements = [_mrkdwn(t, SECTION_TEXT, verbatim=verbatim) for t in texts[:CONTEXT_ELEMENTS]]
+    return {"type": "context", "elements": elements}
 
 
 def _button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
     button: dict[str, Any] = {
         "type": "button",
-        "text": {"type": "plain_text", "text": text},
+        "text": {"type": "plain_text", "text": clip(text, BUTTON_TEXT)},
         "action_id": action_id,
         "value": value,
     }
     if style:
         button["style"] = style
     return button
+
+
+def _message(text: str, blocks: list[dict[str, Any]]) -> Message:
+    return {"text": clip_mrkdwn(text, FALLBACK_TEXT), "blocks": blocks}
+
+
+def _json_size(blocks: list[dict[str, Any]]) -> int:
+    return len(json.dumps(blocks, separators=(",", ":"), ensure_ascii=False))
+
+
+def within_budget(
+    head: list[dict[str, Any]], body: list[dict[str, Any]], tail: list[dict[str, Any]], *, left_out: str
+) -> list[dict[str, Any]]:
+    """`head + body + tail`, dropping `body`'s last blocks until Slack's block count and size allow it.
+
+    Every piece is capped on its own, so this rarely drops anything; it is what makes the limits hold
+    whatever the input. What was dropped is said in one line, so nothing vanishes silently.
+    """
+    kept = list(body)
+    dropped = 0
+    while kept:
+        note = [_context(f"_{dropped} more {left_out} not shown._")] if dropped else []
+        candidate = head + kept + note + tail
+        if len(candidate) <= MAX_BLOCKS and _json_size(candidate) <= MAX_BLOCKS_JSON:
+            return candidate
+        kept.pop()
+        dropped += 1
+    note = [_context(f"_{dropped} more {left_out} not shown._")] if dropped else []
+    return head + note + tail
 
 
 def money(amount: float) -> str:
@@ -74,58 +164,65 @@ def goal_options() -> list[dict[str, Any]]:
     return [_option(preset.label, goal.value) for goal, preset in prompts.PRESETS.items()]
 
 
+# How much of each part of a draft card is shown: with every part at its longest the card still fits Slack's
+# ~13k characters of blocks, so `within_budget` has nothing to drop in practice.
+_IDEA_SHOWN = 600
+_LAYER_SHOWN = 400
+_BEATS_SHOWN = 6
+_FINDING_KINDS_SHOWN = 3
+_TERMS_SHOWN = 6
+_CHECKLIST_SHOWN = 8
+_NOTES_SHOWN = 3
+
+
 def draft_card(card: DraftCard, *, generating: bool = False) -> Message:
     """The private draft card; once generated, the same card without buttons, as a record of what ran."""
     fields = []
     for name, label in _LAYER_LABELS:
         value = getattr(card.spec, name) or "—"
         marker = " _(default)_" if name in card.filled else ""
-        fields.append({"type": "mrkdwn", "text": clip(f"*{label}*\n{escape(value)}{marker}", 2000)})
-    model = f" ({escape(card.model)})" if card.model else ""
+        fields.append(_mrkdwn(f"*{label}*\n{fit(value, _LAYER_SHOWN)}{marker}", FIELD_TEXT, verbatim=True))
+    model = f" ({fit(card.model, 80)})" if card.model else ""
     settings = (
         f"Checklist {card.score}/100 · {card.aspect.value} · {card.seconds} s · {card.variations} variations · "
-        f"{card.provider}{model} · estimated cost {escape(card.estimate_summary)}"
+        f"{fit(card.provider, 40)}{model} · estimated cost {fit(card.estimate_summary, 200)}"
     )
     if card.goal is not None:
         settings = f"Goal: {prompts.PRESETS[card.goal].label} · " + settings
-    blocks: list[dict[str, Any]] = [
+    head: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Draft"}},
-        _section(f"*Idea:* {escape(clip(card.idea, 500))}"),
+        _section(f"*Idea:* {fit(card.idea, _IDEA_SHOWN)}", verbatim=True),
         {"type": "section", "fields": fields},
     ]
+    body: list[dict[str, Any]] = []
     if card.spec.beats:
-        beats = "\n".join(f"`{b.start:g} s` {escape(clip(b.text, 200))}" for b in card.spec.beats)
-        blocks.append(_section(f"*Storyboard*\n{beats}"))
-    blocks.append(_context(settings))
+        beats = [f"`{b.start:g} s` {fit(b.text, 200)}" for b in card.spec.beats[:_BEATS_SHOWN]]
+        if len(card.spec.beats) > _BEATS_SHOWN:
+            beats.append(f"_+{len(card.spec.beats) - _BEATS_SHOWN} more cards_")
+        body.append(_section("*Storyboard*\n" + "\n".join(beats), verbatim=True))
+    body.append(_context(settings))
     if card.has_reference:
-        blocks.append(
-            _context(":frame_with_picture: Image-to-video: the reference image is the first frame.")
-        )
-    for finding in card.safety:
-        icon = ":no_entry:" if finding.severity is Severity.ERROR else ":warning:"
-        verb = "Blocked" if finding.severity is Severity.ERROR else "Check"
-        blocks.append(
-            _section(
-                f"{icon} *{verb} — {escape(finding.rule.replace('_', ' '))}:* {escape(finding.message)}\n"
-                f"_Safer:_ {escape(clip(finding.safer, 600))}"
-            )
-        )
+        body.append(_context(":frame_with_picture: Image-to-video: the reference image is the first frame."))
+    body += safety_sections(card.safety)
     if card.findings:
         lines = [
-            f"{_SEVERITY_ICON[f.severity]} {escape(f.message)} _Fix:_ {escape(f.fix)}"
-            for f in card.findings[:8]
+            f"{_SEVERITY_ICON[f.severity]} {fit(f.message, 160)} _Fix:_ {fit(f.fix, 160)}"
+            for f in card.findings[:_CHECKLIST_SHOWN]
         ]
-        blocks.append(_section("*Checklist*\n" + "\n".join(lines)))
+        if len(card.findings) > _CHECKLIST_SHOWN:
+            lines.append(f"_+{len(card.findings) - _CHECKLIST_SHOWN} more_")
+        body.append(_section("*Checklist*\n" + "\n".join(lines), verbatim=True))
     else:
-        blocks.append(_section(":white_check_mark: *Checklist:* nothing to fix."))
-    for note in card.notes:
-        blocks.append(_context(f":information_source: {escape(note)}"))
-    subject = escape(clip(card.spec.subject or card.idea, 150))
+        body.append(_section(":white_check_mark: *Checklist:* nothing to fix."))
+    if card.notes:
+        notes = [f":information_source: {fit(note, 400)}" for note in card.notes[:_NOTES_SHOWN]]
+        if len(card.notes) > _NOTES_SHOWN:
+            notes.append(f"_+{len(card.notes) - _NOTES_SHOWN} more notes_")
+        body.append(_context(*notes, verbatim=True))
+    subject = fit(card.spec.subject or card.idea, 150)
     if generating:
-        blocks.append(
-            _context(f":arrow_down: Generating {card.variations} variations: follow the round's thread.")
-        )
-        return {"text": f"Generating: {subject}", "blocks": blocks}
+        tail = [_context(f":arrow_down: Generating {card.variations} variations: follow the round's thread.")]
+        return _message(f"Generating: {subject}", within_budget(head, body, tail, left_out="details"))
     elements: list[dict[str, Any]] = []
     if not card.blocked:
         elements.append(_button("Generate", GENERATE, str(card.draft_id), style="primary"))
@@ -139,8 +236,44 @@ def draft_card(card: DraftCard, *, generating: bool = False) -> Message:
     if card.goal is not None:
         picker["initial_option"] = _option(prompts.PRESETS[card.goal].label, card.goal.value)
     elements += [picker, _button("Cancel", CANCEL, str(card.draft_id))]
-    blocks.append({"type": "actions", "block_id": f"draft-{card.draft_id}", "elements": elements})
-    return {"text": f"Draft: {subject}", "blocks": blocks}
+    tail = [{"type": "actions", "block_id": f"draft-{card.draft_id}", "elements": elements}]
+    return _message(f"Draft: {subject}", within_budget(head, body, tail, left_out="details"))
+
+
+def safety_sections(findings: Sequence[SafetyFinding]) -> list[dict[str, Any]]:
+    """One section per kind of finding (blocking kinds first), its words listed, each safer wording shown once;
+    kinds past the first few are summed up in one line."""
+    kinds: dict[str, list[SafetyFinding]] = {}
+    for finding in findings:
+        kinds.setdefault(finding.rule, []).append(finding)
+    ordered = sorted(kinds.values(), key=lambda group: not any(f.severity is Severity.ERROR for f in group))
+    shown_safer: set[str] = set()
+    sections: list[dict[str, Any]] = []
+    for group in ordered[:_FINDING_KINDS_SHOWN]:
+        first = group[0]
+        blocking = any(f.severity is Severity.ERROR for f in group)
+        icon, verb = (":no_entry:", "Blocked") if blocking else (":warning:", "Check")
+        lines = [f"{icon} *{verb} — {_rule_label(first.rule)}:* {fit(first.message, 400)}"]
+        others = [f.term for f in group[1:] if f.term]
+        if len(group) > 1:
+            listed = ", ".join(f"“{term}”" for term in others[:_TERMS_SHOWN])
+            more = len(group) - 1 - min(len(others), _TERMS_SHOWN)
+            also = f"Also {fit(listed, 300)}" if listed else "Also"
+            lines.append(also + (f" and {more} more" if more else "") + ".")
+        if first.safer and first.safer not in shown_safer:
+            shown_safer.add(first.safer)
+            lines.append(f"_Safer:_ {fit(first.safer, 500)}")
+        sections.append(_section("\n".join(lines), verbatim=True))
+    rest = ordered[_FINDING_KINDS_SHOWN:]
+    if rest:
+        count = sum(len(group) for group in rest)
+        labels = ", ".join(_rule_label(group[0].rule) for group in rest)
+        sections.append(_context(f"+{count} more finding{'s' if count != 1 else ''}: {labels}."))
+    return sections
+
+
+def _rule_label(rule: str) -> str:
+    return fit(rule.replace("_", " "), 60)
 
 
 # --- round ------------------------------------------------------------------------------------
@@ -157,7 +290,7 @@ def _tally_line(view: RoundView) -> str:
 
 
 def round_message(view: RoundView) -> Message:
-    title = escape(clip(view.title, 200))
+    title = fit(view.title, 200)
     count = len(view.variations)
     blocks: list[dict[str, Any]] = [
         _section(f":clapper: *{title}*\nA round by <@{view.owner_id}> · {count} variations in the thread"),
@@ -180,7 +313,7 @@ def round_message(view: RoundView) -> Message:
                 "elements": [_button("Close voting", CLOSE, str(view.round_id), style="danger")],
             }
         )
-    return {"text": f"Round: {title}", "blocks": blocks}
+    return _message(f"Round: {title}", blocks)
 
 
 def _status_line(view: VariationView) -> str:
@@ -195,7 +328,8 @@ def _status_line(view: VariationView) -> str:
         return ":white_check_mark: ready — the clip is below"
     if view.status == JobStatus.CANCELLED:
         return ":no_entry_sign: cancelled"
-    return f":x: failed: {escape(view.error or 'no reason given')}"
+    # A provider's message can be any length (a whole HTML error page): the gist is at its start.
+    return f":x: failed: {fit(view.error or 'no reason given', 300)}"
 
 
 def _diff_line(change: prompts.LayerChange) -> str:
@@ -209,7 +343,7 @@ def variation_message(view: VariationView) -> Message:
     if view.parent_number is not None:
         heading += f" · {view.kind.value} of #{view.parent_number}"
     if view.change:
-        heading += f": “{escape(clip(view.change, 200))}”"
+        heading += f": “{fit(view.change, 400)}”"
     if len(view.changed) > 1:  # the seed's advice: one well-defined change per remix, so the vote says which
         heading += f" _(changes {', '.join(view.changed)}: one change at a time compares better)_"
         parts = prompts.split_change(view.change or "")
@@ -224,10 +358,10 @@ def variation_message(view: VariationView) -> Message:
     lines = [heading, *(_diff_line(d) for d in view.diff), _status_line(view)]
     if view.votes is not None:
         lines.append(f"Votes: {view.votes}")
-    details = f"{view.seconds} s · {view.aspect.value} · {view.provider}"
+    details = f"{view.seconds} s · {view.aspect.value} · {fit(view.provider, 40)}"
     blocks: list[dict[str, Any]] = [
-        _section("\n".join(lines)),
-        _context(f"{details}\n>{escape(clip(view.prompt, 2800))}"),
+        _section("\n".join(lines), verbatim=True),
+        _context(f"{details}\n>{fit(view.prompt, 2_800)}", verbatim=True),
     ]
     if not view.status.is_terminal:
         blocks.append(
@@ -237,14 +371,14 @@ def variation_message(view: VariationView) -> Message:
                 "elements": [_button("Cancel", CANCEL_JOB, str(view.generation_id))],
             }
         )
-    return {"text": f"Variation #{view.number}: {_status_line(view)}", "blocks": blocks}
+    return _message(f"Variation #{view.number}: {_status_line(view)}", blocks)
 
 
 def winner_message(view: RoundView) -> Message:
     if view.winner_number is None:
         text = (
             "Voting closed with no votes. The owner can still choose: reply `pick #N`, "
-            "or `remix #N <change>` to try again."
+            "or `remix #N &lt;change&gt;` to try again."
         )
     else:
         winner = next(v for v in view.variations if v.number == view.winner_number)
@@ -252,42 +386,45 @@ def winner_message(view: RoundView) -> Message:
         text = (
             f":trophy: *#{winner.number} wins* with {votes} vote{'s' if votes != 1 else ''} "
             f"from {view.voters} voter{'s' if view.voters != 1 else ''}.\n"
-            f"Saved as a pattern: find it again with `/sora recall <words>`. "
-            f"Reply `remix #{winner.number} <one change>` to keep going."
+            f"Saved as a pattern: find it again with `/sora recall &lt;words&gt;`. "
+            f"Reply `remix #{winner.number} &lt;one change&gt;` to keep going."
         )
-    return {"text": text, "blocks": [_section(text)]}
+    return _message(text, [_section(text)])
 
 
 # --- recall, help, errors ---------------------------------------------------------------------
 
 
 def recall_results(query: str, cards: Sequence[PatternCard]) -> Message:
-    shown = escape(clip(query, 100))
+    shown = fit(query, 100)
     if not cards:
         text = f"No saved patterns match “{shown}” yet. Winners are saved when a round closes."
-        return {"text": text, "blocks": [_section(text)]}
-    blocks: list[dict[str, Any]] = [_section(f"*Patterns matching “{shown}”*")]
+        return _message(text, [_section(text, verbatim=True)])
+    head: list[dict[str, Any]] = [_section(f"*Patterns matching “{shown}”*", verbatim=True)]
+    body: list[dict[str, Any]] = []
     for card in cards:
         outcome = (
             f"#{card.winner_number} won with {card.votes} of {card.voters} voters · {card.rounds_closed_at}"
         )
         settings = f"{card.settings.get('seconds', '?')} s · {card.settings.get('aspect', '?')}"
         if card.rhythm:
-            settings += " · rhythm " + ", ".join(f"{float(str(b['start'])):g}s" for b in card.rhythm)
-        blocks.append(_section(f"*{escape(clip(card.title, 150))}*\n>{escape(clip(card.prompt, 2000))}"))
-        blocks.append(_context(f"{outcome} · {settings}"))
-    return {"text": f"{len(cards)} pattern(s) match “{shown}”", "blocks": blocks[:50]}
+            settings += " · rhythm " + ", ".join(f"{float(str(b['start'])):g}s" for b in card.rhythm[:8])
+        body.append(_section(f"*{fit(card.title, 150)}*\n>{fit(card.prompt, 2_000)}", verbatim=True))
+        body.append(_context(fit(f"{outcome} · {settings}", 500)))
+    blocks = within_budget(head, body, [], left_out="blocks of patterns")
+    return _message(f"{len(cards)} pattern(s) match “{shown}”", blocks)
 
 
+# Written as Slack mrkdwn: the placeholders' angle brackets are escaped, or Slack would read them as links.
 HELP = (
     "*sora-bot* turns an idea into a few short video variations your team votes on.\n"
-    "• `/sora draft <idea>` — a structured prompt, checklist and cost before anything is spent "
+    "• `/sora draft &lt;idea&gt;` — a structured prompt, checklist and cost before anything is spent "
     "(add `--goal social`, `ad`, `product`, `loop`, `storyboard` or `style`)\n"
     "• *Generate* on the draft — variations arrive in a thread; react :+1: :heart: :fire: to vote\n"
-    "• In the thread: `remix #2 make it golden hour`, `recut #1 1.5-4`, `extend #1 4s <next beat>`, "
+    "• In the thread: `remix #2 make it golden hour`, `recut #1 1.5-4`, `extend #1 4s &lt;next beat&gt;`, "
     "`loop #3`, `blend #1 #3`, `again`, `pick #2`, `help`\n"
     "• `/sora storyboard` — beat cards with start times; `/sora settings` — channel defaults and budget\n"
-    "• `/sora recall <words>` — find winning prompts again\n"
+    "• `/sora recall &lt;words&gt;` — find winning prompts again\n"
     "• `/sora status` — what is running"
 )
 
@@ -311,7 +448,7 @@ def settings_message(defaults: ChannelDefaults, *, providers: Sequence[str], cha
     lines = [
         "*Channel settings updated.*" if changed else "*This channel's settings*",
         f"• provider: *{defaults.provider}*"
-        + (f" (model {escape(defaults.model)})" if defaults.model else "")
+        + (f" (model {fit(defaults.model, 100)})" if defaults.model else "")
         + f" — configured: {', '.join(providers)}",
         f"• goal: {goal}",
         f"• vote: {defaults.vote_minutes} minutes · blind: {'on' if defaults.blind else 'off'}",
@@ -324,13 +461,13 @@ def settings_message(defaults: ChannelDefaults, *, providers: Sequence[str], cha
 
 def notice_mrkdwn(text: str) -> Message:
     """A message whose mrkdwn the bot wrote itself (no user text inside)."""
-    return {"text": text, "blocks": [_section(text)]}
+    return _message(text, [_section(text)])
 
 
 def notice(text: str) -> Message:
-    """A plain notice written by the core; escaped whole."""
-    safe = escape(text)
-    return {"text": safe, "blocks": [_section(safe)]}
+    """A plain notice written by the core (it may quote user text or a provider's message): escaped whole."""
+    safe = fit(text, SECTION_TEXT)
+    return _message(safe, [_section(safe, verbatim=True)])
 
 
 def notice_by(user_id: str, text: str) -> Message:
@@ -342,5 +479,5 @@ def notice_by(user_id: str, text: str) -> Message:
 
 def user_error(message: str) -> Message:
     """An error for the person who caused it; the message may quote their text, so it is escaped."""
-    safe = f":warning: {escape(message)}"
-    return {"text": safe, "blocks": [_section(safe)]}
+    safe = f":warning: {fit(message, SECTION_TEXT - 10)}"
+    return _message(safe, [_section(safe, verbatim=True)])

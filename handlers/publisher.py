@@ -20,6 +20,7 @@ from handlers import blocks
 
 log = logging.getLogger(__name__)
 
+ALT_TEXT = 1_000  # Slack refuses a longer description with alt_txt_too_large
 EVENT_TYPE = "sora_bot_post"  # the message metadata type that carries an outbox row's key
 # Slack's answers that no retry can change: the bot is not there, or the message is not acceptable.
 PERMANENT = frozenset(
@@ -96,12 +97,15 @@ class SlackPublisher:
     def update_variation(self, thread: ThreadRef, message_ts: str, view: VariationView) -> None:
         self._call("chat_update", channel=thread.channel_id, ts=message_ts, **blocks.variation_message(view))
 
-    def upload_file(self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str) -> str:
+    def upload_file(
+        self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str, alt_text: str
+    ) -> str:
         data = self._call(
             "files_upload_v2",
             file=str(path),
             filename=filename,
             title=title,
+            alt_txt=blocks.clip(alt_text, ALT_TEXT),
             channel=thread.channel_id,
             thread_ts=thread.thread_ts,
             initial_comment=blocks.escape(comment),

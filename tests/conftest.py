@@ -77,8 +77,14 @@ class Bot:
 
 
 def make_bot(
-    fake: FakeSlack, tmp_path: Path, *, database_url: str | None = None, env: dict[str, str] | None = None
+    fake: FakeSlack,
+    tmp_path: Path,
+    *,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+    local: InstantProvider | None = None,
 ) -> Bot:
+    """`local` replaces the instant provider that stands in for the local renderer."""
     base = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,
@@ -93,7 +99,7 @@ def make_bot(
     configured = build_providers(settings, prices=PriceTable.default())
     # The instant provider stands in for the local renderer: ffmpeg renders belong to the media tests.
     providers = Providers(
-        available={**configured.available, "local": InstantProvider()}, default=configured.default
+        available={**configured.available, "local": local or InstantProvider()}, default=configured.default
     )
     runtime = build_runtime(settings, clock=clock, providers=providers, listeners_finish_before_answer=True)
     server = HttpServer(runtime.wsgi(), host="127.0.0.1", port=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import load_settings
+from bot.config import load_settings, load_settings_reporting
 from bot.errors import ConfigError
 
 
@@ -70,3 +70,13 @@ def test_the_drafter_uses_its_own_server_when_set_and_openais_settings_otherwise
     assert keyed.draft_server == ("k-2", "https://llm.example/v1")
     with pytest.raises(ConfigError, match="OPENAI_DRAFT_BASE_URL"):
         load_settings({"OPENAI_DRAFT_BASE_URL": "localhost:11434"})
+
+
+def test_doctor_gets_every_malformed_setting_and_the_rest_of_the_settings_still_read() -> None:
+    settings, problems = load_settings_reporting(
+        {"VIDEO_PROVIDER": "sora", "SORA_BOT_VOTE_MINUTES": "soon", "SLACK_BOT_TOKEN": "xoxb-1"}
+    )
+    assert len(problems) == 2 and "VIDEO_PROVIDER" in problems[0] and "SORA_BOT_VOTE_MINUTES" in problems[1]
+    assert settings.video_provider == "local" and settings.vote_minutes == 60, "malformed ones fall back"
+    assert settings.secret("slack_bot_token") == "xoxb-1"
+    assert load_settings_reporting({})[1] == []

@@ -279,6 +279,9 @@ def _sections(count: int, *, chars: int = 10) -> list[dict[str, Any]]:
     return [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * chars}} for _ in range(count)]
 
 
+_PLAIN = {"type": "plain_text", "text": "Go"}
+
+
 def _refusal(call: Callable[[], object]) -> dict[str, Any]:
     with pytest.raises(SlackApiError) as caught:
         call()
@@ -329,6 +332,73 @@ def test_a_response_url_refuses_what_chat_post_message_refuses(fake: FakeSlack) 
     assert response.status_code == 400
     assert json.loads(response.body)["error"] == "invalid_blocks"
     assert fake.ephemerals() == []
+
+
+@pytest.mark.parametrize(
+    ("block", "pointer"),
+    [
+        ({"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}, "/blocks/0/text/text"),
+        ({"type": "header", "text": {"type": "mrkdwn", "text": "*h*"}}, "/blocks/0/text/type"),
+        ({"type": "section", "text": {"type": "mrkdwn", "text": ""}}, "/blocks/0/text/text"),
+        ({"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}, "/blocks/0/fields"),
+        ({"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2_001}]}, "/blocks/0/fields/0/text"),
+        ({"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}, "/blocks/0/elements"),
+        (
+            {"type": "section", "text": {"type": "plain_text", "text": "p", "verbatim": True}},
+            "/blocks/0/text/verbatim",
+        ),
+        (
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "b" * 76}}
+                ],
+            },
+            "/blocks/0/elements/0/text/text",
+        ),
+        (
+            {"type": "actions", "block_id": "b" * 256, "elements": [{"type": "button", "text": _PLAIN}]},
+            "/blocks/0/block_id",
+        ),
+    ],
+)
+def test_blocks_past_any_block_kit_limit_are_refused_naming_where(
+    client: WebClient, block: dict[str, Any], pointer: str
+) -> None:
+    refused = _refusal(lambda: client.chat_postMessage(channel=CHANNEL, text="t", blocks=[block]))
+    assert refused["error"] == "invalid_blocks" and f"[json-pointer:{pointer}]" in refused["errors"][0]
+
+
+def test_a_modal_past_slacks_limits_is_refused_and_not_opened(fake: FakeSlack, client: WebClient) -> None:
+    modal: dict[str, Any] = {"type": "modal", "title": {"type": "plain_text", "text": "Edit"}, "blocks": []}
+    too_long_title = {**modal, "title": {"type": "plain_text", "text": "A title of twenty-five ch"}}
+    too_many_blocks = {**modal, "blocks": [{"type": "divider"}] * 101}
+    too_much_metadata = {**modal, "private_metadata": "m" * 3_001}
+    for view, pointer in (
+        (too_long_title, "/view/title/text"),
+        (too_many_blocks, "/view/blocks"),
+        (too_much_metadata, "/view/private_metadata"),
+    ):
+        refused = _refusal(lambda v=view: client.views_open(trigger_id="1.T0001.x", view=v))
+        assert refused["error"] == "invalid_arguments" and pointer in refused["errors"][0]
+    assert fake.views() == []
+
+
+def test_an_upload_description_over_1000_characters_is_refused(fake: FakeSlack, client: WebClient) -> None:
+    refused = _refusal(
+        lambda: client.files_upload_v2(
+            content=b"clip", filename="c.mp4", channel=CHANNEL, alt_txt="a" * 1_001
+        )
+    )
+    assert refused["error"] == "alt_txt_too_large"
+    client.files_upload_v2(content=b"clip", filename="c.mp4", channel=CHANNEL, alt_txt="A robot in the rain")
+    assert [f.alt_txt for f in fake.files()] == ["A robot in the rain"]
+
+
+def test_a_revoked_token_answers_token_revoked_from_then_on(fake: FakeSlack, client: WebClient) -> None:
+    assert client.auth_test()["ok"]
+    fake.revoke_token("xoxb-test")
+    assert _refusal(client.auth_test)["error"] == "token_revoked"
 
 
 def test_metadata_is_kept_and_read_back_only_when_asked_for(client: WebClient) -> None:

@@ -3,12 +3,15 @@ requests alone against a fake Slack Web API; and `sora-bot demo` end to end."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -138,3 +141,122 @@ def test_the_demo_refuses_to_overwrite_a_folder_it_did_not_make(tmp_path: Path) 
     (tmp_path / "precious.txt").write_text("keep me")
     assert main(["demo", "--out", str(tmp_path)]) == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+# --- doctor, and serve when Slack says no ------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=90
+    )
+
+
+def slack_env(tmp_path: Path, api_url: str, token: str = "xoxb-doctor") -> dict[str, str]:
+    env = child_environment()
+    env.update(
+        SLACK_BOT_TOKEN=token,
+        SLACK_SIGNING_SECRET=demo.SECRET,
+        SLACK_API_URL=api_url,
+        SORA_BOT_DATA_DIR=str(tmp_path / "data"),
+    )
+    return env
+
+
+@contextlib.contextmanager
+def refusing_api() -> Iterator[str]:
+    """An HTTP API that answers every request 401, as a provider does for a wrong key."""
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"error": {"message": "Incorrect API key provided"}}'
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_doctor_asks_slack_who_the_bot_is_and_passes_when_everything_answers(tmp_path: Path) -> None:
+    with FakeSlack() as fake:
+        result = run_cli("doctor", env=slack_env(tmp_path, fake.api_url), cwd=tmp_path)
+        assert [c.authorization for c in fake.calls("auth.test")] == ["Bearer xoxb-doctor"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "authenticated as @sora in Sora Demo (T0001)" in result.stdout
+    assert (
+        "database: reachable" in result.stdout and "Everything needed to serve is in place" in result.stdout
+    )
+
+
+def test_doctor_lists_every_problem_at_once_with_what_to_set(tmp_path: Path) -> None:
+    closed = free_port()
+    with FakeSlack(valid_tokens=frozenset({"xoxb-good"})) as fake, refusing_api() as refusing:
+        env = slack_env(tmp_path, fake.api_url, token="xoxb-wrong")
+        del env["SLACK_SIGNING_SECRET"]
+        env.update(
+            VIDEO_PROVIDER="sora",
+            SORA_BOT_VOTE_MINUTES="soon",
+            OPENAI_API_KEY="sk-wrong",
+            OPENAI_BASE_URL=refusing,
+            FAL_KEY="fal-key",
+            FAL_BASE_URL=f"http://127.0.0.1:{closed}",
+        )
+        result = run_cli("doctor", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    problems = result.stdout.split("Problems:")[1]
+    for expected in (
+        "VIDEO_PROVIDER is invalid",
+        "set it to one of local, openai, fal, veo",
+        "SORA_BOT_VOTE_MINUTES is invalid",
+        "SLACK_SIGNING_SECRET is not set",
+        "Slack refused SLACK_BOT_TOKEN",
+        "(invalid_auth)",
+        "refused OPENAI_API_KEY (HTTP 401)",
+        "check FAL_BASE_URL",
+    ):
+        assert expected in problems, (expected, result.stdout)
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_doctor_with_slack_unreachable_says_so(tmp_path: Path) -> None:
+    api = f"http://127.0.0.1:{free_port()}/api/"
+    result = run_cli("doctor", env=slack_env(tmp_path, api), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"Slack cannot be reached at {api}" in result.stdout and "check SLACK_API_URL" in result.stdout
+
+
+@pytest.mark.parametrize("how", ["revoked", "invalid", "unreachable"])
+def test_serve_says_in_one_line_that_slack_refuses_the_token_or_cannot_be_reached(
+    tmp_path: Path, how: str
+) -> None:
+    with FakeSlack(valid_tokens=frozenset({"xoxb-serve"})) as fake:
+        fake.revoke_token("xoxb-revoked")
+        token = {"revoked": "xoxb-revoked", "invalid": "xoxb-unknown"}.get(how, "xoxb-serve")
+        api = f"http://127.0.0.1:{free_port()}/api/" if how == "unreachable" else fake.api_url
+        result = run_cli(
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            env=slack_env(tmp_path, api, token),
+            cwd=tmp_path,
+        )
+    assert result.returncode == 2
+    said = {"revoked": "(token_revoked): reinstall the app", "invalid": "(invalid_auth)"}.get(
+        how, "cannot be reached"
+    )
+    lines = [line for line in result.stderr.splitlines() if "sora-bot cannot start" in line]
+    assert len(lines) == 1 and said in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 3, result.stderr
