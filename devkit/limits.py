@@ -224,5 +224,9 @@ def _element(element: dict[str, Any], at: str) -> Iterator[str]:
         yield from _too_long(element.get("initial_value"), MAX_INPUT_VALUE, f"{at}/initial_value")
         if int(element.get("max_length") or 0) > MAX_INPUT_VALUE:
             yield f"max_length must be no more than {MAX_INPUT_VALUE} [json-pointer:{at}/max_length]"
+        if element.get("max_length") and len(str(element.get("initial_value") or "")) > int(
+            element["max_length"]
+        ):
+            yield f"initial_value must be no longer than max_length [json-pointer:{at}/initial_value]"
     elif kind == "file_input" and not 1 <= int(element.get("max_files") or 10) <= 10:
         yield f"max_files must be 1 to 10 [json-pointer:{at}/max_files]"

@@ -41,7 +41,7 @@ def _text_input(
     """A text field Slack itself stops at `max_length`; the core checks the same cap on submission."""
     element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": max_length}
     if initial:
-        element["initial_value"] = clip(initial, 3000)
+        element["initial_value"] = clip(initial, max_length)
     if placeholder:
         element["placeholder"] = {"type": "plain_text", "text": clip(placeholder, 150)}
     return {

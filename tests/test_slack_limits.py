@@ -157,9 +157,9 @@ def test_a_draft_full_of_flags_and_slack_syntax_fits_one_card_with_findings_grou
 
 
 def test_an_idea_over_the_limit_is_refused_in_one_short_message(sora: Bot) -> None:
-    sora.sim.command(OWNER, CHANNEL, "draft " + repeated(HOSTILE + FLAGGED, 4_000))
+    sora.sim.command(OWNER, CHANNEL, "draft " + repeated(HOSTILE + FLAGGED, 4_100))  # past what Slack sends
     refusal = sora.fake.wait_for(lambda: sora.fake.ephemerals(CHANNEL, OWNER), what="the refusal")[-1]
-    assert "limit is 2,000" in refusal.text
+    assert "limit is 4,000" in refusal.text
     sora.sim.command(OWNER, CHANNEL, "storyboard " + repeated(HOSTILE + FLAGGED, 4_000))
     sora.fake.wait_for(lambda: sora.fake.views(), what="the storyboard modal")
     assert_every_call_within_limits(sora.fake)
