@@ -262,3 +262,59 @@ def test_modal_numbers_are_ascii_digits_and_every_text_field_has_a_max_length(so
     assert response.json["response_action"] == "errors"
     assert "whole number" in response.json["errors"]["seconds"]
     assert "under 400 characters" in response.json["errors"]["subject"]
+
+
+# --- 10. refunds, and 4. a clip is a clip, through the running app ----------------------------------
+
+
+def test_cancelled_variations_give_their_share_back_to_the_budget(team: Bot) -> None:
+    card = draft_card(team, CHANNEL)  # 3 × 4 s at $0.10/s = $1.20
+    assert team.sim.click_button(OWNER, message=card, action_id=blocks.GENERATE).status == 200
+    parent = parent_of(team, CHANNEL)
+    queued = team.fake.wait_for(
+        lambda: [
+            m for m in team.fake.messages(CHANNEL, thread_ts=parent.ts) if m.text.startswith("Variation #")
+        ],
+        what="the variation messages",
+    )
+    for message in queued[:2]:  # ❌ on two of the owner's queued variations, one of them twice
+        team.sim.react(OWNER, CHANNEL, message.ts, "x")
+    team.sim.react(OWNER, CHANNEL, queued[0].ts, "heavy_multiplication_x")
+    team.fake.wait_for(
+        lambda: sum(g.status == "cancelled" for g in rows(team, Generation)) == 2, what="two cancellations"
+    )
+    team.sweep_until_idle()
+    net = sum(s.amount for s in rows(team, Spend))
+    assert net == pytest.approx(0.40), "only the variation that rendered is paid for"
+    assert "$0.80 a day" not in command(team, OWNER, CHANNEL, "settings")
+    assert "spent today: $0.40" in command(team, OWNER, CHANNEL, "settings")
+
+
+def test_an_html_page_from_a_provider_is_not_posted_as_a_clip(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    from provider_fakes import FakeOpenAI
+
+    page = (
+        b"<!doctype html><html><body><h1>Gateway error</h1>" + b"<p>try later</p>" * 100 + b"</body></html>"
+    )
+    with FakeOpenAI(clip=page, polls_to_complete=1) as videos:
+        bot = make_bot(
+            fake_slack,
+            tmp_path,
+            env={
+                "OPENAI_API_KEY": videos.api_key,
+                "OPENAI_BASE_URL": videos.base_url,
+                "VIDEO_PROVIDER": "openai",
+            },
+        )
+        try:
+            card = draft_card(bot, CHANNEL)
+            assert bot.sim.click_button(OWNER, message=card, action_id=blocks.GENERATE).status == 200
+            parent = parent_of(bot, CHANNEL)
+            bot.sweep_until_idle(rounds=40)
+            assert {g.status for g in rows(bot, Generation)} == {"failed"}
+            assert bot.fake.files() == [], "nothing was uploaded as a clip"
+            shown = " ".join(m.text for m in bot.fake.messages(CHANNEL, thread_ts=parent.ts))
+            assert "HTML page" in shown and "not a video" in shown
+        finally:
+            bot.server.stop()
+            bot.runtime.close()
