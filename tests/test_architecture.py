@@ -156,7 +156,9 @@ def test_the_two_manifests_differ_only_in_transport() -> None:
     socket = yaml.safe_load((ROOT / "manifest.yml").read_text())
     http = yaml.safe_load((ROOT / "manifest.http.yml").read_text())
     assert socket["oauth_config"] == http["oauth_config"]
-    assert socket["settings"]["socket_mode_enabled"] is True and http["settings"]["socket_mode_enabled"] is False
+    assert (
+        socket["settings"]["socket_mode_enabled"] is True and http["settings"]["socket_mode_enabled"] is False
+    )
     url = "https://YOUR-HOST/slack/events"
     assert http["settings"]["event_subscriptions"]["request_url"] == url
     assert http["settings"]["interactivity"]["request_url"] == url
