@@ -42,7 +42,7 @@ from storage.store import Store
 
 
 def _load_previous_release() -> Any:
-    path = Path(__file__).parent / "data" / "previous_release_models.py"
+    path = Path(__file__).parent / "data" / "pre_outbox_release_models.py"
     spec = importlib.util.spec_from_file_location("previous_release_models", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -478,7 +478,7 @@ def test_duplicate_provider_jobs_leave_the_constraint_out_and_say_so(
     engine.dispose()
     store = Store(url)
     try:
-        with caplog.at_level(logging.ERROR, logger="storage.upgrade"):
+        with caplog.at_level(logging.ERROR, logger="storage.migrations.legacy"):
             store.create_schema()
             store.create_schema()
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
