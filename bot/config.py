@@ -49,6 +49,7 @@ _HELP: dict[str, str] = {
     "SORA_BOT_MAX_CLIP_MB": "the largest clip to download from a provider, in MB, 1 to 1000",
     "SORA_BOT_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "SORA_BOT_ADMINS": "Slack user ids, comma-separated, e.g. U012AB3CD,U045EF6GH",
+    "SORA_BOT_MIGRATE_ON_START": "true (serve upgrades an older database as it starts) or false",
 }
 
 
@@ -131,6 +132,9 @@ class Settings(BaseSettings):
     )
     # Besides workspace admins and owners, who may change a channel's budget, provider and model.
     admins: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_ADMINS"))
+    # An empty database is always created; upgrading one an older release made waits for `sora-bot migrate`
+    # (after a backup) unless this says serve may do it.
+    migrate_on_start: bool = Field(default=False, validation_alias=AliasChoices("SORA_BOT_MIGRATE_ON_START"))
 
     @field_validator(
         "slack_api_url",
