@@ -16,9 +16,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_LOCK = 0x50_52_41_42  # the PostgreSQL advisory lock key `upgrade` holds while it runs
@@ -108,8 +107,11 @@ def state(engine: Engine) -> SchemaState:
 
 
 def _state(conn: Connection) -> SchemaState:
-    current = MigrationContext.configure(conn).get_current_revision()
-    tables = set(inspect(conn).get_table_names()) - {VERSION_TABLE}
+    names = set(inspect(conn).get_table_names())
+    current = None
+    if VERSION_TABLE in names:  # read directly: Alembic's MigrationContext logs at INFO on every look
+        current = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    tables = names - {VERSION_TABLE}
     return SchemaState(
         current=current,
         head=head(),

@@ -37,6 +37,8 @@ def run(connection: Connection) -> None:
         include_object=include_object,
         render_item=render_item,
         compare_type=True,
+        # Both databases roll DDL back (the store runs SQLite without the driver's implicit commits).
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()

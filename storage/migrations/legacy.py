@@ -11,6 +11,8 @@ was), then Alembic stamps it:
 3. `upgrade_previous_release`: the release before the Slack outbox kept things in columns the baseline retired;
    their content is moved to where the baseline keeps it, then the columns are dropped.
 4. `add_missing_constraints`: named unique constraints and indexes the tables define and the database lacks.
+5. `store_times_as_utc`: on PostgreSQL, the release before the outbox made its datetime columns `timestamptz`;
+   the baseline's are `timestamp` holding UTC, so they are converted, each value kept as the same instant.
 
 Every step looks at the database before it acts, so a database already at the baseline passes through unchanged.
 Frozen with the baseline: later schema changes are revisions, never edits here.
@@ -26,6 +28,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Connection,
+    DateTime,
     MetaData,
     Table,
     UniqueConstraint,
@@ -38,6 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.schema import AddConstraint, CreateIndex
+from sqlalchemy.types import TypeDecorator
 
 from storage.models import UtcDateTime
 
@@ -51,6 +55,7 @@ def bring_up_unversioned(conn: Connection, metadata: MetaData) -> None:
     # Before anything is dropped: it reads the retired columns into the new ones.
     upgrade_previous_release(conn, metadata)
     add_missing_constraints(conn, metadata)
+    store_times_as_utc(conn, metadata)
 
 
 def add_missing_columns(conn: Connection, metadata: MetaData) -> None:
@@ -350,6 +355,31 @@ def _add_unique(conn: Connection, model_table: Table, constraint: UniqueConstrai
         return
     log.info("adding unique constraint %s", name)
     conn.exec_driver_sql(statement)
+
+
+def store_times_as_utc(conn: Connection, metadata: MetaData) -> None:
+    """`timestamptz` columns the tables define as plain `timestamp` become that, holding the same instants in
+    UTC (the baseline binds naive UTC: in a `timestamptz` column the session's time zone would shift them)."""
+    if conn.dialect.name != "postgresql":
+        return
+    inspector = inspect(conn)
+    existing = set(inspector.get_table_names())
+    for model_table in metadata.sorted_tables:
+        if model_table.name not in existing:
+            continue
+        reflected = {c["name"]: c["type"] for c in inspector.get_columns(model_table.name)}
+        for model_column in model_table.columns:
+            wanted = model_column.type
+            impl = wanted.impl_instance if isinstance(wanted, TypeDecorator) else wanted
+            found = reflected.get(model_column.name)
+            if not isinstance(impl, DateTime) or impl.timezone or not isinstance(found, DateTime):
+                continue
+            if found.timezone:
+                log.info("storing %s.%s as UTC without a time zone", model_table.name, model_column.name)
+                conn.exec_driver_sql(
+                    f'ALTER TABLE "{model_table.name}" ALTER COLUMN "{model_column.name}" '
+                    f"TYPE timestamp without time zone USING \"{model_column.name}\" AT TIME ZONE 'UTC'"
+                )
 
 
 def _drop_retired_indexes(conn: Connection) -> None:
