@@ -1,5 +1,5 @@
-"""The previous release's tables (storage/models.py as it shipped, before the Slack outbox), to build a
-database that release would have made, for tests/test_upgrade.py.
+"""The tables of the release before the Slack outbox (storage/models.py as it shipped; older than the baseline
+migration), to build a database that release would have made, for tests/test_upgrade.py.
 
 The classes are that file's text unchanged except for two things: they derive from `PreviousRelease`, whose own
 SQLAlchemy registry gives them their own `MetaData` (so they never clash with today's tables in
