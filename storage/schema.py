@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_LOCK = 0x50_52_41_42  # the PostgreSQL advisory lock key `upgrade` holds while it runs
 VERSION_TABLE = "alembic_version"
+MIGRATION_WAIT_MS = 600_000  # SQLite: how long a migrator waits for another to finish
 # Made by the baseline as raw SQL, outside the models: the FTS5 table (and its shadow tables), the GIN index.
 SEARCH_OBJECTS = ("pattern_fts", "ix_pattern_search")
 
@@ -129,8 +130,10 @@ def upgrade(engine: Engine) -> Migration:
         if sqlite:
             # Batch mode changes a table by copying it; with foreign keys enforced, dropping the original fails
             # while rows elsewhere point at it. They can only be switched off outside a transaction, so off
-            # now, and every reference is checked before the commit instead.
+            # now, and every reference is checked before the commit instead. A replica waits for another's
+            # migration (the write lock) as long as it takes, not the store's usual five seconds.
             _pragma(conn, "foreign_keys=OFF")
+            _pragma(conn, f"busy_timeout={MIGRATION_WAIT_MS}")
         try:
             with conn.begin():
                 if conn.dialect.name == "postgresql":
@@ -149,6 +152,7 @@ def upgrade(engine: Engine) -> Migration:
         finally:
             if sqlite:
                 _pragma(conn, "foreign_keys=ON")
+                _pragma(conn, "busy_timeout=5000")
 
 
 def _pragma(conn: Connection, setting: str) -> None:
