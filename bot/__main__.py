@@ -17,6 +17,7 @@ from bot.config import load_settings, load_settings_reporting
 from bot.errors import ConfigError
 from bot.pricing import PriceTable
 from bot.providers.registry import build_providers
+from storage.schema import UnknownRevision
 from storage.store import Store
 
 log = logging.getLogger("sora-bot")
@@ -69,7 +70,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     settings, problems = load_settings_reporting()
     problems += settings.serve_problems() + settings.provider_problems()
     lines = [f"database: {_redact(settings.resolved_database_url)}"]
-    for check in (checkup.database(settings), checkup.ffmpeg()):
+    reachable = checkup.database(settings)
+    for check in (reachable, *([checkup.schema(settings)] if reachable.ok else []), checkup.ffmpeg()):
         _report(check, lines, problems)
     try:
         prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
@@ -114,11 +116,21 @@ def _report(check: checkup.Check, lines: list[str], problems: list[str]) -> None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the database to this release's newest revision and say from where to where."""
     settings = load_settings()
+    _configure_logging(settings.log_level)
     store = Store(settings.resolved_database_url)
-    store.create_schema()
-    store.dispose()
-    print(f"schema is up to date at {_redact(settings.resolved_database_url)}")
+    try:
+        migration = store.create_schema()
+    except UnknownRevision as err:
+        raise ConfigError([str(err)]) from None
+    finally:
+        store.dispose()
+    where = _redact(settings.resolved_database_url)
+    if migration.ran:
+        print(f"migrated {where} from {migration.before or 'no revision'} to {migration.after} (head)")
+    else:
+        print(f"{where} is already at {migration.after} (head); nothing to do")
     return 0
 
 
@@ -161,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="check the configuration, database and providers, and say what is missing"
     )
     doctor.set_defaults(func=cmd_doctor)
-    migrate = sub.add_parser("migrate", help="create or update the database schema")
+    migrate = sub.add_parser(
+        "migrate", help="create the database schema, or upgrade one an older release made (back it up first)"
+    )
     migrate.set_defaults(func=cmd_migrate)
     return parser
 

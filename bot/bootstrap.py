@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot import redaction, safety
+from bot import checkup, redaction, safety
 from bot.assets import LocalAssetStore
 from bot.channels import Channels
 from bot.clock import SystemClock
@@ -34,6 +34,7 @@ from bot.ticker import Ticker
 from bot.tuning import CoreSettings
 from bot.variations import Variations
 from bot.webhooks import FalKeys, Receivers
+from storage.schema import UnknownRevision
 from storage.store import Store
 
 if TYPE_CHECKING:
@@ -242,6 +243,24 @@ def slack_timeout(lease_seconds: float) -> int:
     return max(1, min(30, int(lease_seconds // 4)))
 
 
+def prepare_schema(store: Store, settings: Settings) -> None:
+    """Create the schema in an empty database; upgrade an older one only when SORA_BOT_MIGRATE_ON_START says so.
+
+    Raises ConfigError (one line: run `sora-bot migrate`) when the database is behind, or ahead of, this release."""
+    state = store.schema_state()
+    if state.up_to_date:
+        return
+    problem = checkup.schema_problem(state, migrate_on_start=settings.migrate_on_start)
+    if problem:
+        raise ConfigError([problem])
+    try:
+        migration = store.create_schema()  # under a lock: a replica that waited finds it done
+    except UnknownRevision as err:  # a newer release migrated it in the meantime
+        raise ConfigError([str(err)]) from None
+    if migration.ran:
+        log.info("database schema migrated from %s to %s", migration.before or "nothing", migration.after)
+
+
 def check_slack(settings: Settings, *, timeout: int = 10) -> TokenCheck:
     """Ask Slack (`auth.test` at SLACK_API_URL) whether the bot token works, as the app will when it starts."""
     from handlers.app import check_bot_token
@@ -273,7 +292,12 @@ def build_runtime(
     redaction.install_log_scrubbing()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url)
-    store.create_schema()
+    try:
+        prepare_schema(store, settings)
+    except BaseException:
+        store.dispose()
+        forget_secrets()
+        raise
     token = settings.secret("slack_bot_token") or ""
     client = make_client(token=token, base_url=settings.slack_api_url)
     services = build_services(

@@ -12,6 +12,7 @@ import httpx
 
 from bot import media
 from bot.config import Settings
+from storage.schema import SchemaState, UnknownRevision
 from storage.store import Store
 
 TIMEOUT = 5.0
@@ -41,6 +42,36 @@ def database(settings: Settings) -> Check:
             "database", False, f"DATABASE_URL cannot be reached ({type(err).__name__}: {first}); check it."
         )
     return Check("database", True, "reachable")
+
+
+def schema(settings: Settings) -> Check:
+    """The database's migration level against this release's; behind is a problem unless serve may migrate."""
+    store = Store(settings.resolved_database_url)
+    try:
+        state = store.schema_state()
+    finally:
+        store.dispose()
+    problem = schema_problem(state, migrate_on_start=settings.migrate_on_start)
+    if problem:
+        return Check("schema", False, problem)
+    if state.up_to_date:
+        return Check("schema", True, state.describe())
+    if state.empty:
+        return Check("schema", True, f"{state.describe()}; serve creates it")
+    return Check("schema", True, f"{state.describe()}; serve migrates it (SORA_BOT_MIGRATE_ON_START)")
+
+
+def schema_problem(state: SchemaState, *, migrate_on_start: bool) -> str | None:
+    """Why serve cannot start on this database, in one line; None when it can (creating an empty database's
+    schema, or migrating an older one when SORA_BOT_MIGRATE_ON_START is true)."""
+    if not state.known:
+        return str(UnknownRevision(str(state.current), state.head))
+    if state.up_to_date or state.empty or migrate_on_start:
+        return None
+    return (
+        f"the database schema is older than this release ({state.current or 'unversioned'}, needs "
+        f"{state.head}): back it up and run `sora-bot migrate` (or set SORA_BOT_MIGRATE_ON_START=true)"
+    )
 
 
 def ffmpeg() -> Check:

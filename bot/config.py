@@ -54,6 +54,7 @@ _HELP: dict[str, str] = {
     "SORA_BOT_HTTP_MAX_BODY_BYTES": "the largest request body accepted, 65536 to 67108864 (default 2 MiB)",
     "SORA_BOT_HTTP_CONNECTIONS": "how many connections may be open at once, 10 to 10000",
     "SORA_BOT_SHUTDOWN_SECONDS": "seconds a stopping server lets requests in flight finish, 0 to 300",
+    "SORA_BOT_MIGRATE_ON_START": "true (serve upgrades an older database as it starts) or false",
 }
 
 
@@ -152,6 +153,9 @@ class Settings(BaseSettings):
     )
     # Besides workspace admins and owners, who may change a channel's budget, provider and model.
     admins: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_ADMINS"))
+    # An empty database is always created; upgrading one an older release made waits for `sora-bot migrate`
+    # (after a backup) unless this says serve may do it.
+    migrate_on_start: bool = Field(default=False, validation_alias=AliasChoices("SORA_BOT_MIGRATE_ON_START"))
 
     @field_validator(
         "slack_api_url",

@@ -11,24 +11,11 @@ from sqlmodel import col, select
 from storage.models import Pattern
 from storage.sql import Queries
 
-SQLITE_FTS = [
-    "CREATE VIRTUAL TABLE IF NOT EXISTS pattern_fts USING fts5("
-    "title, prompt, tags, content='pattern', content_rowid='id', "
-    "tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER IF NOT EXISTS pattern_fts_ai AFTER INSERT ON pattern BEGIN "
-    "INSERT INTO pattern_fts(rowid, title, prompt, tags) VALUES (new.id, new.title, new.prompt, new.tags); END",
-    "CREATE TRIGGER IF NOT EXISTS pattern_fts_ad AFTER DELETE ON pattern BEGIN "
-    "INSERT INTO pattern_fts(pattern_fts, rowid, title, prompt, tags) "
-    "VALUES ('delete', old.id, old.title, old.prompt, old.tags); END",
-    "CREATE TRIGGER IF NOT EXISTS pattern_fts_au AFTER UPDATE ON pattern BEGIN "
-    "INSERT INTO pattern_fts(pattern_fts, rowid, title, prompt, tags) "
-    "VALUES ('delete', old.id, old.title, old.prompt, old.tags); "
-    "INSERT INTO pattern_fts(rowid, title, prompt, tags) VALUES (new.id, new.title, new.prompt, new.tags); END",
-]
+# The search objects (an FTS5 table on SQLite, a GIN index on this expression on PostgreSQL) are made by the
+# baseline migration, storage/migrations/versions/0001_baseline.py.
 _PG_DOCUMENT = (
     "to_tsvector('english', coalesce(title,'') || ' ' || coalesce(prompt,'') || ' ' || coalesce(tags,''))"
 )
-PG_SEARCH_INDEX = f"CREATE INDEX IF NOT EXISTS ix_pattern_search ON pattern USING gin (({_PG_DOCUMENT}))"
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -1,7 +1,8 @@
 """The engine, the schema and the transaction; `Repo` hands the use case one query module per aggregate.
 
-`Store.create_schema` creates what is missing and upgrades a database an earlier release made (see
-`storage.upgrade`); it runs on every start and from `sora-bot migrate`.
+`Store.create_schema` brings the database to this release's newest migration (see `storage.schema`): it creates
+an empty one, and upgrades one an earlier release made. `sora-bot migrate` runs it; `serve` runs it on an empty
+database, and on an older one only when told to.
 """
 
 from __future__ import annotations
@@ -15,22 +16,22 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
-from storage import models  # noqa: F401  (registers every table with SQLModel.metadata)
+from storage import (
+    models,  # noqa: F401  (registers every table with SQLModel.metadata)
+    schema,
+)
 from storage.drafts import Drafts
 from storage.events import Events
 from storage.generations import Generations
 from storage.outbox import OutboxQueries
-from storage.patterns import PG_SEARCH_INDEX, SQLITE_FTS, Patterns
+from storage.patterns import Patterns
 from storage.rounds import Rounds
 from storage.spend import Channels, Ledger
-from storage.upgrade import add_missing_columns, add_missing_constraints, upgrade_previous_release
 from storage.votes import Votes
 
 log = logging.getLogger(__name__)
-
-SCHEMA_LOCK = 0x50_52_41_42  # the PostgreSQL advisory lock key `create_schema` holds while it runs
 
 
 class Store:
@@ -46,24 +47,17 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def create_schema(self) -> None:
-        """Create every table (and the search index) that does not exist yet, and bring existing tables up to
-        the models: missing columns, the previous release's retired columns, missing constraints. Keeps every
-        row; safe to run on every start."""
-        # One transaction: both databases roll DDL back, so a failed upgrade leaves the database as it was.
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # Replicas starting together take turns; the next one finds the work done. (SQLite's
-                # BEGIN IMMEDIATE already makes them wait.)
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
-            SQLModel.metadata.create_all(conn)
-            add_missing_columns(conn, SQLModel.metadata)
-            # Before anything is dropped: it reads the retired columns into the new ones.
-            upgrade_previous_release(conn)
-            add_missing_constraints(conn, SQLModel.metadata)
-            statements = SQLITE_FTS if self.dialect == "sqlite" else [PG_SEARCH_INDEX]
-            for statement in statements:
-                conn.exec_driver_sql(statement)
+    def create_schema(self) -> schema.Migration:
+        """Run every migration the database lacks: all of them on an empty one; for one an earlier release
+        made, the ones since (the baseline first brings one from before versioned migrations up in place). Keeps
+        every row; one transaction; replicas take turns; at head it changes nothing.
+
+        Raises schema.UnknownRevision when a newer release has migrated the database."""
+        return schema.upgrade(self.engine)
+
+    def schema_state(self) -> schema.SchemaState:
+        """The database's revision against this release's newest, without changing anything."""
+        return schema.state(self._read_engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Repo]:

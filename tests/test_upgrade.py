@@ -1,16 +1,19 @@
-"""Upgrading a database the previous release made, in place, on SQLite and (with TEST_DATABASE_URL) PostgreSQL.
+"""Upgrading a database the release before the outbox made (older than the baseline migration, unversioned) to
+the newest revision, keeping every row, on SQLite and (with TEST_DATABASE_URL) PostgreSQL. The baseline brings it
+up in place (`storage/migrations/legacy.py`), then the later revisions run; tests/test_migrations.py does the
+same for the last release's database.
 
-The previous release's database is made with that release's own table definitions: `tests/data/
-previous_release_models.py` is its `storage/models.py` as it shipped, with the tables given their own `MetaData`
-so they sit beside today's, plus the search objects its `create_schema` added. `create_all` on that metadata
+That release's database is made with its own table definitions: `tests/data/pre_outbox_release_models.py` is
+its `storage/models.py` as it shipped, with the tables given their own `MetaData` so they sit beside today's,
+plus the search objects its `create_schema` added. `create_all` on that metadata
 writes exactly the DDL the previous release wrote, on either database, and its rows are inserted through its
 own models, as that release would have. Checked-in DDL would be the same schema frozen per dialect; the models
 are shorter to read and review against the release.
 
 The data is a channel mid-use: a finished round (announced, contact sheet posted, a pattern saved), a closed
 round whose announcement was still owed, and an open round with a posted clip, one still rendering and a recut
-queued with its sources in `params`, and votes on both. After `Store.create_schema()` (twice: it runs on every
-start) every row is there with the values it must have, and the new core works on it: the rendering and the
+queued with its sources in `params`, and votes on both. After `Store.create_schema()` (twice: the second finds
+nothing to do) every row is there with the values it must have, and the new core works on it: the rendering and the
 recut finish and are posted, the old rounds get no second sheet or announcement, old votes still count, and a
 new round runs.
 """
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from conftest import BOB, CAROL, CHANNEL, DAN, OWNER, make_core
 from sqlalchemy import UniqueConstraint, create_engine, inspect
 from sqlalchemy import select as select_rows
@@ -37,12 +42,13 @@ from bot.clock import FrozenClock
 from bot.domain import Aspect, GenerationRequest
 from bot.prompts import PromptSpec
 from devkit.instant import InstantProvider, instant_clip
+from storage import schema
 from storage.models import Outbox, Pattern, Vote
 from storage.store import Store
 
 
 def _load_previous_release() -> Any:
-    path = Path(__file__).parent / "data" / "previous_release_models.py"
+    path = Path(__file__).parent / "data" / "pre_outbox_release_models.py"
     spec = importlib.util.spec_from_file_location("previous_release_models", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -478,7 +484,7 @@ def test_duplicate_provider_jobs_leave_the_constraint_out_and_say_so(
     engine.dispose()
     store = Store(url)
     try:
-        with caplog.at_level(logging.ERROR, logger="storage.upgrade"):
+        with caplog.at_level(logging.ERROR, logger="storage.migrations.legacy"):
             store.create_schema()
             store.create_schema()
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -494,3 +500,21 @@ def test_duplicate_provider_jobs_leave_the_constraint_out_and_say_so(
             assert len(list(repo.generations.in_round(p.finished))) == 2
     finally:
         store.dispose()
+
+
+def test_the_upgraded_database_is_what_the_newest_revision_makes(upgraded: tuple[Store, Previous]) -> None:
+    """Alembic's comparison with the models finds nothing to change, but one thing SQLite cannot do in place."""
+    store, _ = upgraded
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"include_object": schema.include_object, "compare_type": True}
+        )
+        found = [(d[0], d[1].name) for d in compare_metadata(context, SQLModel.metadata)]
+    if store.dialect == "sqlite":
+        # SQLite adds no constraint to a table; the unique index the baseline added instead enforces the same.
+        assert sorted(found) == [
+            ("add_constraint", "uq_generation_provider_job"),
+            ("remove_index", "uq_generation_provider_job"),
+        ]
+    else:  # timestamptz columns included: they now hold UTC as the baseline's timestamp columns do
+        assert found == []

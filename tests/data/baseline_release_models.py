@@ -1,27 +1,43 @@
-"""The previous release's tables (storage/models.py as it shipped, before the Slack outbox), to build a
-database that release would have made, for tests/test_upgrade.py.
+"""The tables of the release the baseline migration records (storage/models.py as it shipped, the first with
+the Slack outbox and the last without versioned migrations), to build a database that release made, for
+tests/test_migrations.py.
 
-The classes are that file's text unchanged except for two things: they derive from `PreviousRelease`, whose own
+The classes are that file's text unchanged except for two things: they derive from `BaselineRelease`, whose own
 SQLAlchemy registry gives them their own `MetaData` (so they never clash with today's tables in
-`SQLModel.metadata`), and the search objects the previous release's `Store.create_schema` added after
-`create_all` are copied at the end. Do not edit them to follow the current models: they are a record.
+`SQLModel.metadata`), and the search objects that release's `Store.create_schema` added after `create_all` are
+copied at the end. Do not edit them to follow the current models: they are a record.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 
-class PreviousRelease(SQLModel, registry=registry()):
-    """Base of the previous release's tables: `PreviousRelease.metadata` holds them and nothing else."""
+class BaselineRelease(SQLModel, registry=registry()):
+    """Base of that release's tables: `BaselineRelease.metadata` holds them and nothing else."""
 
 
-class Draft(PreviousRelease, table=True):
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC on every database, read back as aware UTC, so Python arithmetic never mixes the two."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class Draft(BaselineRelease, table=True):
     __tablename__ = "draft"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -42,10 +58,10 @@ class Draft(PreviousRelease, table=True):
     reference_path: str | None = None
     safety: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     notes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
-class Round(PreviousRelease, table=True):
+class Round(BaselineRelease, table=True):
     __tablename__ = "round"
     __table_args__ = (Index("ix_round_channel_parent", "channel_id", "parent_ts"),)
 
@@ -59,22 +75,22 @@ class Round(PreviousRelease, table=True):
     status: str = "open"  # open → closed | cancelled
     blind: bool = False
     estimated_cost: float = 0.0
-    closes_at: datetime
-    closed_at: datetime | None = None
+    closes_at: datetime = Field(sa_type=UtcDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     closed_by: str | None = None
     winner_generation_id: int | None = None
-    announced_ts: str | None = None
-    sheet_file_id: str | None = None
-    created_at: datetime
+    closes: int = 0  # how many times it has closed: each close is announced once
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
-class Generation(PreviousRelease, table=True):
+class Generation(BaselineRelease, table=True):
     __tablename__ = "generation"
     __table_args__ = (
         UniqueConstraint("round_id", "number", name="uq_generation_round_number"),
+        # A provider job belongs to one generation: the database refuses a second owner.
+        UniqueConstraint("provider", "provider_job_id", name="uq_generation_provider_job"),
         Index("ix_generation_status_poll", "status", "next_poll_at"),
         Index("ix_generation_message", "message_ts"),
-        Index("ix_generation_job", "provider", "provider_job_id"),
         Index("ix_generation_callback", "provider", "provider_callback_id"),
     )
 
@@ -94,25 +110,28 @@ class Generation(PreviousRelease, table=True):
     provider_job_id: str | None = None
     provider_callback_id: str | None = None
     reference_path: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    seed: int | None = None
+    # Edits of finished clips (recut, loop, blend, extend): the clips they start from and the cut.
+    source_paths: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    edit_start: float | None = None
+    edit_end: float | None = None
     status: str = "queued"
     progress: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))
     cost: float = 0.0
     asset_path: str | None = None
-    message_ts: str | None = None
-    file_id: str | None = None
-    posted_at: datetime | None = None
+    message_ts: str | None = None  # the variation's message, once the outbox has posted it
+    create_unanswered: bool = False  # a create's answer was lost once: a late job may land at the provider
     attempts: int = 0
-    next_poll_at: datetime | None = None
+    next_poll_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     lease_owner: str | None = None
-    lease_until: datetime | None = None
-    created_at: datetime
-    submitted_at: datetime | None = None
-    completed_at: datetime | None = None
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    submitted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
-class Vote(PreviousRelease, table=True):
+class Vote(BaselineRelease, table=True):
     __tablename__ = "vote"
     __table_args__ = (
         UniqueConstraint("generation_id", "user_id", "emoji", name="uq_vote_generation_user_emoji"),
@@ -123,10 +142,13 @@ class Vote(PreviousRelease, table=True):
     generation_id: int = Field(foreign_key="generation.id")
     user_id: str
     emoji: str
-    created_at: datetime
+    # A removal is kept (active false) with the event's ts, so an add Slack delivers after it is not revived.
+    active: bool = True
+    event_ts: str = ""
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
-class Pattern(PreviousRelease, table=True):
+class Pattern(BaselineRelease, table=True):
     __tablename__ = "pattern"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -142,17 +164,17 @@ class Pattern(PreviousRelease, table=True):
     outcome: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     lineage: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     tags: str = ""
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
-class ProcessedEvent(PreviousRelease, table=True):
+class ProcessedEvent(BaselineRelease, table=True):
     __tablename__ = "processed_event"
 
     event_id: str = Field(primary_key=True)
-    received_at: datetime
+    received_at: datetime = Field(sa_type=UtcDateTime)
 
 
-class ChannelSettings(PreviousRelease, table=True):
+class ChannelSettings(BaselineRelease, table=True):
     """A channel's defaults, set with `/sora settings`; unset fields fall back to the deployment's."""
 
     __tablename__ = "channel_settings"
@@ -166,10 +188,10 @@ class ChannelSettings(PreviousRelease, table=True):
     blind: bool = False
     daily_budget: float | None = None
     updated_by: str
-    updated_at: datetime
+    updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
-class Spend(PreviousRelease, table=True):
+class Spend(BaselineRelease, table=True):
     """The cost ledger: one row per charge, estimated at submit."""
 
     __tablename__ = "spend"
@@ -185,10 +207,46 @@ class Spend(PreviousRelease, table=True):
     model: str | None = None
     seconds: int
     amount: float
-    created_at: datetime
+    created_at: datetime = Field(sa_type=UtcDateTime)
 
 
-# What the previous release's Store.create_schema ran after create_all (its storage/store.py, copied).
+class Outbox(BaselineRelease, table=True):
+    """Everything the bot posts, uploads or updates in a channel: claimed, sent once, recorded.
+
+    `key` names the thing (`round-12/parent`, `generation-34/clip`…): inserting it twice is a no-op, and after
+    an uncertain send the bot looks for it in Slack (message metadata, file names) before sending again.
+    An update row is re-armed by bumping `version`; what is sent is rendered from the rows at send time, so
+    the last state always goes out and a burst of changes is one `chat.update`.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_outbox_key"),
+        Index("ix_outbox_state_due", "state", "due_at"),
+        Index("ix_outbox_round", "round_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    kind: str
+    round_id: int = Field(foreign_key="round.id")
+    generation_id: int | None = Field(default=None, foreign_key="generation.id")
+    state: str = "pending"  # pending → sending → sent | failed
+    version: int = 1
+    claimed_version: int = 0
+    uncertain: bool = False  # the last attempt may have reached Slack: look before sending again
+    attempts: int = 0
+    due_at: datetime = Field(sa_type=UtcDateTime)
+    lease_owner: str | None = None
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    ts: str | None = None
+    file_id: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+# What that release's Store.create_schema ran after create_all (its storage/patterns.py, copied).
 SEARCH_SQLITE = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS pattern_fts USING fts5("
     "title, prompt, tags, content='pattern', content_rowid='id', "

@@ -1,16 +1,21 @@
-"""Bringing a database an earlier release made up to the current models, in place, keeping every row.
+"""How the baseline revision brings up a database made before migrations were versioned, keeping every row.
 
-`create_all` creates the tables that are missing but never changes one that exists. What it leaves out is done
-here, in this order, inside the one transaction `Store.create_schema` opens (PostgreSQL and SQLite both roll DDL
-back, so a failed upgrade leaves the database as it was):
+Those releases created tables with `create_all` on every start and patched existing ones in place; they left no
+revision behind. The baseline (`versions/0001_baseline.py`) runs these steps with its own frozen tables, inside the
+one migration transaction (PostgreSQL and SQLite both roll DDL back, so a failed upgrade leaves the database as it
+was), then Alembic stamps it:
 
-1. `add_missing_columns`: columns the models define and the table lacks, with the model's default as the SQL
-   DEFAULT so existing rows get the value new rows would get.
-2. `upgrade_previous_release`: the release before the Slack outbox kept things in columns this one retired;
-   their content is moved to where this release keeps it, then the columns are dropped.
-3. `add_missing_constraints`: named unique constraints and indexes the models define and the table lacks.
+1. `create_all` for the tables that are missing.
+2. `add_missing_columns`: columns the tables define and the database lacks, with the default as the SQL DEFAULT
+   so existing rows get the value new rows would get.
+3. `upgrade_previous_release`: the release before the Slack outbox kept things in columns the baseline retired;
+   their content is moved to where the baseline keeps it, then the columns are dropped.
+4. `add_missing_constraints`: named unique constraints and indexes the tables define and the database lacks.
+5. `store_times_as_utc`: on PostgreSQL, the release before the outbox made its datetime columns `timestamptz`;
+   the baseline's are `timestamp` holding UTC, so they are converted, each value kept as the same instant.
 
-Every step looks at the database before it acts, so running all of them on every start is safe.
+Every step looks at the database before it acts, so a database already at the baseline passes through unchanged.
+Frozen with the baseline: later schema changes are revisions, never edits here.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Connection,
+    DateTime,
     MetaData,
     Table,
     UniqueConstraint,
@@ -35,10 +41,21 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.schema import AddConstraint, CreateIndex
+from sqlalchemy.types import TypeDecorator
 
-from storage.models import Outbox, UtcDateTime
+from storage.models import UtcDateTime
 
 log = logging.getLogger(__name__)
+
+
+def bring_up_unversioned(conn: Connection, metadata: MetaData) -> None:
+    """Steps 1–4 above: an unversioned database of any earlier release ends with exactly `metadata`'s tables."""
+    metadata.create_all(conn)
+    add_missing_columns(conn, metadata)
+    # Before anything is dropped: it reads the retired columns into the new ones.
+    upgrade_previous_release(conn, metadata)
+    add_missing_constraints(conn, metadata)
+    store_times_as_utc(conn, metadata)
 
 
 def add_missing_columns(conn: Connection, metadata: MetaData) -> None:
@@ -104,7 +121,7 @@ RETIRED_COLUMNS = {
 RETIRED_INDEXES = {"ix_generation_job": ("generation", "uq_generation_provider_job")}
 
 
-def upgrade_previous_release(conn: Connection, *, now: datetime | None = None) -> None:
+def upgrade_previous_release(conn: Connection, metadata: MetaData, *, now: datetime | None = None) -> None:
     """Move what the previous release kept in columns this release retired, then drop those columns.
 
     - `round.sheet_file_id` → a sent `upload_sheet` outbox row: a round whose sheet was posted (or given up
@@ -131,12 +148,13 @@ def upgrade_previous_release(conn: Connection, *, now: datetime | None = None) -
     if not rounds_old and not generations_old:
         return
     log.info("upgrading tables of the previous release: round %s, generation %s", rounds_old, generations_old)
+    outbox = metadata.tables["outbox"]
     if rounds_old:
-        _move_round_columns(conn, now)
+        _move_round_columns(conn, outbox, now)
     if generations_old:
         _move_generation_params(conn)
     if rounds_old and generations_old:
-        _queue_owed_posts(conn, now)
+        _queue_owed_posts(conn, outbox, now)
     for name, retired in RETIRED_COLUMNS.items():
         for retired_column in retired:
             if retired_column in columns.get(name, set()):
@@ -168,8 +186,7 @@ _generation = table(
 )
 
 
-def _move_round_columns(conn: Connection, now: datetime) -> None:
-    outbox: Table = Outbox.__table__  # type: ignore[attr-defined]
+def _move_round_columns(conn: Connection, outbox: Table, now: datetime) -> None:
     present = {row[0] for row in conn.execute(select(outbox.c.key))}
     posted = conn.execute(
         select(_round.c.id, _round.c.sheet_file_id).where(_round.c.sheet_file_id.is_not(None))
@@ -227,7 +244,7 @@ _ANNOUNCE = ("announce", "round-{round_id}/close-1/announce")
 _SHEET = ("upload_sheet", "round-{round_id}/upload_sheet")
 
 
-def _queue_owed_posts(conn: Connection, now: datetime) -> None:
+def _queue_owed_posts(conn: Connection, outbox: Table, now: datetime) -> None:
     """What the previous release's sweep still had to post, found the way it found it, as outbox rows.
 
     Its sweep looked for unset columns (no parent ts, no message ts, no `announced_ts`, no `posted_at`);
@@ -261,7 +278,6 @@ def _queue_owed_posts(conn: Connection, now: datetime) -> None:
         )
     ):
         owed.append((round_id, 3, 0, since, _ANNOUNCE))
-    outbox: Table = Outbox.__table__  # type: ignore[attr-defined]
     present = {row[0] for row in conn.execute(select(outbox.c.key))}
     for round_id, _phase, number, since, (kind, key_format) in sorted(owed):
         generation_id = number or None
@@ -283,10 +299,11 @@ def _queue_owed_posts(conn: Connection, now: datetime) -> None:
 
 
 def add_missing_constraints(conn: Connection, metadata: MetaData) -> None:
-    """Named unique constraints and indexes of the models that an existing table lacks.
+    """Named unique constraints and indexes of `metadata` that an existing table lacks.
 
-    A unique constraint the rows already break is not added: that is logged as an error for someone to look
-    at, and the bot starts anyway (the code checks before it writes; the constraint only has the last word).
+    A unique constraint the rows already break is not added: that is logged as an error, with the statement to
+    run once the duplicates are resolved, and the migration goes on (the code checks before it writes; the
+    constraint only has the last word).
     """
     inspector = inspect(conn)
     existing_tables = set(inspector.get_table_names())
@@ -317,26 +334,52 @@ def _add_unique(conn: Connection, model_table: Table, constraint: UniqueConstrai
         .having(func.count() > 1)
         .limit(5)
     ).all()
+    quote = conn.dialect.identifier_preparer.quote
+    # SQLite cannot add a constraint to a table; a unique index enforces the same thing.
+    statement = (
+        f"CREATE UNIQUE INDEX {quote(name)} ON {quote(model_table.name)} "
+        f"({', '.join(quote(c.name) for c in cols)})"
+        if conn.dialect.name == "sqlite"
+        else str(AddConstraint(constraint).compile(dialect=conn.dialect))
+    )
     if duplicates:
         log.error(
             "not adding unique constraint %s on %s(%s): rows already share values, e.g. %s; "
-            "resolve the duplicates and restart to add it",
+            "resolve the duplicates, then add it with: %s",
             name,
             model_table.name,
             ", ".join(c.name for c in cols),
             [tuple(row) for row in duplicates],
+            statement,
         )
         return
     log.info("adding unique constraint %s", name)
-    if conn.dialect.name == "sqlite":
-        # SQLite cannot add a constraint to a table; a unique index enforces the same thing.
-        quote = conn.dialect.identifier_preparer.quote
-        conn.exec_driver_sql(
-            f"CREATE UNIQUE INDEX {quote(name)} ON {quote(model_table.name)} "
-            f"({', '.join(quote(c.name) for c in cols)})"
-        )
-    else:
-        conn.execute(AddConstraint(constraint))
+    conn.exec_driver_sql(statement)
+
+
+def store_times_as_utc(conn: Connection, metadata: MetaData) -> None:
+    """`timestamptz` columns the tables define as plain `timestamp` become that, holding the same instants in
+    UTC (the baseline binds naive UTC: in a `timestamptz` column the session's time zone would shift them)."""
+    if conn.dialect.name != "postgresql":
+        return
+    inspector = inspect(conn)
+    existing = set(inspector.get_table_names())
+    for model_table in metadata.sorted_tables:
+        if model_table.name not in existing:
+            continue
+        reflected = {c["name"]: c["type"] for c in inspector.get_columns(model_table.name)}
+        for model_column in model_table.columns:
+            wanted = model_column.type
+            impl = wanted.impl_instance if isinstance(wanted, TypeDecorator) else wanted
+            found = reflected.get(model_column.name)
+            if not isinstance(impl, DateTime) or impl.timezone or not isinstance(found, DateTime):
+                continue
+            if found.timezone:
+                log.info("storing %s.%s as UTC without a time zone", model_table.name, model_column.name)
+                conn.exec_driver_sql(
+                    f'ALTER TABLE "{model_table.name}" ALTER COLUMN "{model_column.name}" '
+                    f"TYPE timestamp without time zone USING \"{model_column.name}\" AT TIME ZONE 'UTC'"
+                )
 
 
 def _drop_retired_indexes(conn: Connection) -> None:

@@ -1,0 +1,1 @@
+"""One Alembic revision per schema change, in order: `0001_baseline.py`, then every change since."""
