@@ -56,7 +56,9 @@ def upgrade() -> None:
         op.create_index("ix_generation_clip", "generation", ["clip_ts"])
 
     unique = [
-        u["name"] for u in inspector.get_unique_constraints("pattern") if u["column_names"] == ["round_id"]
+        str(u["name"] or "")
+        for u in inspector.get_unique_constraints("pattern")
+        if u["column_names"] == ["round_id"]
     ]
     if conn.dialect.name == "sqlite":
         # SQLite cannot drop a constraint: batch mode copies the table without it. The copy drops the search
@@ -72,7 +74,7 @@ def upgrade() -> None:
         with op.batch_alter_table("pattern") as batch:
             if "saved_by" not in {c["name"] for c in inspector.get_columns("pattern")}:
                 batch.add_column(sa.Column("saved_by", sa.String(), nullable=True))
-            for name in unique:
+            for name in unique:  # PostgreSQL named it (pattern_round_id_key)
                 batch.drop_constraint(name, type_="unique")
     if "ix_pattern_round_id" not in {i["name"] for i in sa.inspect(conn).get_indexes("pattern")}:
         op.create_index("ix_pattern_round_id", "pattern", ["round_id"])
