@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.metrics import Meter
 from handlers import actions, commands, events
 from handlers.errors import report_error
 from handlers.publisher import SlackPublisher
@@ -73,9 +74,13 @@ def check_bot_token(*, token: str, base_url: str, timeout: int = 10) -> TokenChe
     )
 
 
-def make_publisher(*, token: str, base_url: str, timeout: int = 30) -> SlackPublisher:
+def make_publisher(
+    *, token: str, base_url: str, timeout: int = 30, meter: Meter | None = None
+) -> SlackPublisher:
     """The outbox's publisher. Its client retries nothing: the outbox decides (see handlers.publisher)."""
-    return SlackPublisher(WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[]))
+    return SlackPublisher(
+        WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[]), meter=meter
+    )
 
 
 def build_app(
@@ -108,6 +113,12 @@ def build_app(
 
     app.middleware(skip_duplicate_events)
 
+    def attach_meter(context: BoltContext, next: Any) -> None:
+        context["meter"] = services.meter  # for handlers.errors, which counts listener failures
+        next()
+
+    app.middleware(attach_meter)
+
     @app.error
     def handle_errors(error: Exception, context: Any) -> None:
         # Listeners report their own failures (see handlers.errors.reported); this catches the rest.
@@ -132,6 +143,7 @@ def build_app(
     )
     events.register(
         app,
+        meter=services.meter,
         rounds=services.rounds,
         variations=services.variations,
         jobs=services.jobs,

@@ -8,6 +8,7 @@ from slack_bolt import App, BoltContext
 
 from bot import votes
 from bot.jobs import Jobs
+from bot.metrics import Meter
 from bot.ports import Publisher
 from bot.rounds import Rounds
 from bot.variations import Variations
@@ -20,7 +21,15 @@ CANCEL_EMOJI = frozenset({"x", "heavy_multiplication_x", "negative_squared_cross
 HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
-def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, publisher: Publisher) -> None:
+def register(
+    app: App,
+    *,
+    meter: Meter,
+    rounds: Rounds,
+    variations: Variations,
+    jobs: Jobs,
+    publisher: Publisher,
+) -> None:
     guarded = reported(publisher)
 
     def tell(channel_id: str, user_id: str, text: str | None, thread_ts: str | None = None) -> None:
@@ -45,6 +54,8 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
                 emoji=event["reaction"],
                 event_ts=str(event.get("event_ts") or ""),
             )
+            if outcome.done:
+                meter.vote("added")
         tell(item["channel"], event["user"], outcome.message)
 
     @app.event("reaction_removed")
@@ -53,13 +64,15 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
         item = event.get("item") or {}
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
-        rounds.remove_vote(
+        removed = rounds.remove_vote(
             channel_id=item["channel"],
             message_ts=item["ts"],
             user_id=event["user"],
             emoji=event["reaction"],
             event_ts=str(event.get("event_ts") or ""),
         )
+        if removed.done:
+            meter.vote("removed")
 
     @app.event("message")
     @guarded
