@@ -229,7 +229,10 @@ class Runtime:
         server.stop()
 
     def close(self) -> None:
+        from handlers.app import finish_listeners
+
         self.ticker.stop()
+        finish_listeners(self.app)  # type: ignore[arg-type]  # their work needs the services and the store
         self.services.close()
         self.store.dispose()
         self.forget_secrets()

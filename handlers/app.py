@@ -1,4 +1,4 @@
-"""Builds the one Bolt `App`: event dedupe, the single error handler, and every area's listeners."""
+"""Builds the one Bolt `App`: the single error handler and every area's listeners."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -83,6 +83,11 @@ def make_publisher(
     )
 
 
+def finish_listeners(app: App) -> None:
+    """Wait for listeners still at work after their ack (Bolt runs them on its executor), and start no more."""
+    app.listener_runner.listener_executor.shutdown(wait=True)
+
+
 def build_app(
     *,
     client: WebClient,
@@ -103,16 +108,8 @@ def build_app(
     # Bolt logs the whole body of a request that fails verification at INFO; keep it out of the logs.
     logging.getLogger("slack_bolt.middleware.request_verification").setLevel(logging.WARNING)
 
-    def skip_duplicate_events(body: dict[str, Any], next: Any) -> BoltResponse | None:
-        # Slack retries an event it thinks we missed; the event_id says whether we already handled it.
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not services.inbox.first_delivery(str(event_id)):
-            log.info("skipping retried event %s", event_id)
-            return BoltResponse(status=200, body="")
-        return next()  # type: ignore[no-any-return]
-
-    app.middleware(skip_duplicate_events)
-
+    # Global middleware runs on the thread that answers Slack, before any ack: nothing here may be slow or
+    # touch the database (retried events are skipped inside the event listeners, after the ack).
     def attach_meter(context: BoltContext, next: Any) -> None:
         context["meter"] = services.meter  # for handlers.errors, which counts listener failures
         next()
@@ -143,6 +140,7 @@ def build_app(
     )
     events.register(
         app,
+        inbox=services.inbox,
         meter=services.meter,
         rounds=services.rounds,
         variations=services.variations,
