@@ -1,4 +1,4 @@
-"""Event listeners: reactions are votes, thread replies are commands."""
+"""Event listeners: reactions (on a variation's message or its clip) are votes, thread replies are commands."""
 
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def register(
                 user_id=event["user"],
                 emoji=event["reaction"],
                 event_ts=str(event.get("event_ts") or ""),
+                on_bot_message=_on_bot_message(event, context),
             )
             if outcome.done:
                 meter.vote("added")
@@ -104,6 +105,7 @@ def register(
             user_id=event["user"],
             emoji=event["reaction"],
             event_ts=str(event.get("event_ts") or ""),
+            on_bot_message=_on_bot_message(event, context),
         )
         if removed.done:
             meter.vote("removed")
@@ -128,3 +130,9 @@ def register(
             channel_id=event["channel"], thread_ts=thread_ts, user_id=user_id, text=event.get("text") or ""
         )
         tell(event["channel"], user_id, outcome.message, thread_ts)
+
+
+def _on_bot_message(event: dict[str, Any], context: BoltContext) -> bool:
+    """Whether the reacted message is the bot's (a clip's message among them); unknown counts as maybe."""
+    author = event.get("item_user")
+    return author is None or author == context.bot_user_id
