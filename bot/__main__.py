@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import checkup
+from bot import checkup, logs
 from bot.bootstrap import build_runtime, check_slack
 from bot.config import load_settings, load_settings_reporting
 from bot.errors import ConfigError
@@ -29,7 +29,7 @@ DEMO_MARKER = ".sora-bot-demo"
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format)
     problems = settings.serve_problems() + settings.provider_problems()
     if problems:
         raise ConfigError(problems)
@@ -61,7 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARKER).write_text("Created by `sora-bot demo`; safe to delete.\n")
-    _configure_logging("DEBUG" if args.verbose else "WARNING")
+    logs.configure("DEBUG" if args.verbose else "WARNING")
     return run_demo(out, build_runtime=build_runtime, timeout=args.timeout)
 
 
@@ -118,7 +118,7 @@ def _report(check: checkup.Check, lines: list[str], problems: list[str]) -> None
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database to this release's newest revision and say from where to where."""
     settings = load_settings()
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format)
     store = Store(settings.resolved_database_url)
     try:
         migration = store.create_schema()
@@ -138,10 +138,6 @@ def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def build_parser() -> argparse.ArgumentParser:

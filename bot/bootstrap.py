@@ -23,6 +23,7 @@ from bot.errors import ConfigError
 from bot.inbox import Inbox
 from bot.jobs import Jobs
 from bot.keyframes import build_keyframes
+from bot.metrics import Meter, Metrics, NoMeter, metered
 from bot.patterns import Patterns
 from bot.ports import Clock, Publisher
 from bot.posting import Posting
@@ -61,6 +62,7 @@ class Services:
     providers: Providers
     publisher: Publisher
     store: Store
+    meter: Meter
 
     def health(self) -> dict[str, object]:
         """For `GET /healthz`: can we reach the database?"""
@@ -87,8 +89,12 @@ def build_services(
     worker_id: str | None = None,
     core: CoreSettings | None = None,
     providers: Providers | None = None,
+    meter: Meter | None = None,
 ) -> Services:
-    """Every service over one store and one publisher (the Slack one in production, a recording in tests)."""
+    """Every service over one store and one publisher (the Slack one in production, a recording in tests).
+
+    `meter` counts at the seams (provider calls here; Slack calls in the publisher it was given)."""
+    meter = meter or NoMeter()
     worker = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
     core = core or CoreSettings(
         vote_minutes=settings.vote_minutes,
@@ -104,7 +110,7 @@ def build_services(
     openai_key = settings.secret("openai_api_key")
     draft_key, draft_url = settings.draft_server
     prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
-    providers = providers or build_providers(settings, prices=prices)
+    providers = metered(providers or build_providers(settings, prices=prices), meter)
     assets = LocalAssetStore(settings.data_dir / "assets")
     channels = Channels(
         store=store, providers=providers, prices=prices, clock=clock, settings=core, publisher=publisher
@@ -169,6 +175,7 @@ def build_services(
         providers=providers,
         publisher=publisher,
         store=store,
+        meter=meter,
     )
 
 
@@ -183,9 +190,10 @@ class Runtime:
     app: object  # slack_bolt.App; typed loosely so `bot` stays free of Slack types outside this root
     webhooks: Receivers
     forget_secrets: Callable[[], None] = lambda: None
+    metrics: Metrics | None = None
 
     def wsgi(self) -> WSGIApplication:
-        """HTTP mode's one WSGI app: Slack events, provider webhooks, the health check."""
+        """HTTP mode's one WSGI app: Slack events, provider webhooks, the health check, the metrics."""
         from handlers.http import make_wsgi_app
 
         return make_wsgi_app(
@@ -197,6 +205,7 @@ class Runtime:
             on_job_event=lambda event: self.services.jobs.job_event(
                 provider=event.provider, job_id=event.job_id
             ),
+            metrics=self.metrics.exposition if self.metrics else None,
         )
 
     def serve(self, *, host: str, port: int, until: threading.Event) -> None:
@@ -222,7 +231,7 @@ class Runtime:
         server = HttpServer(self.wsgi(), host=host, port=port, limits=limits).start()
         hooks = ", ".join(f"POST /webhooks/{name}" for name in self.webhooks.names())
         log.info(
-            "sora-bot is listening on %s (POST /slack/events, GET /healthz%s)",
+            "sora-bot is listening on %s (POST /slack/events, GET /healthz, GET /metrics%s)",
             server.url,
             f", {hooks}" if hooks else "",
         )
@@ -231,7 +240,10 @@ class Runtime:
         server.stop()
 
     def close(self) -> None:
+        from handlers.app import finish_listeners
+
         self.ticker.stop()
+        finish_listeners(self.app)  # type: ignore[arg-type]  # their work needs the services and the store
         self.services.close()
         self.store.dispose()
         self.forget_secrets()
@@ -298,17 +310,23 @@ def build_runtime(
         store.dispose()
         forget_secrets()
         raise
+    metrics = Metrics()
+    metrics.watch(store)
     token = settings.secret("slack_bot_token") or ""
     client = make_client(token=token, base_url=settings.slack_api_url)
     services = build_services(
         settings,
         store=store,
         publisher=make_publisher(
-            token=token, base_url=settings.slack_api_url, timeout=slack_timeout(settings.lease_seconds)
+            token=token,
+            base_url=settings.slack_api_url,
+            timeout=slack_timeout(settings.lease_seconds),
+            meter=metrics,
         ),
         clock=clock or SystemClock(),
         worker_id=worker_id,
         providers=providers,
+        meter=metrics,
     )
     try:
         app = build_app(
@@ -341,4 +359,5 @@ def build_runtime(
         app=app,
         webhooks=receivers,
         forget_secrets=forget_secrets,
+        metrics=metrics,
     )

@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("SORA_BOT_LOG_LEVEL")
     )
+    # `json`: one object per line (time, level, logger, message, exception) for a log collector.
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias=AliasChoices("SORA_BOT_LOG_FORMAT")
+    )
     # Besides workspace admins and owners, who may change a channel's budget, provider and model.
     admins: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_ADMINS"))
     # An empty database is always created; upgrading one an older release made waits for `sora-bot migrate`
@@ -227,7 +231,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("openai_draft_api", mode="before")
+    @field_validator("openai_draft_api", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

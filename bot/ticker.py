@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot import logs
+
 log = logging.getLogger(__name__)
 
 JOB_ID = "sora-bot-sweep"
@@ -21,10 +23,7 @@ class Ticker:
     """
 
     def __init__(self, sweep: Callable[[], object], *, interval: float) -> None:
-        # APScheduler logs two lines per run at INFO: at a sub-second tick that drowns everything else.
-        logging.getLogger("apscheduler").setLevel(
-            max(logging.WARNING, logging.getLogger("apscheduler").level)
-        )
+        logs.quiet_scheduler()
         self._sweep = sweep
         self._again = threading.Event()
         self._running = threading.Lock()

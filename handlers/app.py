@@ -1,4 +1,4 @@
-"""Builds the one Bolt `App`: event dedupe, the single error handler, and every area's listeners."""
+"""Builds the one Bolt `App`: the single error handler and every area's listeners."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.metrics import Meter
 from handlers import actions, commands, events
 from handlers.errors import report_error
 from handlers.publisher import SlackPublisher
@@ -73,9 +74,18 @@ def check_bot_token(*, token: str, base_url: str, timeout: int = 10) -> TokenChe
     )
 
 
-def make_publisher(*, token: str, base_url: str, timeout: int = 30) -> SlackPublisher:
+def make_publisher(
+    *, token: str, base_url: str, timeout: int = 30, meter: Meter | None = None
+) -> SlackPublisher:
     """The outbox's publisher. Its client retries nothing: the outbox decides (see handlers.publisher)."""
-    return SlackPublisher(WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[]))
+    return SlackPublisher(
+        WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[]), meter=meter
+    )
+
+
+def finish_listeners(app: App) -> None:
+    """Wait for listeners still at work after their ack (Bolt runs them on its executor), and start no more."""
+    app.listener_runner.listener_executor.shutdown(wait=True)
 
 
 def build_app(
@@ -98,15 +108,13 @@ def build_app(
     # Bolt logs the whole body of a request that fails verification at INFO; keep it out of the logs.
     logging.getLogger("slack_bolt.middleware.request_verification").setLevel(logging.WARNING)
 
-    def skip_duplicate_events(body: dict[str, Any], next: Any) -> BoltResponse | None:
-        # Slack retries an event it thinks we missed; the event_id says whether we already handled it.
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not services.inbox.first_delivery(str(event_id)):
-            log.info("skipping retried event %s", event_id)
-            return BoltResponse(status=200, body="")
-        return next()  # type: ignore[no-any-return]
+    # Global middleware runs on the thread that answers Slack, before any ack: nothing here may be slow or
+    # touch the database (retried events are skipped inside the event listeners, after the ack).
+    def attach_meter(context: BoltContext, next: Any) -> None:
+        context["meter"] = services.meter  # for handlers.errors, which counts listener failures
+        next()
 
-    app.middleware(skip_duplicate_events)
+    app.middleware(attach_meter)
 
     @app.error
     def handle_errors(error: Exception, context: Any) -> None:
@@ -134,6 +142,8 @@ def build_app(
     )
     events.register(
         app,
+        inbox=services.inbox,
+        meter=services.meter,
         rounds=services.rounds,
         variations=services.variations,
         jobs=services.jobs,

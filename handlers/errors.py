@@ -25,6 +25,8 @@ def report_error(error: BaseException, context: Any, publisher: Publisher) -> No
     else:
         log.error("unhandled error in a listener", exc_info=error)
         text = SORRY
+    if (meter := context.get("meter")) is not None:
+        meter.listener_error("user" if isinstance(error, UserError) else "internal")
     respond = context.get("respond") if context.get("response_url") else None
     try:
         if respond is not None:

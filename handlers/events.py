@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from slack_bolt import App, BoltContext
 
 from bot import votes
+from bot.inbox import Inbox
 from bot.jobs import Jobs
+from bot.metrics import Meter
 from bot.ports import Publisher
 from bot.rounds import Rounds
 from bot.variations import Variations
@@ -19,9 +24,45 @@ CANCEL_EMOJI = frozenset({"x", "heavy_multiplication_x", "negative_squared_cross
 # deletions, joins and bot posts are not.
 HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
+log = logging.getLogger(__name__)
 
-def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, publisher: Publisher) -> None:
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def handled_once(inbox: Inbox) -> Callable[[F], F]:
+    """Skip an event Slack delivers again (it retries one it thinks we missed; the event_id says so).
+
+    The check writes a row, so it runs inside the listener: Bolt has acknowledged the event by then, and Slack
+    never waits on the database for its 200. The insert-or-ignore still lets exactly one delivery through.
+    The listener must take a `body` argument (Bolt injects arguments by the wrapped function's names).
+    """
+
+    def decorate(listener: F) -> F:
+        @functools.wraps(listener)
+        def wrapper(**kwargs: Any) -> None:
+            event_id = kwargs["body"].get("event_id")
+            if event_id and not inbox.first_delivery(str(event_id)):
+                log.info("skipping retried event %s", event_id)
+                return
+            listener(**kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def register(
+    app: App,
+    *,
+    inbox: Inbox,
+    meter: Meter,
+    rounds: Rounds,
+    variations: Variations,
+    jobs: Jobs,
+    publisher: Publisher,
+) -> None:
     guarded = reported(publisher)
+    once = handled_once(inbox)
 
     def tell(channel_id: str, user_id: str, text: str | None, thread_ts: str | None = None) -> None:
         if text:
@@ -29,7 +70,8 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
 
     @app.event("reaction_added")
     @guarded
-    def handle_reaction_added(event: dict[str, Any], context: BoltContext) -> None:
+    @once
+    def handle_reaction_added(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
@@ -46,15 +88,18 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
                 event_ts=str(event.get("event_ts") or ""),
                 on_bot_message=_on_bot_message(event, context),
             )
+            if outcome.done:
+                meter.vote("added")
         tell(item["channel"], event["user"], outcome.message)
 
     @app.event("reaction_removed")
     @guarded
-    def handle_reaction_removed(event: dict[str, Any], context: BoltContext) -> None:
+    @once
+    def handle_reaction_removed(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
-        rounds.remove_vote(
+        removed = rounds.remove_vote(
             channel_id=item["channel"],
             message_ts=item["ts"],
             user_id=event["user"],
@@ -62,10 +107,13 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
             event_ts=str(event.get("event_ts") or ""),
             on_bot_message=_on_bot_message(event, context),
         )
+        if removed.done:
+            meter.vote("removed")
 
     @app.event("message")
     @guarded
-    def handle_message(event: dict[str, Any], context: BoltContext) -> None:
+    @once
+    def handle_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
         # Only human replies inside a thread: no edits, deletions, bot posts or top-level chatter.
         if (

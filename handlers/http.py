@@ -43,6 +43,7 @@ def make_wsgi_app(
     health: Callable[[], dict[str, Any]],
     webhooks: Receivers | None = None,
     on_job_event: Callable[[WebhookEvent], object] | None = None,
+    metrics: Callable[[], tuple[bytes, str]] | None = None,
 ) -> WSGIApplication:
     """Raises ValueError without a signing secret: HTTP mode verifies every request."""
     if not signing_secret.strip():
@@ -55,6 +56,10 @@ def make_wsgi_app(
             body = json.dumps(report).encode()
             status = "200 OK" if report.get("ok") else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if path == "/metrics" and method in ("GET", "HEAD") and metrics is not None:
+            body, content_type = metrics()
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
             return [body]
         if path == SLACK_PATH:
             if method != "POST":

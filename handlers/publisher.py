@@ -7,6 +7,7 @@ failure goes back to the outbox, which knows whether it may resend (and looks fi
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.domain import Conversation, SharedFile, ThreadRef
 from bot.errors import PublishError, PublishUncertain
+from bot.metrics import Meter, NoMeter
 from bot.views import RoundView, VariationView
 from handlers import blocks
 
@@ -43,17 +45,21 @@ PERMANENT = frozenset(
 
 
 class SlackPublisher:
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, *, meter: Meter | None = None) -> None:
         self.client = client
+        self.meter = meter or NoMeter()
         self._bot_user_id: str | None = None
 
     def _call(self, method: str, *, uncertain: bool = True, **kwargs: Any) -> dict[str, Any]:
         """`uncertain`: whether a call that got no answer may still have been carried out by Slack."""
+        started, outcome = time.perf_counter(), "no_answer"
         try:
             response = getattr(self.client, method)(**kwargs)
+            outcome = "ok"
         except SlackApiError as err:
             error = str(err.response.get("error", "unknown error"))
             retry_after = None
+            outcome = "rate_limited" if err.response.status_code == 429 else "error"
             if err.response.status_code == 429:
                 retry_after = float(
                     err.response.headers.get("Retry-After", err.response.headers.get("retry-after", 1))
@@ -64,6 +70,10 @@ class SlackPublisher:
         except (SlackClientError, OSError) as err:
             kind = PublishUncertain if uncertain else PublishError
             raise kind(f"Slack could not be reached for {method}: {err}") from err
+        finally:
+            self.meter.slack_call(
+                method.replace("_", ".", 1), outcome=outcome, seconds=time.perf_counter() - started
+            )
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     def post_round(self, view: RoundView, *, key: str) -> str:

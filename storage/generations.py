@@ -134,6 +134,11 @@ class Generations(Queries):
         statement = select(func.min(Generation.next_poll_at)).where(col(Generation.status).in_(ACTIVE))
         return self.session.exec(statement).one()
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many generations are in each status (the status index answers it)."""
+        statement = select(Generation.status, func.count()).group_by(col(Generation.status))
+        return {str(status): int(n) for status, n in self.session.exec(statement).all()}
+
     def count_waiting(self) -> int:
         """Jobs not finished yet, anywhere."""
         statement = select(func.count()).select_from(Generation).where(col(Generation.status).in_(ACTIVE))

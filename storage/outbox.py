@@ -236,6 +236,15 @@ class OutboxQueries(Queries):
         statement = select(func.count()).select_from(Outbox).where(col(Outbox.state).in_([PENDING, SENDING]))
         return int(self.session.exec(statement).one())
 
+    def count_by_state(self) -> dict[str, int]:
+        """How many rows are waiting or being sent, and how many failed for good, by state."""
+        statement = (
+            select(Outbox.state, func.count())
+            .where(col(Outbox.state).in_([PENDING, SENDING, FAILED]))
+            .group_by(col(Outbox.state))
+        )
+        return {str(state): int(n) for state, n in self.session.exec(statement).all()}
+
     def _held(self, row_id: int, owner: str) -> Outbox | None:
         statement = select(Outbox).where(Outbox.id == row_id, Outbox.lease_owner == owner)
         return self.session.exec(statement.execution_options(populate_existing=True)).first()

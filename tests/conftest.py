@@ -83,8 +83,10 @@ def make_bot(
     database_url: str | None = None,
     env: dict[str, str] | None = None,
     local: InstantProvider | None = None,
+    finish_before_answer: bool = True,
 ) -> Bot:
-    """`local` replaces the instant provider that stands in for the local renderer."""
+    """`local` replaces the instant provider that stands in for the local renderer. `finish_before_answer=False`
+    runs listeners as production does: on Bolt's threads, after Slack has its answer."""
     base = {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,
@@ -101,7 +103,9 @@ def make_bot(
     providers = Providers(
         available={**configured.available, "local": local or InstantProvider()}, default=configured.default
     )
-    runtime = build_runtime(settings, clock=clock, providers=providers, listeners_finish_before_answer=True)
+    runtime = build_runtime(
+        settings, clock=clock, providers=providers, listeners_finish_before_answer=finish_before_answer
+    )
     server = HttpServer(runtime.wsgi(), host="127.0.0.1", port=0)
     server.start()
     sim = SlackSimulator(fake, app_url=server.url, signing_secret=SECRET)
