@@ -15,7 +15,7 @@ from bot.errors import InvalidInput, NotFound
 from bot.ports import AssetStore, Clock
 from bot.posting import Posting
 from bot.rounds import Rounds, distinct_seeds, numbers_hint
-from bot.views import Outcome
+from bot.views import Outcome, rules_of
 from storage.models import Generation, Round
 from storage.store import Repo, Store
 
@@ -74,7 +74,9 @@ class Variations:
         if parsed.verb == replies.Verb.HELP:
             return Outcome(True, replies.HELP_TEXT)
         if parsed.verb == replies.Verb.PICK:
-            return self.rounds.close_round(round_id, actor=user_id, pick=parsed.numbers[0])
+            return self.rounds.close_round(
+                round_id, actor=user_id, pick=parsed.numbers[0], reason=parsed.change
+            )
         if parsed.verb == replies.Verb.AGAIN and not parsed.numbers:
             parent = generations[0] if generations else None
             if parent is None:
@@ -242,10 +244,9 @@ class Variations:
             seconds=seconds,
         )
         repo.rounds.add_cost(round_row.id, total)
-        if round_row.status == RoundStatus.CLOSED.value:
-            repo.rounds.reopen(
-                round_row.id, closes_at=self.clock.now() + timedelta(minutes=defaults.vote_minutes)
-            )
+        if round_row.status in (RoundStatus.CLOSED.value, RoundStatus.TIED.value):
+            minutes = rules_of(round_row).minutes  # the round's own rules, not the channel's of today
+            repo.rounds.reopen(round_row.id, closes_at=self.clock.now() + timedelta(minutes=minutes))
         return total
 
     @staticmethod
