@@ -64,7 +64,10 @@ class Patterns:
             "voters": tally.voters,
             "variations": len(generations),
             "tie": tally.tie,
+            "tied": list(tally.tied),
             "closed_by": round_row.closed_by,
+            "close_reason": round_row.close_reason,
+            "reason": round_row.pick_reason,
         }
         pattern.lineage = lineage
         pattern.tags = " ".join(filter(None, [winner.kind, winner.aspect.replace(":", "x"), spec.camera]))
