@@ -40,7 +40,7 @@ def describe_changes(before: ChannelDefaults, after: ChannelDefaults) -> str:
             "goal": defaults.goal.value if defaults.goal else "none",
             "vote": f"{defaults.vote_minutes} minutes",
             "blind": "on" if defaults.blind else "off",
-            "emoji": " ".join(f":{e}:" for e in sorted(defaults.vote_emoji)),
+            "emoji": " ".join(f":{e}:" for e in votes.shown_order(defaults.vote_emoji)),
             "multi": "on" if defaults.multi else "off",
             "owner_votes": "on" if defaults.owner_votes else "off",
             "quorum": "off" if defaults.quorum is None else f"{defaults.quorum} voters",

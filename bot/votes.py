@@ -52,6 +52,16 @@ def normalise_emoji(name: str) -> str:
     return _ALIASES.get(name, name)
 
 
+_SHOWN_FIRST = ("+1", "heart", "fire", "star", "white_check_mark", "raised_hands", "star-struck", "100")
+
+
+def shown_order(emoji: Collection[str]) -> list[str]:
+    """A set of vote emoji as people read it: one name per emoji, the familiar ones first."""
+    names = {normalise_emoji(e) for e in emoji}
+    first = [e for e in _SHOWN_FIRST if e in names]
+    return first + sorted(names - set(first))
+
+
 def is_vote(name: str, *, allowed: Collection[str] = VOTE_EMOJI) -> bool:
     return normalise_emoji(name) in {normalise_emoji(a) for a in allowed}
 

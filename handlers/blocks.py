@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot import prompts
+from bot import prompts, votes
 from bot.domain import CloseReason, JobStatus, RoundStatus, Severity
 from bot.views import ChannelDefaults, DraftCard, PatternCard, RoundView, StatusReport, VariationView
 
@@ -308,7 +308,7 @@ def _how_to_vote(view: RoundView) -> str:
             "what, and the counts stay hidden until the round closes."
         )
     else:
-        emoji = sorted(rules.emoji)
+        emoji = votes.shown_order(rules.emoji)
         shown = " ".join(f":{e}:" for e in emoji[:_EMOJI_SHOWN]) + (" …" if len(emoji) > _EMOJI_SHOWN else "")
         how = f"*Vote* by reacting {shown} on a variation's message."
     terms = [
@@ -567,7 +567,7 @@ def settings_message(defaults: ChannelDefaults, *, providers: Sequence[str], cha
         f"• vote: {defaults.vote_minutes} minutes · quorum: "
         + ("off" if defaults.quorum is None else f"{defaults.quorum} voters")
         + f" · tie: the owner has {defaults.tie_minutes} minutes to pick, then the earliest tied variation wins",
-        f"• emoji: {' '.join(f':{e}:' for e in sorted(defaults.vote_emoji))}",
+        f"• emoji: {' '.join(f':{e}:' for e in votes.shown_order(defaults.vote_emoji))}",
         "• multi: "
         + (
             "on — one vote per variation"
