@@ -402,10 +402,17 @@ class Rounds:
     # --- close --------------------------------------------------------------------------------
 
     def close_round(
-        self, round_id: int, *, actor: str, pick: int | None = None, reason: str | None = None
+        self,
+        round_id: int,
+        *,
+        actor: str,
+        pick: int | None = None,
+        reason: str | None = None,
+        tie_only: bool = False,
     ) -> Outcome:
-        """The owner closes the round (*Close voting*), or picks #N (`pick #N [reason]`, or a tie's button):
-        count votes, save the winner, announce it. Closes once."""
+        """The owner closes the round (*Close voting*), or picks #N (`pick #N [reason]`, or a tie's button:
+        `tie_only`, so an old tie's button never closes a round a remix reopened): count votes, save the
+        winner, announce it. Closes once."""
         with self.store.read() as repo:
             round_row = repo.rounds.get(round_id)
             if round_row is None:
@@ -415,6 +422,8 @@ class Rounds:
                 raise NotAllowed(f"Only the person who started this round can {what}.")
             tied = round_row.status == RoundStatus.TIED.value
         reason = " ".join(reason.split())[:MAX_PICK_REASON] if reason else None
+        if tie_only and not tied:
+            return Outcome(False, "That tie is over; this round's messages show where it stands.")
         if tied:
             if pick is None:
                 return Outcome(

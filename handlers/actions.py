@@ -177,7 +177,7 @@ def register(
         round_id, _, number = str(body["actions"][0].get("value", "")).partition(":")
         if not (round_id.isascii() and round_id.isdigit() and number.isascii() and number.isdigit()):
             raise InvalidInput("That button is out of date; reply `pick #N` in the round's thread instead.")
-        outcome = rounds.close_round(int(round_id), actor=body["user"]["id"], pick=int(number))
+        outcome = rounds.close_round(int(round_id), actor=body["user"]["id"], pick=int(number), tie_only=True)
         if outcome.message:
             respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
 
