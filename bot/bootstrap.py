@@ -98,6 +98,7 @@ def build_services(
     worker = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
     core = core or CoreSettings(
         vote_minutes=settings.vote_minutes,
+        tie_minutes=settings.tie_grace_minutes,
         daily_budget=settings.daily_budget,
         max_concurrent=settings.max_concurrent,
         min_beat_gap=settings.min_beat_gap,

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot import prompts
+from bot import prompts, votes
 from bot.errors import InvalidInput, NotAllowed, PublishError
 from bot.ports import Clock, Publisher
 from bot.pricing import PriceTable, UnknownPrice
@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 
 
 GUARDED_SETTINGS = ("budget", "provider", "model")  # what spends money: admins only
+# `/sora settings` keys whose column has another name.
+_COLUMNS = {
+    "vote": "vote_minutes",
+    "budget": "daily_budget",
+    "emoji": "vote_emoji",
+    "multi": "multi_vote",
+    "tie": "tie_minutes",
+}
 
 
 def describe_changes(before: ChannelDefaults, after: ChannelDefaults) -> str:
@@ -32,6 +40,11 @@ def describe_changes(before: ChannelDefaults, after: ChannelDefaults) -> str:
             "goal": defaults.goal.value if defaults.goal else "none",
             "vote": f"{defaults.vote_minutes} minutes",
             "blind": "on" if defaults.blind else "off",
+            "emoji": " ".join(f":{e}:" for e in votes.shown_order(defaults.vote_emoji)),
+            "multi": "on" if defaults.multi else "off",
+            "owner_votes": "on" if defaults.owner_votes else "off",
+            "quorum": "off" if defaults.quorum is None else f"{defaults.quorum} voters",
+            "tie": f"{defaults.tie_minutes} minutes",
             "budget": "no limit" if defaults.daily_budget is None else f"${defaults.daily_budget:,.2f} a day",
         }
 
@@ -61,6 +74,16 @@ class Channels:
         with self.store.read() as repo:
             return self.defaults_in(repo, channel_id)
 
+    def legacy_rules(self, *, blind: bool) -> votes.VoteRules:
+        """The rules a round from before rules were stored ran under: a vote on each variation, owner included."""
+        return votes.VoteRules(
+            emoji=self.settings.vote_emoji,
+            multi=True,
+            minutes=self.settings.vote_minutes,
+            blind=blind,
+            tie_minutes=self.settings.tie_minutes,
+        )
+
     def defaults_in(self, repo: Repo, channel_id: str) -> ChannelDefaults:
         row = repo.channels.settings(channel_id)
         provider = (row.provider if row else None) or self.providers.default
@@ -73,6 +96,11 @@ class Channels:
             goal=prompts.Goal(row.goal) if row and row.goal else None,
             vote_minutes=(row.vote_minutes if row else None) or self.settings.vote_minutes,
             blind=bool(row and row.blind),
+            vote_emoji=frozenset(row.vote_emoji) if row and row.vote_emoji else self.settings.vote_emoji,
+            multi=bool(row and row.multi_vote),
+            owner_votes=row.owner_votes if row and row.owner_votes is not None else True,
+            quorum=row.quorum if row else None,
+            tie_minutes=row.tie_minutes if row and row.tie_minutes is not None else self.settings.tie_minutes,
             daily_budget=row.daily_budget
             if row and row.daily_budget is not None
             else self.settings.daily_budget,
@@ -82,7 +110,8 @@ class Channels:
     def update_settings(
         self, *, team_id: str, channel_id: str, user_id: str, changes: Sequence[tuple[str, object]]
     ) -> ChannelDefaults:
-        """Change a channel's defaults (`provider`, `model`, `goal`, `vote`, `blind`, `budget`).
+        """Change a channel's defaults (`provider`, `model`, `goal`, `budget`) and voting rules (`vote`, `emoji`,
+        `multi`, `owner_votes`, `quorum`, `blind`, `tie`). Rounds already running keep the rules they started with.
 
         What costs money (budget, provider, model) is for workspace admins and the people the deployment names;
         every change is announced in the channel, so nobody lifts a budget quietly."""
@@ -97,9 +126,12 @@ class Channels:
             row = repo.channels.settings(channel_id) or ChannelSettings(
                 channel_id=channel_id, team_id=team_id, updated_by=user_id, updated_at=now
             )
-            names = {"vote": "vote_minutes", "budget": "daily_budget"}
             for key, value in values.items():
-                setattr(row, names.get(key, key), value.value if isinstance(value, prompts.Goal) else value)
+                if key == "emoji":  # a tuple of names, or None: the deployment's set
+                    value = sorted(str(e) for e in value) if isinstance(value, tuple) else []
+                setattr(
+                    row, _COLUMNS.get(key, key), value.value if isinstance(value, prompts.Goal) else value
+                )
             if "provider" in values and "model" not in values:
                 row.model = None  # a model id belongs to the provider it was set for
             row.updated_by, row.updated_at = user_id, now
@@ -131,7 +163,7 @@ class Channels:
             raise NotAllowed(
                 f"Only workspace admins (and the people this bot's operators named) can change "
                 f"{' or '.join(guarded)}; nothing was changed.",
-                hint="Ask one of them. Goal, vote and blind are yours to change.",
+                hint="Ask one of them. The goal and the voting rules are yours to change.",
             )
 
     def estimate(

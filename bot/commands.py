@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from bot.prompts import Goal, parse_goal
+from bot.votes import CANCEL_EMOJI, MAX_RULE_EMOJI, normalise_emoji
 
 # Long enough for a paragraph with a storyboard; longer than that is a pasted script, not an idea.
 MAX_IDEA_CHARS = 4000  # what Slack sends of a slash command's text; a long brief is condensed, not refused
@@ -173,7 +174,13 @@ SETTINGS_KEYS: dict[str, str] = {
     "model": "the provider's model id, or `default`",
     "goal": "the goal preset drafts here start with, or `none`",
     "vote": "minutes a round stays open for votes (1–10080)",
-    "blind": "`on` hides tallies until a round closes, `off` shows them live",
+    "emoji": f"the reactions that count as votes, up to {MAX_RULE_EMOJI} (e.g. `emoji=:+1: :fire:`), or `default`",
+    "multi": "`off`: one vote per person per round (a new vote moves it); `on`: one vote per variation",
+    "owner_votes": "`on` lets the round's owner vote, `off` doesn't count their vote",
+    "quorum": "close a round as soon as this many people have voted (1–1000), or `off`",
+    "blind": "`on`: votes are cast with a button, nobody sees who voted for what and counts stay hidden "
+    "until the round closes; `off`: reactions, counted live",
+    "tie": "minutes the owner has to break a tie before the earliest tied variation wins (0–1440), or `default`",
     "budget": "dollars this channel may spend per day (up to 999999.99), or `none` for no limit",
 }
 _ON = {"on", "yes", "true", "1"}
@@ -182,21 +189,62 @@ _CLEAR = {"none", "default", "unset", "off", "-"}
 
 
 def parse_settings(rest: str) -> SettingsCommand | CommandError:
-    """`provider=fal vote=30 blind=on budget=25 goal=social` → validated changes, or what is wrong."""
+    """`provider=fal vote=30 blind=on budget=25 goal=social` → validated changes, or what is wrong.
+
+    `emoji` takes several names: `emoji=:+1: :fire:`, `emoji=+1,fire` or Slack's `emoji=:+1::fire:`."""
     changes: list[tuple[str, object]] = []
-    usage = "e.g. `/sora settings vote=30 blind=on budget=25` — keys: " + ", ".join(SETTINGS_KEYS)
+    usage = "e.g. `/sora settings vote=30 quorum=3 multi=off blind=on` — keys: " + ", ".join(SETTINGS_KEYS)
+    emoji: list[str] | None = None  # the names of the `emoji` key being read, while it is the last key
     for pair in rest.replace(",", " ").split():
         key, sep, value = pair.partition("=")
         key, value = key.strip().lower(), value.strip()
+        if not sep and emoji is not None:  # more names for `emoji=`
+            problem = _more_emoji(emoji, pair)
+            if problem is not None:
+                return problem
+            continue
+        if emoji is not None:
+            changes.append(("emoji", tuple(emoji) or None))
+            emoji = None
         if key not in SETTINGS_KEYS:
             return CommandError(message=f"Unknown setting `{_shown(key)}`.", hint=usage)
         if not sep or not value:
             return CommandError(message=f"`{key}` needs a value: {SETTINGS_KEYS[key]}.", hint=usage)
+        if key == "emoji":
+            emoji = []
+            if value.lower() not in _CLEAR and (problem := _more_emoji(emoji, value)) is not None:
+                return problem
+            continue
         parsed = _setting_value(key, value.lower() if key != "model" else value)
         if isinstance(parsed, CommandError):
             return parsed
         changes.append((key, parsed))
+    if emoji is not None:
+        changes.append(("emoji", tuple(emoji) or None))
     return SettingsCommand(changes=tuple(changes))
+
+
+_EMOJI_NAME = re.compile(r"[a-z0-9+][a-z0-9_+'-]{0,39}", re.ASCII)
+
+
+def _more_emoji(names: list[str], text: str) -> CommandError | None:
+    """Add the emoji in `text` (`:+1::fire:`, `+1`, `:heart:`) to `names`, or say what is wrong."""
+    hint = f"`emoji` is {SETTINGS_KEYS['emoji']}."
+    if len(text) > MAX_SETTING_CHARS:
+        return CommandError(message=f"`{_shown(text)}` is too long for a list of emoji.", hint=hint)
+    for raw in (part for part in text.split(":") if part):
+        if raw.startswith("skin-tone-"):
+            continue  # `:+1::skin-tone-3:` is one emoji: a vote in any skin tone
+        name = normalise_emoji(raw)
+        if not _EMOJI_NAME.fullmatch(name):
+            return CommandError(message=f"`{_shown(raw)}` is not an emoji name.", hint=hint)
+        if name in CANCEL_EMOJI:
+            return CommandError(message=f"`:{name}:` cancels a variation, so it cannot be a vote.", hint=hint)
+        if name not in names:
+            names.append(name)
+        if len(names) > MAX_RULE_EMOJI:
+            return CommandError(message=f"At most {MAX_RULE_EMOJI} emoji can be votes.", hint=hint)
+    return None
 
 
 _BUDGET = re.compile(r"\$?(\d{1,6}(?:\.\d{1,2})?)", re.ASCII)
@@ -218,7 +266,15 @@ def _setting_value(key: str, value: str) -> object:
         )
     if key == "vote":
         return int(value) if _WHOLE.fullmatch(value) and 1 <= int(value) <= 10080 else wrong
-    if key == "blind":
+    if key == "quorum":
+        if value in _CLEAR:
+            return None
+        return int(value) if _WHOLE.fullmatch(value) and 1 <= int(value) <= 1000 else wrong
+    if key == "tie":
+        if value in _CLEAR - {"off"}:
+            return None
+        return int(value) if _WHOLE.fullmatch(value) and 0 <= int(value) <= 1440 else wrong
+    if key in ("blind", "multi", "owner_votes"):
         return True if value in _ON else False if value in _OFF else wrong
     if key == "budget":
         if value in _CLEAR:

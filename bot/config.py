@@ -45,6 +45,7 @@ _HELP: dict[str, str] = {
     "SORA_BOT_MAX_CONCURRENT": "how many jobs may run at one provider at once, 1 to 100",
     "SORA_BOT_MIN_BEAT_GAP": "seconds between storyboard cards below which the lint warns, 0.5 to 10",
     "SORA_BOT_VOTE_MINUTES": "a whole number of minutes between 1 and 10080 (a week)",
+    "SORA_BOT_TIE_GRACE_MINUTES": "a whole number of minutes between 0 and 1440 (a day)",
     "SORA_BOT_TICK_SECONDS": "a number of seconds between 0.1 and 60",
     "SORA_BOT_MAX_CLIP_MB": "the largest clip to download from a provider, in MB, 1 to 1000",
     "SORA_BOT_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
@@ -118,7 +119,11 @@ class Settings(BaseSettings):
         default=1.5, ge=0.5, le=10, validation_alias=AliasChoices("SORA_BOT_MIN_BEAT_GAP")
     )
     vote_minutes: int = Field(
-        default=60, ge=1, le=10080, validation_alias=AliasChoices("SORA_BOT_VOTE_MINUTES")
+        default=30, ge=1, le=10080, validation_alias=AliasChoices("SORA_BOT_VOTE_MINUTES")
+    )
+    # A tie the owner has not broken within this many minutes goes to the earliest tied variation.
+    tie_grace_minutes: int = Field(
+        default=10, ge=0, le=1440, validation_alias=AliasChoices("SORA_BOT_TIE_GRACE_MINUTES")
     )
     tick_seconds: float = Field(
         default=2.0, ge=0.1, le=60, validation_alias=AliasChoices("SORA_BOT_TICK_SECONDS")

@@ -49,8 +49,21 @@ class JobStatus(StrEnum):
 
 class RoundStatus(StrEnum):
     OPEN = "open"
+    TIED = "tied"  # voting is over, level: the owner may pick until the tie rule decides
     CLOSED = "closed"
     CANCELLED = "cancelled"
+
+
+class CloseReason(StrEnum):
+    """How a round's vote ended; the announcement says which."""
+
+    DEADLINE = "deadline"
+    QUORUM = "quorum"
+    OWNER = "owner"  # *Close voting*
+    PICK = "pick"  # `pick #N`: the owner chose, whatever the votes
+    TIE = "tie"  # level at the top: the owner has a grace period to pick (the round is `tied`)
+    TIE_PICK = "tie_pick"  # the owner broke the tie
+    TIE_RULE = "tie_rule"  # nobody picked in time: the earliest tied variation won
 
 
 class GenerationKind(StrEnum):

@@ -32,7 +32,12 @@ class Patterns:
         winner = next(g for g in generations if g.id == winner_id)
         pattern = repo.patterns.for_round(round_row.id) or self._new(round_row, winner)
         _fill(pattern, winner, generations, tally)
-        pattern.outcome["closed_by"] = round_row.closed_by
+        pattern.outcome |= {
+            "tied": list(tally.tied),
+            "closed_by": round_row.closed_by,
+            "close_reason": round_row.close_reason,
+            "reason": round_row.pick_reason,
+        }
         repo.patterns.save(pattern)
 
     def save_variation(self, generation_id: int, *, actor: str) -> Outcome:

@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from bot import media, views
 from bot.assets import finished_clip
-from bot.domain import JobStatus, ThreadRef
+from bot.domain import JobStatus, RoundStatus, ThreadRef
 from bot.errors import PublishError, PublishUncertain
 from bot.ports import AssetStore, Clock, Publisher
 from bot.tuning import CoreSettings
@@ -37,6 +37,7 @@ class PostKind(StrEnum):
     CLIP = "upload_clip"
     SHEET = "upload_sheet"
     ANNOUNCE = "announce"
+    TIE = "announce_tie"
     ROUND_UPDATE = "update_round"
     VARIATION_UPDATE = "update_variation"
 
@@ -113,6 +114,14 @@ class Posting:
         self._enqueue(
             repo, PostKind.ANNOUNCE, round_id, key=f"round-{round_id}/close-{close_number}/announce"
         )
+        self._update(repo, PostKind.ROUND_UPDATE, round_id)
+        for generation in repo.generations.in_round(round_id):
+            assert generation.id is not None
+            self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation.id)
+
+    def round_tied(self, repo: Repo, round_id: int, *, close_number: int) -> None:
+        """The vote ended level: the tie is announced (once per close) with the owner's buttons."""
+        self._enqueue(repo, PostKind.TIE, round_id, key=f"round-{round_id}/close-{close_number}/tie")
         self._update(repo, PostKind.ROUND_UPDATE, round_id)
         for generation in repo.generations.in_round(round_id):
             assert generation.id is not None
@@ -247,6 +256,10 @@ class Posting:
             return _Sent()
         if kind == PostKind.ANNOUNCE:
             return _Sent(ts=self.publisher.announce_winner(thread, view, key=row.key))
+        if kind == PostKind.TIE:
+            if view.status != RoundStatus.TIED:  # settled before this went out: the result says it was a tie
+                return None
+            return _Sent(ts=self.publisher.announce_winner(thread, view, key=row.key))
         if kind == PostKind.SHEET:
             return self._post_sheet(round_row, generations, thread)
         assert generation is not None and generation.id is not None
@@ -310,7 +323,7 @@ class Posting:
             return _Sent(ts=ts) if ts else None
         assert round_row.parent_ts is not None and round_row.id is not None
         thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
-        if kind in (PostKind.VARIATION, PostKind.ANNOUNCE):
+        if kind in (PostKind.VARIATION, PostKind.ANNOUNCE, PostKind.TIE):
             ts = self.publisher.find_message(
                 round_row.channel_id, thread_ts=round_row.parent_ts, key=row.key, since=0
             )

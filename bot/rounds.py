@@ -15,18 +15,43 @@ from datetime import timedelta
 
 from bot import prompts, votes
 from bot.channels import Channels
-from bot.domain import Conversation, GenerationKind, JobStatus, PromptSpec, RoundStatus, Severity, ThreadRef
+from bot.domain import (
+    CloseReason,
+    Conversation,
+    GenerationKind,
+    JobStatus,
+    PromptSpec,
+    RoundStatus,
+    Severity,
+    ThreadRef,
+)
 from bot.drafts import Drafts
 from bot.errors import InvalidInput, NotAllowed, NotFound, NotInvited, PublishError
 from bot.patterns import Patterns
 from bot.ports import Clock, Publisher
 from bot.posting import Posting
 from bot.tuning import MAX_VARIATIONS, MIN_VARIATIONS, CoreSettings
-from bot.views import DraftCard, Outcome, RoundView, StatusReport, round_tally, round_view
+from bot.views import (
+    DraftCard,
+    Outcome,
+    RoundView,
+    StatusReport,
+    round_tally,
+    round_view,
+    rules_of,
+    vote_records,
+)
 from storage.models import Draft, Generation, Round
 from storage.store import Repo, Store
 
 log = logging.getLogger(__name__)
+
+MAX_PICK_REASON = 400  # `pick #2 <reason>`: kept and shown, like a remix's change
+_BLIND_NOTE = (
+    "This round is blind, so reactions are not votes (everyone can see who reacted with what). "
+    "Vote with the *Vote* button under #{number}: nobody sees your choice."
+)
+_OWNER_NOTE = "You started this round, and this channel's rules don't count the owner's vote."
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,7 @@ class Rounds:
         spec = PromptSpec.from_dict(draft.spec)
         count = max(MIN_VARIATIONS, min(MAX_VARIATIONS, draft.variations))
         defaults = self.channels.defaults_in(repo, draft.channel_id)
+        rules = defaults.rules  # copied: a settings change later leaves this round's rules alone
         total, _ = self.channels.estimate(
             draft.provider, draft.model, seconds=draft.seconds, variations=count
         )
@@ -121,8 +147,9 @@ class Rounds:
                 channel_id=draft.channel_id,
                 owner_id=actor,
                 title=spec.subject or draft.idea[:80],
-                closes_at=now + timedelta(minutes=defaults.vote_minutes),
-                blind=defaults.blind,
+                closes_at=now + timedelta(minutes=rules.minutes),
+                blind=rules.blind,
+                rules=rules.as_dict(),
                 private=private,
                 estimated_cost=total,
                 created_at=now,
@@ -179,7 +206,7 @@ class Rounds:
     ) -> Outcome:
         """A reaction on a variation: its message or its clip. Non-vote emoji and other messages are ignored on
         purpose. `on_bot_message`: whether the bot wrote the message (only then can it be an unmapped clip)."""
-        return self._vote(
+        return self._reaction(
             channel_id,
             message_ts,
             user_id,
@@ -199,7 +226,7 @@ class Rounds:
         event_ts: str = "",
         on_bot_message: bool = True,
     ) -> Outcome:
-        return self._vote(
+        return self._reaction(
             channel_id,
             message_ts,
             user_id,
@@ -209,7 +236,7 @@ class Rounds:
             on_bot_message=on_bot_message,
         )
 
-    def _vote(
+    def _reaction(
         self,
         channel_id: str,
         message_ts: str,
@@ -220,53 +247,145 @@ class Rounds:
         active: bool,
         on_bot_message: bool,
     ) -> Outcome:
+        """Apply one reaction event under the round's rules, in one transaction holding the round's lock (a
+        vote either lands before a close counts it, or sees the round closed). The reaction may be on the
+        variation's message or on its clip's; a removal counts once the emoji is gone from both."""
         name = votes.normalise_emoji(emoji)
-        if not votes.is_vote(name, allowed=self.settings.vote_emoji):
+        if name in votes.CANCEL_EMOJI:
             return Outcome(False)
         variation = self._variation_at(channel_id, message_ts, learn=on_bot_message)
-        if variation is None:
+        if variation is None or variation.id is None:
             return Outcome(False)
         if not active and self._still_held(channel_id, variation, message_ts, user_id, name):
             return Outcome(False)
-        return self._apply_vote(
-            channel_id=channel_id,
-            message_ts=message_ts,
-            user_id=user_id,
-            emoji=name,
-            event_ts=event_ts,
-            active=active,
-        )
-
-    def _apply_vote(
-        self, *, channel_id: str, message_ts: str, user_id: str, emoji: str, event_ts: str, active: bool
-    ) -> Outcome:
         with self.store.transaction() as repo:
-            generation = repo.generations.by_message(channel_id, message_ts)
+            generation = repo.generations.get(variation.id)
             if generation is None or generation.id is None:
                 return Outcome(False)
-            round_row = repo.rounds.get(generation.round_id)
+            round_row = repo.rounds.get_for_update(generation.round_id)
             assert round_row is not None and round_row.id is not None
+            rules = rules_of(round_row)
+            if name not in {votes.normalise_emoji(e) for e in rules.emoji}:
+                return Outcome(False)
+            if rules.blind:  # a reaction shows everyone who chose what: in a blind round it is no vote
+                return Outcome(False, _BLIND_NOTE.format(number=generation.number) if active else None)
             if round_row.status != RoundStatus.OPEN.value:
-                if not active:
-                    return Outcome(False)
-                winner = _winner_number(repo, round_row)
-                said = f" #{winner} won." if winner else ""
-                return Outcome(False, f"Voting on this round has closed; your vote was not counted.{said}")
+                return Outcome(False, _closed_note(repo, round_row) if active else None)
+            if active and user_id == round_row.owner_id and not rules.owner_votes:
+                return Outcome(False, _OWNER_NOTE)
+            generations = list(repo.generations.in_round(round_row.id))
+            before = self._vote_of(repo, round_row, generations, user_id)
             changed = repo.votes.record(
                 round_id=round_row.id,
                 generation_id=generation.id,
                 user_id=user_id,
-                emoji=emoji,
+                emoji=name,
                 active=active,
                 event_ts=event_ts,
                 now=self.clock.now(),
             )
+            after = self._vote_of(repo, round_row, generations, user_id)
             if changed:
-                self.posting.votes_changed(repo, round_row.id, [generation.id])
+                # One vote per round: a move changes two variations' counts (rendered from rows when sent).
+                touched = [generation.id] if rules.multi else [g.id for g in generations if g.id is not None]
+                self.posting.votes_changed(repo, round_row.id, touched)
+            round_id = round_row.id
+        message = None
+        if changed and active and before and after and before != after and not rules.multi:
+            message = (
+                f"Your vote moved from {_numbers(before, generations)} to {_numbers(after, generations)}: "
+                "one vote per person in this round. Your other reaction stays in Slack but no longer counts."
+            )
+        if changed:
+            self.posting.deliver(round_id)
+            self._close_at_quorum(round_id)
+        return Outcome(changed, message)
+
+    def cast_ballot(self, generation_id: int, *, user_id: str, action_ts: str) -> Outcome:
+        """A blind round's *Vote* button: vote for this variation, or take the vote back (clicked again); under
+        one vote per round, a vote elsewhere moves here. The answer is for the voter alone.
+
+        Only the round message changes (how many have voted): a variation's message never moves with a vote,
+        so nobody can tell from it who chose what."""
+        with self.store.transaction() as repo:
+            generation = repo.generations.get(generation_id)
+            if generation is None or generation.id is None:
+                raise NotFound("That variation no longer exists.")
+            round_row = repo.rounds.get_for_update(generation.round_id)
+            assert round_row is not None and round_row.id is not None
+            rules = rules_of(round_row)
+            number = generation.number
+            if round_row.status != RoundStatus.OPEN.value:
+                return Outcome(False, _closed_note(repo, round_row))
+            if not rules.blind:
+                return Outcome(False, f"This round counts reactions: react on #{number}'s message to vote.")
+            if generation.status != JobStatus.COMPLETED.value:
+                return Outcome(False, f"#{number} has no finished clip to vote for.")
+            if user_id == round_row.owner_id and not rules.owner_votes:
+                return Outcome(False, _OWNER_NOTE)
+            mine = repo.votes.of_user(round_row.id, user_id, votes.BALLOT)
+            generations = list(repo.generations.in_round(round_row.id))
+            if any(r.event_ts == action_ts for r in mine):  # the same click delivered twice
+                return Outcome(
+                    False, _ballot_note(self._vote_of(repo, round_row, generations, user_id), generations)
+                )
+            held = {r.generation_id for r in mine if r.active}
+            now = self.clock.now()
+            changed = False
+            if generation.id in held:
+                changes = [(generation.id, False)]
+            else:
+                changes = [(generation.id, True)]
+                if not rules.multi:
+                    changes += [(other, False) for other in held]
+            for target, active in changes:
+                changed |= repo.votes.record(
+                    round_id=round_row.id,
+                    generation_id=target,
+                    user_id=user_id,
+                    emoji=votes.BALLOT,
+                    active=active,
+                    event_ts=action_ts,
+                    now=now,
+                )
+            if changed:
+                self.posting.votes_changed(repo, round_row.id, [])
+            after = self._vote_of(repo, round_row, generations, user_id)
             round_id = round_row.id
         if changed:
             self.posting.deliver(round_id)
-        return Outcome(changed)
+            self._close_at_quorum(round_id)
+        moved = sorted(held - after) if not rules.multi and generation.id in after else []
+        return Outcome(
+            changed,
+            _ballot_note(
+                after, generations, moved_from=moved, taken_back=number if generation.id in held else None
+            ),
+        )
+
+    @staticmethod
+    def _vote_of(repo: Repo, round_row: Round, generations: list[Generation], user_id: str) -> frozenset[int]:
+        """The variations (generation ids) this person's vote counts for now, under the round's rules."""
+        assert round_row.id is not None
+        numbers = {g.id: g.number for g in generations if g.id is not None}
+        counted = votes.counted(
+            vote_records(repo, round_row.id, user_id=user_id),
+            numbers=numbers,
+            rules=rules_of(round_row),
+            owner_id=round_row.owner_id,
+        )
+        return counted.get(user_id, frozenset())
+
+    def _close_at_quorum(self, round_id: int) -> bool:
+        """Close the round once as many people as its quorum have voted (a replica racing it closes it once)."""
+        with self.store.read() as repo:
+            round_row = repo.rounds.get(round_id)
+            if round_row is None or round_row.status != RoundStatus.OPEN.value:
+                return False
+            quorum = rules_of(round_row).quorum
+            if quorum is None or round_tally(repo, round_row).voters < quorum:
+                return False
+        return self._close(round_id, actor=None, why=CloseReason.QUORUM).done
 
     # A variation is two messages in Slack: its own and its clip's (Slack shares an upload as a message of its
     # own). A reaction on either is a vote for it, and one person's emoji counts once: the vote row is per
@@ -326,10 +445,15 @@ class Rounds:
         )
 
     def reconcile_votes(self, round_id: int) -> int:
-        """Set the round's votes to Slack's reactions on each variation message; returns how many changed."""
+        """Set the round's votes to Slack's reactions on each variation message; returns how many changed.
+
+        A blind round is left alone: its votes are buttons, and reactions there are no votes."""
         with self.store.read() as repo:
             round_row = repo.rounds.get(round_id)
-            if round_row is None:
+            if round_row is None or round_row.status != RoundStatus.OPEN.value:
+                return 0
+            rules = rules_of(round_row)
+            if rules.blind:
                 return 0
             generations = list(repo.generations.in_round(round_id))
         unshared = [
@@ -342,7 +466,7 @@ class Rounds:
             with self.store.read() as repo:
                 generations = list(repo.generations.in_round(round_id))
         held: dict[int, set[tuple[str, str]]] = {}
-        allowed = {votes.normalise_emoji(e) for e in self.settings.vote_emoji}
+        allowed = {votes.normalise_emoji(e) for e in rules.emoji}
         for generation in generations:
             if generation.id is None or not generation.message_ts:
                 continue
@@ -360,18 +484,24 @@ class Rounds:
         with self.store.transaction() as repo:
             for generation_id, pairs in held.items():
                 if repo.votes.reconcile(
-                    round_id=round_id, generation_id=generation_id, held=pairs, now=self.clock.now()
+                    round_id=round_id,
+                    generation_id=generation_id,
+                    held=pairs,
+                    now=self.clock.now(),
+                    skip_emoji={votes.BALLOT},
                 ):
                     changed_ids.append(generation_id)
             if changed_ids:
-                self.posting.votes_changed(repo, round_id, changed_ids)
+                touched = changed_ids if rules.multi else list(held)
+                self.posting.votes_changed(repo, round_id, touched)
         if changed_ids:
             log.info("round %s: votes on %s reconciled with Slack", round_id, changed_ids)
             self.posting.deliver(round_id)
         return len(changed_ids)
 
     def reconcile_open_rounds(self) -> int:
-        """At start-up: votes Slack holds that a crash or a lost event kept from us, for every open round."""
+        """At start-up: votes Slack holds that a crash or a lost event kept from us, for every open round; and a
+        quorum reached just before a crash closes the round now."""
         with self.store.read() as repo:
             round_ids = [r.id for r in repo.rounds.open_rounds() if r.id is not None]
         changed = 0
@@ -380,28 +510,66 @@ class Rounds:
                 changed += self.reconcile_votes(round_id)
             except PublishError as err:
                 log.warning("could not reconcile round %s with Slack yet: %s", round_id, err)
+            self._close_at_quorum(round_id)
         return changed
 
     # --- close --------------------------------------------------------------------------------
 
-    def close_round(self, round_id: int, *, actor: str, pick: int | None = None) -> Outcome:
-        """The owner closes the round (or picks #N): count votes, save the winner, announce it. Closes once."""
+    def close_round(
+        self,
+        round_id: int,
+        *,
+        actor: str,
+        pick: int | None = None,
+        reason: str | None = None,
+        tie_only: bool = False,
+    ) -> Outcome:
+        """The owner closes the round (*Close voting*), or picks #N (`pick #N [reason]`, or a tie's button:
+        `tie_only`, so an old tie's button never closes a round a remix reopened): count votes, save the
+        winner, announce it. Closes once."""
         with self.store.read() as repo:
             round_row = repo.rounds.get(round_id)
             if round_row is None:
                 raise NotFound("That round no longer exists.")
             if actor != round_row.owner_id:
-                raise NotAllowed("Only the person who started this round can close it.")
-        return self._close(round_id, actor=actor, pick=pick)
+                what = "pick its winner" if pick is not None else "close it"
+                raise NotAllowed(f"Only the person who started this round can {what}.")
+            tied = round_row.status == RoundStatus.TIED.value
+        reason = " ".join(reason.split())[:MAX_PICK_REASON] if reason else None
+        if tie_only and not tied:
+            return Outcome(False, "That tie is over; this round's messages show where it stands.")
+        if tied:
+            if pick is None:
+                return Outcome(
+                    False, "Voting has ended in a tie: pick the winner with a button or `pick #N`."
+                )
+            return self._settle_tie(round_id, actor=actor, pick=pick, reason=reason)
+        why = CloseReason.PICK if pick is not None else CloseReason.OWNER
+        return self._close(round_id, actor=actor, why=why, pick=pick, reason=reason)
 
     def close_due(self) -> int:
-        """Close every open round past its deadline; returns how many this call closed."""
+        """Close every open round past its deadline, and settle every tie whose owner's time is over (the
+        earliest tied variation wins); returns how many this call closed or tied."""
         with self.store.read() as repo:
-            due = [r.id for r in repo.rounds.due(self.clock.now()) if r.id is not None]
-        return sum(1 for round_id in due if self._close(round_id, actor=None).done)
+            due = [(r.id, r.status) for r in repo.rounds.due(self.clock.now()) if r.id is not None]
+        done = 0
+        for round_id, status in due:
+            if status == RoundStatus.TIED.value:
+                done += self._settle_tie(round_id, actor=None).done
+            else:
+                done += self._close(round_id, actor=None, why=CloseReason.DEADLINE).done
+        return done
 
-    def _close(self, round_id: int, *, actor: str | None, pick: int | None = None) -> Outcome:
-        """`actor` None is the deadline."""
+    def _close(
+        self,
+        round_id: int,
+        *,
+        actor: str | None,
+        why: CloseReason,
+        pick: int | None = None,
+        reason: str | None = None,
+    ) -> Outcome:
+        """End the vote. A tie with no pick waits for the owner (`tie_minutes`), unless the rules give no time."""
         try:
             self.reconcile_votes(round_id)  # the announced tally is Slack's, not only what events told us
         except PublishError as err:
@@ -410,27 +578,86 @@ class Rounds:
             round_row = repo.rounds.get_for_update(round_id)
             if round_row is None or round_row.id is None:
                 raise NotFound("That round no longer exists.")
+            if round_row.status != RoundStatus.OPEN.value:
+                return Outcome(False, "This round is already closed.")
             generations = list(repo.generations.in_round(round_id))
             tally = round_tally(repo, round_row, generations)
+            rules = rules_of(round_row)
             winner_id = tally.winner.generation_id if tally.winner else None
+            ended = why
             if pick is not None:
-                picked = next((g for g in generations if g.number == pick), None)
-                if picked is None:
-                    raise NotFound(
-                        f"There is no variation #{pick} in this round.", hint=numbers_hint(generations)
-                    )
-                winner_id = picked.id
-            if not repo.rounds.close(
-                round_id, now=self.clock.now(), actor=actor, winner_generation_id=winner_id
-            ):
-                return Outcome(False, "This round is already closed.")
-            round_row = repo.rounds.get_for_update(round_id)
-            assert round_row is not None
-            if winner_id is not None:
-                self.patterns.save_winner(repo, round_row, winner_id, generations, tally)
-            self.posting.round_closed(repo, round_id, close_number=round_row.closes)
+                winner_id = _picked(generations, pick).id
+            elif tally.tie:
+                now = self.clock.now()
+                if rules.tie_minutes > 0:
+                    until = now + timedelta(minutes=rules.tie_minutes)
+                    if not repo.rounds.tie(round_id, now=now, until=until, actor=actor, reason=why.value):
+                        return Outcome(False, "This round is already closed.")
+                    self.posting.round_tied(repo, round_id, close_number=round_row.closes + 1)
+                    ended = CloseReason.TIE
+                else:
+                    ended = CloseReason.TIE_RULE
+            if ended is not CloseReason.TIE:
+                if not repo.rounds.close(
+                    round_id,
+                    now=self.clock.now(),
+                    actor=actor,
+                    winner_generation_id=winner_id,
+                    reason=ended.value,
+                    pick_reason=reason,
+                ):
+                    return Outcome(False, "This round is already closed.")
+                self._finish(repo, round_id, winner_id, generations, tally)
         self.posting.deliver(round_id)
         return Outcome(True)
+
+    def _settle_tie(
+        self, round_id: int, *, actor: str | None, pick: int | None = None, reason: str | None = None
+    ) -> Outcome:
+        """A tied round ends: the owner's pick, or (`actor` None, their time is over) the earliest tied variation."""
+        with self.store.transaction() as repo:
+            round_row = repo.rounds.get_for_update(round_id)
+            if round_row is None or round_row.id is None:
+                raise NotFound("That round no longer exists.")
+            if round_row.status != RoundStatus.TIED.value:
+                return Outcome(False, _closed_note(repo, round_row))
+            generations = list(repo.generations.in_round(round_id))
+            tally = round_tally(repo, round_row, generations)  # frozen since the tie: no vote lands now
+            if pick is None:
+                winner_id = tally.winner.generation_id if tally.winner else None
+                ended = CloseReason.TIE_RULE
+            else:
+                picked = _picked(generations, pick)
+                winner_id = picked.id
+                ended = CloseReason.TIE_PICK if picked.number in tally.tied else CloseReason.PICK
+            if not repo.rounds.close(
+                round_id,
+                now=self.clock.now(),
+                actor=actor,
+                winner_generation_id=winner_id,
+                reason=ended.value,
+                pick_reason=reason,
+                tied=True,
+            ):
+                return Outcome(False, "This round is already closed.")
+            self._finish(repo, round_id, winner_id, generations, tally)
+        self.posting.deliver(round_id)
+        return Outcome(True)
+
+    def _finish(
+        self,
+        repo: Repo,
+        round_id: int,
+        winner_id: int | None,
+        generations: list[Generation],
+        tally: votes.RoundTally,
+    ) -> None:
+        """In the close's transaction: keep the winner as a pattern, ask for the announcement and the updates."""
+        round_row = repo.rounds.get_for_update(round_id)
+        assert round_row is not None
+        if winner_id is not None:
+            self.patterns.save_winner(repo, round_row, winner_id, generations, tally)
+        self.posting.round_closed(repo, round_id, close_number=round_row.closes)
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -470,6 +697,49 @@ def numbers_hint(generations: list[Generation]) -> str:
     if not generations:
         return "This round has no variations yet."
     return "This round has " + ", ".join(f"#{g.number}" for g in generations) + "."
+
+
+def _picked(generations: list[Generation], number: int) -> Generation:
+    picked = next((g for g in generations if g.number == number), None)
+    if picked is None or picked.id is None:
+        raise NotFound(f"There is no variation #{number} in this round.", hint=numbers_hint(generations))
+    return picked
+
+
+def _numbers(generation_ids: frozenset[int] | set[int], generations: list[Generation]) -> str:
+    return " and ".join(f"#{g.number}" for g in generations if g.id in generation_ids) or "nothing"
+
+
+def _ballot_note(
+    vote: frozenset[int],
+    generations: list[Generation],
+    *,
+    moved_from: list[int] | None = None,
+    taken_back: int | None = None,
+) -> str:
+    """What a blind round's voter is told privately after a click."""
+    said = f"Your vote for #{taken_back} is taken back. " if taken_back is not None else ""
+    if vote:
+        said += f"Your vote is on {_numbers(vote, generations)}"
+        if moved_from:
+            said += f" (moved from {_numbers(set(moved_from), generations)})"
+        said += ". Only you can see this; click the same button again to take it back."
+    elif taken_back is None:
+        said += "You have no vote in this round yet."
+    else:
+        said += "You have no vote in this round now."
+    return said.strip()
+
+
+def _closed_note(repo: Repo, round_row: Round) -> str:
+    if round_row.status == RoundStatus.TIED.value:
+        return (
+            "Voting on this round has ended in a tie, and its owner is picking the winner; "
+            "your vote was not counted."
+        )
+    winner = _winner_number(repo, round_row)
+    said = f" #{winner} won." if winner else ""
+    return f"Voting on this round has closed; your vote was not counted.{said}"
 
 
 def _winner_number(repo: Repo, round_row: Round) -> int | None:

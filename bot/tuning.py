@@ -14,7 +14,8 @@ MAX_SECONDS = 20
 
 @dataclass(frozen=True)
 class CoreSettings:
-    vote_minutes: int = 60
+    vote_minutes: int = 30
+    tie_minutes: int = votes.DEFAULT_TIE_MINUTES  # the owner's time to break a tie before the rule decides
     daily_budget: float | None = None
     max_concurrent: int = 4
     min_beat_gap: float = storyboard.MIN_GAP

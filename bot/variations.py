@@ -16,7 +16,7 @@ from bot.errors import InvalidInput, NotFound
 from bot.ports import AssetStore, Clock
 from bot.posting import Posting
 from bot.rounds import Rounds, distinct_seeds, numbers_hint
-from bot.views import Outcome
+from bot.views import Outcome, rules_of
 from storage.models import Generation, Round
 from storage.store import Repo, Store
 
@@ -113,7 +113,9 @@ class Variations:
         if command.verb == replies.Verb.HELP:
             return Outcome(True, replies.HELP_TEXT)
         if command.verb == replies.Verb.PICK:
-            return self.rounds.close_round(round_id, actor=actor, pick=command.numbers[0])
+            return self.rounds.close_round(
+                round_id, actor=actor, pick=command.numbers[0], reason=command.change
+            )
         if command.verb == replies.Verb.AGAIN and not command.numbers:
             # A bare `again` re-rolls the round's own prompt (#1's), unlinked: it is a sibling, not a child.
             parent = generations[0] if generations else None
@@ -282,10 +284,9 @@ class Variations:
             seconds=seconds,
         )
         repo.rounds.add_cost(round_row.id, total)
-        if round_row.status == RoundStatus.CLOSED.value:
-            repo.rounds.reopen(
-                round_row.id, closes_at=self.clock.now() + timedelta(minutes=defaults.vote_minutes)
-            )
+        if round_row.status in (RoundStatus.CLOSED.value, RoundStatus.TIED.value):
+            minutes = rules_of(round_row).minutes  # the round's own rules, not the channel's of today
+            repo.rounds.reopen(round_row.id, closes_at=self.clock.now() + timedelta(minutes=minutes))
         return total
 
     @staticmethod

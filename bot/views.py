@@ -6,7 +6,7 @@ outbox can render a message from the rows at the moment it sends it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot import prompts, votes
 from bot.domain import (
@@ -95,6 +95,24 @@ class ChannelDefaults:
     blind: bool
     daily_budget: float | None
     spent_today: float
+    vote_emoji: frozenset[str] = votes.VOTE_EMOJI
+    multi: bool = False
+    owner_votes: bool = True
+    quorum: int | None = None
+    tie_minutes: int = votes.DEFAULT_TIE_MINUTES
+
+    @property
+    def rules(self) -> votes.VoteRules:
+        """The voting rules a round started here now copies."""
+        return votes.VoteRules(
+            emoji=self.vote_emoji,
+            multi=self.multi,
+            owner_votes=self.owner_votes,
+            minutes=self.vote_minutes,
+            quorum=self.quorum,
+            blind=self.blind,
+            tie_minutes=self.tie_minutes,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,7 @@ class VariationView:
     change: str | None = None
     error: str | None = None
     votes: int | None = None
+    vote_button: bool = False  # a blind round, open, and this clip is ready: votes are cast with a button
     is_winner: bool = False
     queue_position: int | None = None
     changed: tuple[
@@ -142,6 +161,12 @@ class RoundView:
     variations: tuple[VariationView, ...]
     winner_number: int | None = None
     voters: int = 0
+    rules: votes.VoteRules = field(default_factory=votes.VoteRules)
+    tied: tuple[int, ...] = ()  # the variations level at the top, when the vote ended in a tie
+    tie_votes: int = 0
+    close_reason: str | None = None  # deadline | quorum | owner | pick | tie_pick | tie_rule
+    pick_reason: str | None = None
+    closed_by: str | None = None
 
 
 def draft_card(row: Draft, *, estimated_cost: float, estimate_summary: str) -> DraftCard:
@@ -198,17 +223,33 @@ def finding_from(data: dict[str, object]) -> Finding:
     )
 
 
+def rules_of(round_row: Round) -> votes.VoteRules:
+    """The rules the round started with; a round from before rules were stored keeps the ones it ran under."""
+    legacy = votes.VoteRules(multi=True, blind=round_row.blind)
+    return votes.VoteRules.from_dict(round_row.rules, legacy=legacy)
+
+
+def vote_records(repo: Repo, round_id: int, *, user_id: str | None = None) -> list[votes.VoteRecord]:
+    return [
+        votes.VoteRecord(generation_id=v.generation_id, user_id=v.user_id, emoji=v.emoji, event_ts=v.event_ts)
+        for v in repo.votes.active_in_round(round_id)
+        if user_id is None or v.user_id == user_id
+    ]
+
+
 def round_tally(
     repo: Repo, round_row: Round, generations: list[Generation] | None = None
 ) -> votes.RoundTally:
+    """The round's votes counted under its own rules."""
     assert round_row.id is not None
     rows = generations if generations is not None else list(repo.generations.in_round(round_row.id))
     numbers = {g.id: g.number for g in rows if g.id is not None}
-    records = [
-        votes.VoteRecord(generation_id=v.generation_id, user_id=v.user_id, emoji=v.emoji)
-        for v in repo.votes.active_in_round(round_row.id)
-    ]
-    return votes.tally(records, numbers=numbers)
+    return votes.tally(
+        vote_records(repo, round_row.id),
+        numbers=numbers,
+        rules=rules_of(round_row),
+        owner_id=round_row.owner_id,
+    )
 
 
 def round_view(repo: Repo, round_row: Round) -> RoundView:
@@ -218,7 +259,8 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
     tally = round_tally(repo, round_row, generations)
     counts = {t.generation_id: t.votes for t in tally.tallies}
     is_open = round_row.status == RoundStatus.OPEN.value
-    hide = round_row.blind and is_open
+    rules = rules_of(round_row)
+    hide = rules.blind and is_open  # a blind round shows only how many have voted until voting ends
     numbers = {g.id: g.number for g in generations}
     specs = {g.id: g.spec for g in generations}
     by_id = {g.id: g for g in generations}
@@ -244,6 +286,7 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
             change=g.change,
             error=g.error,
             votes=None if hide else counts.get(g.id or 0, 0),
+            vote_button=hide and g.status == JobStatus.COMPLETED.value,
             is_winner=not is_open and g.id == round_row.winner_generation_id,
             queue_position=place.get(g.id),
             changed=prompts.changed_layers(
@@ -267,11 +310,17 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
         title=round_row.title,
         status=RoundStatus(round_row.status),
         closes_at_epoch=int(round_row.closes_at.timestamp()),
-        blind=round_row.blind,
+        blind=rules.blind,
         estimated_cost=round_row.estimated_cost,
         variations=variations,
         winner_number=None if is_open else winner_number,
         voters=tally.voters,
+        rules=rules,
+        tied=() if is_open else tally.tied,
+        tie_votes=tally.winner.votes if tally.tie and tally.winner and not is_open else 0,
+        close_reason=None if is_open else round_row.close_reason,
+        pick_reason=None if is_open else round_row.pick_reason,
+        closed_by=None if is_open else round_row.closed_by,
     )
 
 

@@ -1,11 +1,18 @@
-"""Votes: which reactions count, one person one vote per variation, the tally, the winner and the tie rule."""
+"""Votes: a round's rules, which reactions count, each person's vote under those rules, the tally and ties.
+
+A vote row is what a person holds: a reaction Slack shows, or a blind round's button. The rules are applied
+when counting, so the rows can stay exactly what Slack (or the button) says, in whatever order events came:
+under one vote per round, a person's vote is their latest one still held — a new vote moves it, and taking the
+newest back leaves the one before.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from bot.domain import Tally
 
@@ -30,6 +37,12 @@ _ALIASES: Mapping[str, str] = MappingProxyType(
     }
 )
 _SKIN_TONE = re.compile(r"::skin-tone-\d$")
+# ❌ on a variation cancels it: never a vote.
+CANCEL_EMOJI: frozenset[str] = frozenset({"x", "heavy_multiplication_x", "negative_squared_cross_mark"})
+# A blind round's votes are buttons, stored with this name: no Slack emoji has parentheses in its name.
+BALLOT = "(ballot)"
+MAX_RULE_EMOJI = 10
+DEFAULT_TIE_MINUTES = 10
 
 
 def normalise_emoji(name: str) -> str:
@@ -39,24 +52,127 @@ def normalise_emoji(name: str) -> str:
     return _ALIASES.get(name, name)
 
 
+_SHOWN_FIRST = ("+1", "heart", "fire", "star", "white_check_mark", "raised_hands", "star-struck", "100")
+
+
+def shown_order(emoji: Collection[str]) -> list[str]:
+    """A set of vote emoji as people read it: one name per emoji, the familiar ones first."""
+    names = {normalise_emoji(e) for e in emoji}
+    first = [e for e in _SHOWN_FIRST if e in names]
+    return first + sorted(names - set(first))
+
+
 def is_vote(name: str, *, allowed: Collection[str] = VOTE_EMOJI) -> bool:
     return normalise_emoji(name) in {normalise_emoji(a) for a in allowed}
 
 
 @dataclass(frozen=True)
+class VoteRules:
+    """A round's voting rules, copied from its channel when it starts (a later settings change leaves it be).
+
+    `multi` False: one vote per person per round (a new vote moves it); True: one per variation.
+    `quorum`: the round closes as soon as this many people have voted. `tie_minutes`: how long the owner has to
+    break a tie before the earliest tied variation wins (0: at once).
+    """
+
+    emoji: frozenset[str] = VOTE_EMOJI
+    multi: bool = False
+    owner_votes: bool = True
+    minutes: int = 30
+    quorum: int | None = None
+    blind: bool = False
+    tie_minutes: int = DEFAULT_TIE_MINUTES
+
+    def counts(self, emoji: str) -> bool:
+        """Whether a reaction is a vote in this round (never in a blind one: there, buttons are the votes)."""
+        return not self.blind and normalise_emoji(emoji) in {normalise_emoji(e) for e in self.emoji}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "emoji": sorted(self.emoji),
+            "multi": self.multi,
+            "owner_votes": self.owner_votes,
+            "minutes": self.minutes,
+            "quorum": self.quorum,
+            "blind": self.blind,
+            "tie_minutes": self.tie_minutes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, *, legacy: VoteRules) -> VoteRules:
+        """A round's stored rules; a round from before rules were stored keeps the ones it ran under (`legacy`)."""
+        if not data or not isinstance(data, Mapping):
+            return legacy
+        quorum = data.get("quorum")
+        return cls(
+            emoji=frozenset(str(e) for e in data.get("emoji") or legacy.emoji),
+            multi=bool(data.get("multi", legacy.multi)),
+            owner_votes=bool(data.get("owner_votes", legacy.owner_votes)),
+            minutes=int(data.get("minutes", legacy.minutes)),
+            quorum=int(quorum) if quorum else None,
+            blind=bool(data.get("blind", legacy.blind)),
+            tie_minutes=int(data.get("tie_minutes", legacy.tie_minutes)),
+        )
+
+
+@dataclass(frozen=True)
 class VoteRecord:
-    """One stored reaction: who reacted with what on which variation."""
+    """One held vote: who reacted with what (or pressed a blind round's button) on which variation, and when."""
 
     generation_id: int
     user_id: str
     emoji: str
+    event_ts: str = field(default="", compare=False)
+
+
+def ts_order(ts: str) -> tuple[int, int]:
+    """Slack ts strings ("1700000000.000100") compared as numbers; an empty ts (a reconciled vote) is oldest."""
+    seconds, _, fraction = ts.partition(".")
+    try:
+        return int(seconds or 0), int(fraction.ljust(6, "0")[:6] or 0)
+    except ValueError:
+        return 0, 0
+
+
+def counted(
+    votes: Iterable[VoteRecord],
+    *,
+    numbers: Mapping[int, int],
+    rules: VoteRules,
+    owner_id: str | None = None,
+    ignore_users: Collection[str] = (),
+) -> dict[str, frozenset[int]]:
+    """Each voter's counted votes (generation ids) under `rules`.
+
+    One vote per round: the vote held with the latest event ts (equal ts, e.g. both reconciled from Slack: the
+    later variation). The owner counts only where the rules let them; `ignore_users` (bots) never do.
+    """
+    ignored = set(ignore_users)
+    if owner_id is not None and not rules.owner_votes:
+        ignored.add(owner_id)
+    held: dict[str, list[VoteRecord]] = {}
+    for vote in votes:
+        if vote.generation_id not in numbers or vote.user_id in ignored:
+            continue
+        valid = vote.emoji == BALLOT if rules.blind else rules.counts(vote.emoji)
+        if valid:
+            held.setdefault(vote.user_id, []).append(vote)
+    result: dict[str, frozenset[int]] = {}
+    for user_id, records in held.items():
+        if rules.multi:
+            result[user_id] = frozenset(r.generation_id for r in records)
+        else:
+            latest = max(records, key=lambda r: (ts_order(r.event_ts), numbers[r.generation_id]))
+            result[user_id] = frozenset({latest.generation_id})
+    return result
 
 
 @dataclass(frozen=True)
 class RoundTally:
-    """Every variation's votes (in number order), distinct voters, and the winner.
+    """Every variation's votes (in number order), distinct voters, and the leader.
 
-    Ties go to the earliest variation number; `tie` and `tied` let the announcement say so.
+    `winner` is the leader, and in a tie the earliest tied variation (the stated rule once nobody picks);
+    `tie` and `tied` let the round say it is a tie.
     """
 
     tallies: tuple[Tally, ...]
@@ -72,21 +188,21 @@ def tally(
     numbers: Mapping[int, int],
     allowed: Collection[str] = VOTE_EMOJI,
     ignore_users: Collection[str] = (),
+    rules: VoteRules | None = None,
+    owner_id: str | None = None,
 ) -> RoundTally:
     """Count votes for the variations in `numbers` (generation_id → variation number).
 
-    A person counts once per variation however many vote emoji they used; reactions that are not votes,
-    on generations outside the round, or by `ignore_users` (the bot itself) do not count.
+    Without `rules`, a person counts once per variation however many vote emoji they used (the `allowed` ones).
+    With them, the round's rules decide (see `counted`). Reactions that are not votes, on generations outside
+    the round, or by `ignore_users` (the bot itself) never count.
     """
-    allowed_names = {normalise_emoji(a) for a in allowed}
-    ignored = set(ignore_users)
+    effective = rules or VoteRules(emoji=frozenset(allowed), multi=True)
+    per_voter = counted(votes, numbers=numbers, rules=effective, owner_id=owner_id, ignore_users=ignore_users)
     voters_of: dict[int, set[str]] = {generation_id: set() for generation_id in numbers}
-    for vote in votes:
-        if vote.generation_id not in voters_of or vote.user_id in ignored:
-            continue
-        if normalise_emoji(vote.emoji) not in allowed_names:
-            continue
-        voters_of[vote.generation_id].add(vote.user_id)
+    for user_id, generation_ids in per_voter.items():
+        for generation_id in generation_ids:
+            voters_of[generation_id].add(user_id)
 
     tallies = tuple(
         Tally(

@@ -255,8 +255,14 @@ class SlackSimulator:
         *,
         event_id: str | None = None,
         retry_num: int | None = None,
+        event_ts: str | None = None,
+        record: bool = True,
     ) -> SimResponse:
-        return self._reaction("reaction_added", user_id, channel_id, ts, emoji, event_id, retry_num)
+        """`event_ts` sets when Slack says it happened (to deliver events out of order); `record` False sends
+        the event for a reaction already recorded in the fake (a retry, or a late delivery)."""
+        return self._reaction(
+            "reaction_added", user_id, channel_id, ts, emoji, event_id, retry_num, event_ts, record
+        )
 
     def unreact(
         self,
@@ -267,8 +273,12 @@ class SlackSimulator:
         *,
         event_id: str | None = None,
         retry_num: int | None = None,
+        event_ts: str | None = None,
+        record: bool = True,
     ) -> SimResponse:
-        return self._reaction("reaction_removed", user_id, channel_id, ts, emoji, event_id, retry_num)
+        return self._reaction(
+            "reaction_removed", user_id, channel_id, ts, emoji, event_id, retry_num, event_ts, record
+        )
 
     def reply(
         self,
@@ -338,16 +348,19 @@ class SlackSimulator:
         emoji: str,
         event_id: str | None,
         retry_num: int | None,
+        event_ts: str | None = None,
+        record: bool = True,
     ) -> SimResponse:
         name = emoji_name(emoji)
         # Recorded before delivery, as in Slack: the reaction exists by the time the event arrives.
-        self.fake.record_reaction(channel_id, ts, name, user_id, added=kind == "reaction_added")
+        if record:
+            self.fake.record_reaction(channel_id, ts, name, user_id, added=kind == "reaction_added")
         event: dict[str, Any] = {
             "type": kind,
             "user": user_id,
             "reaction": name,
             "item": {"type": "message", "channel": channel_id, "ts": ts},
-            "event_ts": now_ts(),
+            "event_ts": event_ts or now_ts(),
         }
         target = self.fake.message(channel_id, ts)
         if target is not None:

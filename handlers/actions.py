@@ -193,6 +193,28 @@ def register(
         if outcome.message:
             respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
 
+    @app.action(blocks.VOTE)
+    @guarded
+    def handle_vote(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        action = body["actions"][0]
+        outcome = rounds.cast_ballot(
+            _id(body), user_id=body["user"]["id"], action_ts=str(action.get("action_ts") or "")
+        )
+        if outcome.message:  # the voter's own choice, for their eyes only
+            respond(response_type="ephemeral", replace_original=False, **blocks.notice(outcome.message))
+
+    @app.action(blocks.TIE_PICK)
+    @guarded
+    def handle_tie_pick(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        round_id, _, number = str(body["actions"][0].get("value", "")).partition(":")
+        if not (round_id.isascii() and round_id.isdigit() and number.isascii() and number.isdigit()):
+            raise InvalidInput("That button is out of date; reply `pick #N` in the round's thread instead.")
+        outcome = rounds.close_round(int(round_id), actor=body["user"]["id"], pick=int(number), tie_only=True)
+        if outcome.message:
+            respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
+
     @app.action(blocks.CANCEL_JOB)
     @guarded
     def handle_cancel_job(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:

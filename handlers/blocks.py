@@ -7,8 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot import prompts
-from bot.domain import GenerationKind, JobStatus, RoundStatus, Severity
+from bot import prompts, votes
+from bot.domain import CloseReason, GenerationKind, JobStatus, RoundStatus, Severity
 from bot.views import ChannelDefaults, DraftCard, PatternCard, RoundView, StatusReport, VariationView
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ CANCEL = "draft_cancel"
 EDIT = "draft_edit"
 GOAL = "draft_goal"
 CLOSE = "round_close"
+VOTE = "variation_vote"  # a blind round's vote button
+TIE_PICK = "round_tie_pick"  # the owner breaks a tie: value "<round_id>:<number>"
 CANCEL_JOB = "variation_cancel"
 # A finished variation's buttons: each is the reply verb of the same name (`remix #N …`, `pick #N`…).
 REMIX = "variation_remix"
@@ -289,12 +291,77 @@ def _rule_label(rule: str) -> str:
 
 def _tally_line(view: RoundView) -> str:
     if view.blind and view.status == RoundStatus.OPEN:
-        return f"Votes are hidden until the round closes · {view.voters} voted so far"
+        return f"Votes are hidden until the round closes · {_voters(view.voters)} so far"
     parts = []
     for v in view.variations:
         count = v.votes or 0
         parts.append(f"#{v.number} {'▇' * min(count, 10)} {count}".replace("  ", " "))
     return " · ".join(parts) + f"  ({view.voters} voter{'s' if view.voters != 1 else ''})"
+
+
+def _voters(count: int) -> str:
+    return f"{count} {'person has' if count == 1 else 'people have'} voted"
+
+
+_EMOJI_SHOWN = 5
+
+
+def _how_to_vote(view: RoundView) -> str:
+    """The round's rules in one line, as its voters need them."""
+    rules = view.rules
+    closes = f"<!date^{view.closes_at_epoch}^{{date_short_pretty}} {{time}}|soon>"
+    if rules.blind:
+        how = (
+            "*Blind vote:* press *Vote* under a variation (again to take it back). Nobody sees who voted for "
+            "what, and the counts stay hidden until the round closes."
+        )
+    else:
+        emoji = votes.shown_order(rules.emoji)
+        shown = " ".join(f":{e}:" for e in emoji[:_EMOJI_SHOWN]) + (" …" if len(emoji) > _EMOJI_SHOWN else "")
+        how = f"*Vote* by reacting {shown} on a variation's message or its video."
+    terms = [
+        "one vote per variation" if rules.multi else "one vote per person (a new vote moves it)",
+        *([] if rules.owner_votes else ["the owner's vote doesn't count"]),
+        *([f"closes early once {rules.quorum} have voted"] if rules.quorum else []),
+    ]
+    return f"{how} {'; '.join(terms).capitalize()}. Closes {closes}."
+
+
+def _tied(view: RoundView) -> str:
+    numbers = " and ".join(f"#{n}" for n in view.tied)
+    return f"{numbers} ({view.tie_votes} vote{'s' if view.tie_votes != 1 else ''} each)"
+
+
+def tie_buttons(view: RoundView) -> list[dict[str, Any]]:
+    """The owner's buttons to break a tie, one per tied variation (the round's `pick #N` in one click)."""
+    if view.status != RoundStatus.TIED or not view.tied:
+        return []
+    elements = [
+        _button(f"Pick #{n}", TIE_PICK, f"{view.round_id}:{n}", style="primary" if i == 0 else None)
+        for i, n in enumerate(view.tied[:MAX_TIE_BUTTONS])
+    ]
+    return [{"type": "actions", "block_id": f"tie-{view.round_id}", "elements": elements}]
+
+
+MAX_TIE_BUTTONS = 25  # an actions block's limit; a round has far fewer variations
+
+
+def _closed_line(view: RoundView) -> str:
+    """How the vote ended, for the round message."""
+    if view.winner_number is None:
+        return "*Closed* with no winner."
+    said = f":trophy: *Closed.* #{view.winner_number} won"
+    reason = view.close_reason
+    if reason == CloseReason.TIE_RULE:
+        said += f" — a tie ({_tied(view)}) settled by the rule: the earliest tied variation wins"
+    elif reason in (CloseReason.PICK, CloseReason.TIE_PICK):
+        said += " — picked by the round's owner" + (f" from a tie ({_tied(view)})" if view.tied else "")
+    elif reason == CloseReason.QUORUM and view.rules.quorum:
+        said += f" — closed early: {view.rules.quorum} had voted"
+    said += "."
+    if view.pick_reason:
+        said += f" “{fit(view.pick_reason, 400)}”"
+    return said
 
 
 def round_message(view: RoundView) -> Message:
@@ -304,16 +371,17 @@ def round_message(view: RoundView) -> Message:
         _section(f":clapper: *{title}*\nA round by <@{view.owner_id}> · {count} variations in the thread"),
     ]
     if view.status == RoundStatus.OPEN:
-        closes = f"<!date^{view.closes_at_epoch}^{{date_short_pretty}} {{time}}|soon>"
+        blocks.append(_section(_how_to_vote(view)))
+    elif view.status == RoundStatus.TIED:
+        until = f"<!date^{view.closes_at_epoch}^{{date_short_pretty}} {{time}}|soon>"
         blocks.append(
             _section(
-                f"*Vote* by reacting :+1: :heart: or :fire: on a variation's message or its video. Closes {closes}."
+                f":scales: *It's a tie:* {_tied(view)}. <@{view.owner_id}> picks the winner; if nobody has by "
+                f"{until}, #{view.tied[0] if view.tied else '?'} wins (the earliest tied variation)."
             )
         )
-    elif view.winner_number is not None:
-        blocks.append(_section(f":trophy: *Closed.* #{view.winner_number} won."))
     else:
-        blocks.append(_section("*Closed* with no winner."))
+        blocks.append(_section(_closed_line(view), verbatim=True))
     blocks.append(_context(_tally_line(view) + f" · estimated cost {money(view.estimated_cost)}"))
     if view.status == RoundStatus.OPEN:
         blocks.append(
@@ -323,7 +391,16 @@ def round_message(view: RoundView) -> Message:
                 "elements": [_button("Close voting", CLOSE, str(view.round_id), style="danger")],
             }
         )
+    blocks += tie_buttons(view)
     return _message(f"Round: {title}", blocks)
+
+
+def vote_buttons(view: VariationView) -> list[dict[str, Any]]:
+    """A blind round's vote button under a finished variation. It says nothing of the count or the voters."""
+    if not view.vote_button:
+        return []
+    button = _button(f"Vote for #{view.number}", VOTE, str(view.generation_id))
+    return [{"type": "actions", "block_id": f"vote-{view.generation_id}", "elements": [button]}]
 
 
 def _status_line(view: VariationView) -> str:
@@ -404,25 +481,56 @@ def variation_message(view: VariationView) -> Message:
         blocks.append(
             {"type": "actions", "block_id": f"variation-{view.generation_id}", "elements": elements}
         )
+    blocks += vote_buttons(view)
     return _message(f"Variation #{view.number}: {_status_line(view)}", blocks)
 
 
 def winner_message(view: RoundView) -> Message:
+    """The announcement in the thread: the winner and how the vote ended, or a tie with the owner's buttons."""
+    if view.status == RoundStatus.TIED:
+        until = f"<!date^{view.closes_at_epoch}^{{date_short_pretty}} {{time}}|in a few minutes>"
+        first = view.tied[0] if view.tied else "?"
+        text = (
+            f":scales: *It's a tie:* {_tied(view)}, from {_plural(view.voters, 'voter')}.\n"
+            f"<@{view.owner_id}>, pick the winner with a button below or reply `pick #N &lt;why&gt;`. "
+            f"If nobody has picked by {until}, #{first} wins: the earliest tied variation."
+        )
+        return _message(f"It's a tie: {_tied(view)}", [_section(text), *tie_buttons(view)])
     if view.winner_number is None:
         text = (
             "Voting closed with no votes. The owner can still choose: reply `pick #N`, "
             "or `remix #N &lt;change&gt;` to try again."
         )
-    else:
-        winner = next(v for v in view.variations if v.number == view.winner_number)
-        votes = winner.votes or 0
-        text = (
-            f":trophy: *#{winner.number} wins* with {votes} vote{'s' if votes != 1 else ''} "
-            f"from {view.voters} voter{'s' if view.voters != 1 else ''}.\n"
-            f"Saved as a pattern: find it again with `/sora recall &lt;words&gt;`. "
-            f"Reply `remix #{winner.number} &lt;one change&gt;` to keep going."
+        return _message(text, [_section(text)])
+    winner = next(v for v in view.variations if v.number == view.winner_number)
+    count = f"{_plural(winner.votes or 0, 'vote')} from {_plural(view.voters, 'voter')}"
+    reason = view.close_reason
+    if reason == CloseReason.TIE_RULE:
+        how = (
+            f":trophy: *#{winner.number} wins.* It was a tie ({_tied(view)}) and nobody picked in time, so the "
+            "stated rule decided: the earliest tied variation wins."
         )
-    return _message(text, [_section(text)])
+    elif reason == CloseReason.TIE_PICK:
+        how = (
+            f":trophy: *#{winner.number} wins*, picked by <@{view.owner_id}> to break a tie ({_tied(view)})."
+        )
+    elif reason == CloseReason.PICK:
+        how = f":trophy: *#{winner.number} wins*, picked by <@{view.owner_id}> ({count})."
+    elif reason == CloseReason.QUORUM:
+        how = f":trophy: *#{winner.number} wins* with {count}: the quorum of {view.rules.quorum} was reached."
+    else:
+        how = f":trophy: *#{winner.number} wins* with {count}."
+    if view.pick_reason:
+        how += f"\n>{fit(view.pick_reason, 400)}"
+    text = (
+        f"{how}\nSaved as a pattern: find it again with `/sora recall &lt;words&gt;`. "
+        f"Reply `remix #{winner.number} &lt;one change&gt;` to keep going."
+    )
+    return _message(text, [_section(text, verbatim=True)])
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 # --- recall, help, errors ---------------------------------------------------------------------
@@ -463,7 +571,8 @@ HELP = (
     "• `/sora draft &lt;idea&gt;` — a structured prompt, checklist and cost before anything is spent "
     "(add `--goal social`, `ad`, `product`, `loop`, `storyboard` or `style`)\n"
     "• *Generate* on the draft — variations arrive in a thread; react :+1: :heart: :fire: on one (or its "
-    "video) to vote\n"
+    "video) to vote (in a blind round, press *Vote*); the owner closes with *Close voting* or "
+    "`pick #2 &lt;why&gt;`\n"
     "• In the thread: `remix #2 make it golden hour`, `recut #1 1.5-4`, `extend #1 4s &lt;next beat&gt;`, "
     "`loop #3`, `blend #1 #3`, `again`, `pick #2`, `help` — or a finished variation's buttons\n"
     "• `/sora storyboard` — beat cards with start times; `/sora settings` — channel defaults and budget\n"
@@ -494,10 +603,22 @@ def settings_message(defaults: ChannelDefaults, *, providers: Sequence[str], cha
         + (f" (model {fit(defaults.model, 100)})" if defaults.model else "")
         + f" — configured: {', '.join(providers)}",
         f"• goal: {goal}",
-        f"• vote: {defaults.vote_minutes} minutes · blind: {'on' if defaults.blind else 'off'}",
         f"• budget: {budget} · spent today: ${defaults.spent_today:,.2f}",
-        "Change with e.g. `/sora settings vote=30 blind=on goal=social`. Budget, provider and model are for "
-        "workspace admins; every change is announced in the channel.",
+        "*Voting rules* (a round keeps the ones it started with):",
+        f"• vote: {defaults.vote_minutes} minutes · quorum: "
+        + ("off" if defaults.quorum is None else f"{defaults.quorum} voters")
+        + f" · tie: the owner has {defaults.tie_minutes} minutes to pick, then the earliest tied variation wins",
+        f"• emoji: {' '.join(f':{e}:' for e in votes.shown_order(defaults.vote_emoji))}",
+        "• multi: "
+        + (
+            "on — one vote per variation"
+            if defaults.multi
+            else "off — one vote per person, a new one moves it"
+        )
+        + f" · owner_votes: {'on' if defaults.owner_votes else 'off'}"
+        f" · blind: {'on — votes by button, hidden until close' if defaults.blind else 'off'}",
+        "Change with e.g. `/sora settings vote=30 quorum=4 blind=on emoji=:+1: :fire:`. Budget, provider and "
+        "model are for workspace admins; every change is announced in the channel.",
     ]
     return notice_mrkdwn("\n".join(lines))
 

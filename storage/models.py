@@ -59,14 +59,20 @@ class Round(SQLModel, table=True):
     owner_id: str
     title: str = Field(sa_column=Column(Text, nullable=False))
     parent_ts: str | None = None
-    status: str = "open"  # open → closed | cancelled
+    status: str = "open"  # open → (tied →) closed | cancelled
     blind: bool = False
+    # The channel's voting rules when the round started (bot.votes.VoteRules); None for rounds from before them.
+    rules: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Slack's word when the round started: a private channel, DM or group DM. Unknown counts as private.
     private: bool = True
     estimated_cost: float = 0.0
+    # Open: the vote's deadline. Tied: the end of the owner's time to pick, when the tie rule decides.
     closes_at: datetime = Field(sa_type=UtcDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     closed_by: str | None = None
+    # deadline | quorum | owner | pick | tie_pick | tie_rule: how the vote ended (the announcement says so).
+    close_reason: str | None = None
+    pick_reason: str | None = Field(default=None, sa_column=Column(Text))  # `pick #N <reason>`, as typed
     winner_generation_id: int | None = None
     closes: int = 0  # how many times it has closed: each close is announced once
     created_at: datetime = Field(sa_type=UtcDateTime)
@@ -187,6 +193,12 @@ class ChannelSettings(SQLModel, table=True):
     goal: str | None = None
     vote_minutes: int | None = None
     blind: bool = False
+    # Voting rules; None (or no emoji) means the deployment's default.
+    vote_emoji: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    multi_vote: bool | None = None
+    owner_votes: bool | None = None
+    quorum: int | None = None
+    tie_minutes: int | None = None
     daily_budget: float | None = None
     updated_by: str
     updated_at: datetime = Field(sa_type=UtcDateTime)

@@ -1,4 +1,8 @@
-"""Round queries: one voting round per Generate; closed exactly once per vote window, whoever asks twice."""
+"""Round queries: one voting round per Generate; closed exactly once per vote window, whoever asks twice.
+
+`open → closed`, or `open → tied → closed` when the vote ends level and the owner has time to pick: each move
+is a conditional update on the status it starts from, so two clicks or two replicas make it once.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from storage.sql import Queries
 OPEN = "open"
 SHEET = "upload_sheet"  # the outbox kind of a round's contact sheet
 CLOSED = "closed"
+TIED = "tied"
 
 
 class Rounds(Queries):
@@ -39,18 +44,43 @@ class Rounds(Queries):
         self._conditional_update(Round, col(Round.id) == round_id, {"parent_ts": parent_ts})
 
     def close(
-        self, round_id: int, *, now: datetime, actor: str | None, winner_generation_id: int | None
+        self,
+        round_id: int,
+        *,
+        now: datetime,
+        actor: str | None,
+        winner_generation_id: int | None,
+        reason: str | None = None,
+        pick_reason: str | None = None,
+        tied: bool = False,
     ) -> bool:
-        """Close an open round (`actor` None: its deadline); False when it was already closed (a click, a replica)."""
+        """Close an open round (`tied`: a tied one); `actor` None is the deadline, the quorum or the tie rule.
+        False when it was not in that state any more (already closed by a click or a replica)."""
         return self._conditional_update(
             Round,
-            and_(col(Round.id) == round_id, col(Round.status) == OPEN),
+            and_(col(Round.id) == round_id, col(Round.status) == (TIED if tied else OPEN)),
             {
                 "status": CLOSED,
                 "closed_at": now,
                 "closed_by": actor,
                 "winner_generation_id": winner_generation_id,
+                "close_reason": reason,
+                "pick_reason": pick_reason,
                 "closes": Round.closes + 1,
+            },
+        )
+
+    def tie(self, round_id: int, *, now: datetime, until: datetime, actor: str | None, reason: str) -> bool:
+        """An open round whose vote ended level: voting stops and the owner may pick until `until`."""
+        return self._conditional_update(
+            Round,
+            and_(col(Round.id) == round_id, col(Round.status) == OPEN),
+            {
+                "status": TIED,
+                "closes_at": until,
+                "closed_at": now,
+                "closed_by": actor,
+                "close_reason": reason,
             },
         )
 
@@ -61,18 +91,28 @@ class Rounds(Queries):
         )
 
     def reopen(self, round_id: int, *, closes_at: datetime) -> bool:
-        """A new variation in a closed round makes it votable again until `closes_at`."""
+        """A new variation in a closed (or tied) round makes it votable again until `closes_at`."""
         return self._conditional_update(
             Round,
-            and_(col(Round.id) == round_id, col(Round.status) == CLOSED),
-            {"status": OPEN, "closes_at": closes_at, "closed_at": None},
+            and_(col(Round.id) == round_id, col(Round.status).in_((CLOSED, TIED))),
+            {
+                "status": OPEN,
+                "closes_at": closes_at,
+                "closed_at": None,
+                "close_reason": None,
+                "pick_reason": None,
+            },
         )
 
     def due(self, now: datetime, *, limit: int = 20) -> Sequence[Round]:
-        """Open rounds past their deadline."""
+        """Open rounds past their deadline, and tied rounds whose owner's time to pick is over."""
         statement = (
             select(Round)
-            .where(Round.status == OPEN, col(Round.closes_at) <= now, col(Round.parent_ts).is_not(None))
+            .where(
+                col(Round.status).in_((OPEN, TIED)),
+                col(Round.closes_at) <= now,
+                col(Round.parent_ts).is_not(None),
+            )
             .order_by(col(Round.closes_at))
             .limit(limit)
         )
@@ -88,7 +128,7 @@ class Rounds(Queries):
         return self.session.exec(statement).all()
 
     def next_deadline(self) -> datetime | None:
-        statement = select(func.min(Round.closes_at)).where(Round.status == OPEN)
+        statement = select(func.min(Round.closes_at)).where(col(Round.status).in_((OPEN, TIED)))
         return self.session.exec(statement).one()
 
     def count_open(self, channel_id: str) -> int:

@@ -1,5 +1,8 @@
 """Vote queries: one row per (variation, person, emoji), active or removed, ordered by Slack's event ts.
 
+A blind round's button votes are rows too (under a name no emoji has); reconciling with Slack's reactions
+never touches them.
+
 Slack may deliver a `reaction_removed` before its `reaction_added`; keeping the removal (inactive, with its
 event ts) means the late add is recognised as older and does not revive a vote nobody holds.
 """
@@ -59,8 +62,21 @@ class Votes(Queries):
         )
         return self.session.exec(statement).all()
 
+    def of_user(self, round_id: int, user_id: str, emoji: str) -> Sequence[Vote]:
+        """A person's rows under one name in a round (a blind round's buttons), fresh from the database."""
+        statement = select(Vote).where(
+            Vote.round_id == round_id, Vote.user_id == user_id, Vote.emoji == emoji
+        )
+        return self.session.exec(statement.execution_options(populate_existing=True)).all()
+
     def reconcile(
-        self, *, round_id: int, generation_id: int, held: Collection[tuple[str, str]], now: datetime
+        self,
+        *,
+        round_id: int,
+        generation_id: int,
+        held: Collection[tuple[str, str]],
+        now: datetime,
+        skip_emoji: Collection[str] = (),
     ) -> int:
         """Make the variation's votes exactly `held` ((user, emoji) pairs Slack reports); returns the changes.
 
@@ -68,7 +84,7 @@ class Votes(Queries):
         removal that came before its add all end as Slack shows them.
         """
         rows = self.session.exec(select(Vote).where(Vote.generation_id == generation_id)).all()
-        existing = {(r.user_id, r.emoji): r for r in rows}
+        existing = {(r.user_id, r.emoji): r for r in rows if r.emoji not in skip_emoji}
         changes = 0
         for key, row in existing.items():
             should = key in held

@@ -77,6 +77,6 @@ def test_doctor_gets_every_malformed_setting_and_the_rest_of_the_settings_still_
         {"VIDEO_PROVIDER": "sora", "SORA_BOT_VOTE_MINUTES": "soon", "SLACK_BOT_TOKEN": "xoxb-1"}
     )
     assert len(problems) == 2 and "VIDEO_PROVIDER" in problems[0] and "SORA_BOT_VOTE_MINUTES" in problems[1]
-    assert settings.video_provider == "local" and settings.vote_minutes == 60, "malformed ones fall back"
+    assert settings.video_provider == "local" and settings.vote_minutes == 30, "malformed ones fall back"
     assert settings.secret("slack_bot_token") == "xoxb-1"
     assert load_settings_reporting({})[1] == []

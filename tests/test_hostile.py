@@ -139,7 +139,7 @@ def test_only_admins_change_budget_provider_or_model_and_every_change_is_announc
     assert f"<@{OWNER}>" in notices[0] and "budget no limit → $5.00 a day" in notices[0]
     assert (
         f"<@{BOB}>" in notices[1]
-        and "vote 60 minutes → 15 minutes" in notices[1]
+        and "vote 30 minutes → 15 minutes" in notices[1]
         and "blind off → on" in notices[1]
     )
 

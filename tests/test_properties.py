@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
+from bot.commands import SETTINGS_KEYS
 from bot.replies import parse_reply
 from devkit.simulator import SimResponse, SlackSimulator
 from devkit.slack_api import FakeSlack, Message
@@ -150,7 +151,7 @@ def test_any_idea_gets_a_card_or_says_what_is_wrong(bot: Bot, idea: str) -> None
 
 
 @EXAMPLES
-@given(key=st.sampled_from(["provider", "model", "goal", "vote", "blind", "budget"]), value=TEXT)
+@given(key=st.sampled_from(sorted(SETTINGS_KEYS)), value=TEXT)
 def test_any_setting_value_is_read_or_refused_by_name(bot: Bot, key: str, value: str) -> None:
     said = slash(bot, f"settings {key}={value}")
     assert "settings" in said.lower() or key in said or "needs a value" in said or "Unknown setting" in said

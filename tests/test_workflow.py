@@ -37,24 +37,34 @@ def reply(core: Core, text: str, *, user: str = "U2") -> Outcome:
     return core.services.variations.handle_reply(channel_id="C", thread_ts=thread, user_id=user, text=text)
 
 
-def test_a_tie_goes_to_the_earliest_variation(core: Core) -> None:
+def test_a_tie_waits_for_the_owner_then_goes_to_the_earliest_variation(core: Core) -> None:
     round_id, ts = ready_round(core)
     vote(core, ts[2], "A", "fire")
     vote(core, ts[1], "B", "heart")
     assert core.services.rounds.close_round(round_id, actor="U1").done
+    tie = core.publisher.last("winner")
+    assert isinstance(tie, RoundView) and tie.status == "tied" and tie.tied == (2, 3)
+    assert tie.winner_number is None, "a tie is announced as a tie, not as a win"
+    core.clock.advance(minutes=9)
+    assert core.services.rounds.close_due() == 0, "the owner still has time to pick"
+    core.clock.advance(minutes=2)
+    assert core.services.rounds.close_due() == 1
     winner = core.publisher.last("winner")
-    assert isinstance(winner, RoundView) and winner.winner_number == 2
+    assert isinstance(winner, RoundView) and winner.winner_number == 2 and winner.close_reason == "tie_rule"
 
 
 def test_a_blind_round_hides_votes_until_it_closes(core: Core) -> None:
+    core.services.channels.update_settings(
+        team_id="T", channel_id="C", user_id="U1", changes=[("blind", True)]
+    )
     round_id, ts = ready_round(core)
-    with core.store.transaction() as repo:
-        row = repo.rounds.get(round_id)
-        assert row is not None
-        row.blind = True
-        repo.session.add(row)
-    vote(core, ts[0], "A", "+1")
-    assert all(v.votes is None for v in core.services.rounds.round_view(round_id).variations)
+    with core.store.read() as repo:
+        first = next(g for g in repo.generations.in_round(round_id) if g.number == 1)
+    assert first.id is not None
+    vote(core, ts[0], "A", "+1")  # a reaction: no vote in a blind round
+    assert core.services.rounds.cast_ballot(first.id, user_id="B", action_ts="1700000000.000100").done
+    view = core.services.rounds.round_view(round_id)
+    assert all(v.votes is None for v in view.variations) and view.voters == 1
     core.services.rounds.close_round(round_id, actor="U1")
     assert [v.votes for v in core.services.rounds.round_view(round_id).variations] == [1, 0, 0]
 
