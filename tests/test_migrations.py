@@ -58,9 +58,9 @@ NEW_COLUMNS = {
     "pattern": {"private": True, "saved_by": None},  # every pattern from before is a round's winner
     # never recorded per variation: nothing is given back on a guess; the clip's message is looked up when needed
     "generation": {"charged": 0.0, "clip_ts": None, "clip_file_id": None, "clip_seconds": None},
-    "spend": {"refund_of": None},
+    "spend": {"refund_of": None},  # every row from before is a charge
     # every channel keeps the deployment's default rules
-    "channel_settings": {"vote_emoji": None, "multi_vote": None, "owner_votes": None, "quorum": None},  # every row from before is a charge
+    "channel_settings": {"vote_emoji": None, "multi_vote": None, "owner_votes": None, "quorum": None},
 }
 
 
