@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot import redaction, safety
-from bot.assets import LocalAssetStore
+from bot.assets import open_asset_store
 from bot.channels import Channels
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -24,7 +24,7 @@ from bot.inbox import Inbox
 from bot.jobs import Jobs
 from bot.keyframes import build_keyframes
 from bot.patterns import Patterns
-from bot.ports import Clock, Publisher
+from bot.ports import AssetStore, Clock, Publisher
 from bot.posting import Posting
 from bot.pricing import PriceTable
 from bot.providers.registry import Providers, build_providers
@@ -60,6 +60,7 @@ class Services:
     providers: Providers
     publisher: Publisher
     store: Store
+    assets: AssetStore
 
     def health(self) -> dict[str, object]:
         """For `GET /healthz`: can we reach the database?"""
@@ -75,6 +76,7 @@ class Services:
         self.posting.close()
         self.drafts.drafter.close()
         self.providers.close()
+        self.assets.close()
 
 
 def build_services(
@@ -86,8 +88,11 @@ def build_services(
     worker_id: str | None = None,
     core: CoreSettings | None = None,
     providers: Providers | None = None,
+    assets: AssetStore | None = None,
 ) -> Services:
-    """Every service over one store and one publisher (the Slack one in production, a recording in tests)."""
+    """Every service over one store and one publisher (the Slack one in production, a recording in tests).
+
+    `assets` replaces the configured asset store (tests give two "replicas" one bucket)."""
     worker = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
     core = core or CoreSettings(
         vote_minutes=settings.vote_minutes,
@@ -103,8 +108,8 @@ def build_services(
     openai_key = settings.secret("openai_api_key")
     draft_key, draft_url = settings.draft_server
     prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
-    providers = providers or build_providers(settings, prices=prices)
-    assets = LocalAssetStore(settings.data_dir / "assets")
+    assets = assets or open_asset_store(settings)
+    providers = providers or build_providers(settings, prices=prices, assets=assets)
     channels = Channels(
         store=store, providers=providers, prices=prices, clock=clock, settings=core, publisher=publisher
     )
@@ -168,6 +173,7 @@ def build_services(
         providers=providers,
         publisher=publisher,
         store=store,
+        assets=assets,
     )
 
 
@@ -247,12 +253,13 @@ def build_runtime(
     clock: Clock | None = None,
     worker_id: str | None = None,
     providers: Providers | None = None,
+    assets: AssetStore | None = None,
     listeners_finish_before_answer: bool = False,
 ) -> Runtime:
     """Raises ConfigError when Slack refuses the bot token (Bolt checks it with auth.test).
 
-    `providers` replaces the configured ones and `listeners_finish_before_answer` makes each HTTP answer wait for
-    its listener: both for tests, which then read outcomes the moment Slack would have its answer."""
+    `providers` and `assets` replace the configured ones, and `listeners_finish_before_answer` makes each HTTP
+    answer wait for its listener: all for tests, which then read outcomes the moment Slack would have its answer."""
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
 
@@ -275,6 +282,7 @@ def build_runtime(
         clock=clock or SystemClock(),
         worker_id=worker_id,
         providers=providers,
+        assets=assets,
     )
     try:
         app = build_app(
