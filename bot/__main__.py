@@ -69,7 +69,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     settings, problems = load_settings_reporting()
     problems += settings.serve_problems() + settings.provider_problems()
     lines = [f"database: {_redact(settings.resolved_database_url)}"]
-    for check in (checkup.database(settings), checkup.ffmpeg()):
+    for check in (checkup.database(settings), checkup.assets(settings), checkup.ffmpeg()):
         _report(check, lines, problems)
     try:
         prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()

@@ -138,7 +138,9 @@ def _code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
-def _reason(err: Exception) -> str:
+def _reason(err: BaseException) -> str:
+    if isinstance(err, S3UploadFailedError) and err.__context__ is not None:
+        return _reason(err.__context__)  # boto3 wraps S3's answer in a message naming our local file
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(": ")

@@ -25,6 +25,8 @@ DEVKIT_ALLOWED = {CLI}
 CONFINED = {
     "apscheduler": {ROOT / "bot" / "ticker.py"},
     "PIL": {ROOT / "bot" / "typesetting.py"},
+    "boto3": {ROOT / "bot" / "bucket.py"},
+    "botocore": {ROOT / "bot" / "bucket.py"},
     "openai": {
         ROOT / "bot" / "drafting.py",
         ROOT / "bot" / "safety.py",
