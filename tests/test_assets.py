@@ -12,7 +12,8 @@ import boto3
 import pytest
 from conftest import BOB, CHANNEL, Bot, make_bot
 from moto.server import ThreadedMotoServer
-from process_kit import free_port
+from process_kit import USERS, Deployment, free_port, wait
+from provider_fakes import FakeOpenAI, make_clip
 from sqlmodel import select
 from test_slack_loop import ready_round, variation_messages
 
@@ -274,3 +275,50 @@ def test_without_a_bucket_clips_are_files_in_the_data_folder_under_their_keys(so
     for g in made:
         assert g.asset_path == clip_key(g.round_id, g.number)
         assert (sora.data_dir / "assets" / g.asset_path).read_bytes()[4:8] == b"ftyp"
+
+
+@pytest.mark.faults
+def test_serve_replicas_with_folders_of_their_own_post_and_recut_every_clip_through_one_bucket(
+    tmp_path: Path, postgres_url: str, s3_url: str, bucket: str
+) -> None:
+    """Real processes, no shared volume: whichever replica polls a job, posts a clip or makes a recut, it finds
+    the file another replica stored."""
+    import process_kit
+
+    clip = make_clip(tmp_path / "clip")
+    with (
+        FakeSlack(users=USERS, channels={process_kit.CHANNEL: "bucket"}) as slack,
+        FakeOpenAI(clip=clip, polls_to_complete=1) as videos,
+    ):
+        team = Deployment(slack=slack, videos=videos, database_url=postgres_url, data_dir=tmp_path / "unused")
+        for i in range(2):
+            replica = team.add_replica(tmp_path)
+            replica.env.update(
+                SORA_BOT_DATA_DIR=str(tmp_path / f"replica-{i}"),
+                SORA_BOT_ASSET_BUCKET=bucket,
+                SORA_BOT_S3_ENDPOINT_URL=s3_url,
+            )
+        try:
+            for replica in team.replicas:
+                replica.start()
+            for i in range(4):
+                team.generate(idea=f"a paper boat {i} drifts down a rainy gutter, close-up", replica=i % 2)
+            wait(lambda: len(team.parents()) == 4, "four rounds")
+            team.wait_settled(timeout=120)
+            team.check_exactly_once()
+            for n, parent in enumerate(team.parents()):
+                team.sim((n + 1) % 2).reply(
+                    process_kit.OWNER, process_kit.CHANNEL, parent.ts, "recut #2 0.5-1.5"
+                )
+            wait(lambda: len(team.rows(Generation)) == 16, "four recuts asked for")
+            team.wait_settled(timeout=120)
+        finally:
+            team.stop()
+    made = team.rows(Generation)
+    assert [g.error for g in made if g.status != "completed"] == []
+    clips = {k for k in objects(s3_url, bucket) if k.startswith("round-") and k.endswith(".mp4")}
+    assert clips == {str(g.asset_path) for g in made} and len(clips) == 16
+    posted = [f.filename for f in slack.files() if f.completed and f.filename.endswith(".mp4")]
+    assert len(posted) == len(set(posted)) == 16
+    for i in range(2):
+        assert not (tmp_path / f"replica-{i}" / "assets").exists(), "no replica used a folder of its own"
