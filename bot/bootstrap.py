@@ -195,6 +195,8 @@ class Runtime:
 
         return make_wsgi_app(
             self.app,  # type: ignore[arg-type]
+            signing_secret=self.settings.secret("slack_signing_secret") or "",
+            max_body_bytes=self.settings.http_max_body_bytes,
             health=self.services.health,
             webhooks=self.webhooks,
             on_job_event=lambda event: self.services.jobs.job_event(
@@ -213,9 +215,16 @@ class Runtime:
             until.wait()
             handler.close()  # type: ignore[no-untyped-call]
             return
-        from handlers.http import HttpServer
+        from handlers.http import HttpLimits, HttpServer
 
-        server = HttpServer(self.wsgi(), host=host, port=port).start()
+        limits = HttpLimits(
+            threads=self.settings.http_threads,
+            timeout_seconds=self.settings.http_timeout_seconds,
+            max_body_bytes=self.settings.http_max_body_bytes,
+            connection_limit=self.settings.http_connections,
+            shutdown_seconds=self.settings.shutdown_seconds,
+        )
+        server = HttpServer(self.wsgi(), host=host, port=port, limits=limits).start()
         hooks = ", ".join(f"POST /webhooks/{name}" for name in self.webhooks.names())
         log.info(
             "sora-bot is listening on %s (POST /slack/events, GET /healthz%s)",
@@ -223,6 +232,7 @@ class Runtime:
             f", {hooks}" if hooks else "",
         )
         until.wait()
+        log.info("sora-bot is stopping: finishing requests in flight (at most %ss)", limits.shutdown_seconds)
         server.stop()
 
     def close(self) -> None:

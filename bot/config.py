@@ -52,6 +52,11 @@ _HELP: dict[str, str] = {
     "SORA_BOT_MAX_CLIP_MB": "the largest clip to download from a provider, in MB, 1 to 1000",
     "SORA_BOT_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "SORA_BOT_ADMINS": "Slack user ids, comma-separated, e.g. U012AB3CD,U045EF6GH",
+    "SORA_BOT_HTTP_THREADS": "how many requests are handled at once, 1 to 64",
+    "SORA_BOT_HTTP_TIMEOUT_SECONDS": "whole seconds a connection may send nothing before it is closed, 1 to 300",
+    "SORA_BOT_HTTP_MAX_BODY_BYTES": "the largest request body accepted, 65536 to 67108864 (default 2 MiB)",
+    "SORA_BOT_HTTP_CONNECTIONS": "how many connections may be open at once, 10 to 10000",
+    "SORA_BOT_SHUTDOWN_SECONDS": "seconds a stopping server lets requests in flight finish, 0 to 300",
 }
 
 
@@ -133,6 +138,22 @@ class Settings(BaseSettings):
     )
     max_clip_mb: int = Field(
         default=100, ge=1, le=1000, validation_alias=AliasChoices("SORA_BOT_MAX_CLIP_MB")
+    )
+    http_threads: int = Field(default=8, ge=1, le=64, validation_alias=AliasChoices("SORA_BOT_HTTP_THREADS"))
+    http_timeout_seconds: int = Field(
+        default=15, ge=1, le=300, validation_alias=AliasChoices("SORA_BOT_HTTP_TIMEOUT_SECONDS")
+    )
+    http_max_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        validation_alias=AliasChoices("SORA_BOT_HTTP_MAX_BODY_BYTES"),
+    )
+    http_connections: int = Field(
+        default=500, ge=10, le=10000, validation_alias=AliasChoices("SORA_BOT_HTTP_CONNECTIONS")
+    )
+    shutdown_seconds: float = Field(
+        default=10.0, ge=0, le=300, validation_alias=AliasChoices("SORA_BOT_SHUTDOWN_SECONDS")
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("SORA_BOT_LOG_LEVEL")

@@ -36,11 +36,13 @@ def render(fake: FakeSlack, item: Message | Ephemeral) -> str:
 
 
 def humanise(fake: FakeSlack, line: str) -> str:
-    """What a Slack client shows for mention and date tokens."""
+    """What a Slack client shows for mention and date tokens, and for the three escaped characters."""
     line = _DATE_TOKEN.sub(
         lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%Y-%m-%d %H:%M UTC"), line
     )
-    return _USER_TOKEN.sub(lambda m: "@" + fake.user_name(m.group(1)), line)
+    line = _USER_TOKEN.sub(lambda m: "@" + fake.user_name(m.group(1)), line)
+    # After the tokens: an escaped "&lt;@U…&gt;" a person typed is text, never a mention.
+    return line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _render(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,8 +135,9 @@ def test_the_import_check_catches_a_wrong_arrow(tmp_path: Path) -> None:
     assert {"handlers.blocks", "slack_sdk"} <= imported_modules(bad)
 
 
-def test_the_manifest_declares_what_the_app_listens_for() -> None:
-    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+@pytest.mark.parametrize("name", ["manifest.yml", "manifest.http.yml"])
+def test_the_manifest_declares_what_the_app_listens_for(name: str) -> None:
+    manifest = yaml.safe_load((ROOT / name).read_text())
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
@@ -147,3 +149,20 @@ def test_the_manifest_declares_what_the_app_listens_for() -> None:
     assert manifest["settings"]["interactivity"]["is_enabled"] is True and "@app.action(" in source
     needed = {"commands", "chat:write", "reactions:read", "channels:history", "groups:history", "files:write"}
     assert needed <= scopes
+    # Only what the code calls: conversations.info (the *:read scopes) and users.info; nothing it never uses.
+    assert {"channels:read", "groups:read", "im:read", "mpim:read", "users:read"} <= scopes
+    assert "reactions:write" not in scopes
+
+
+def test_the_two_manifests_differ_only_in_transport() -> None:
+    socket = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    http = yaml.safe_load((ROOT / "manifest.http.yml").read_text())
+    assert socket["oauth_config"] == http["oauth_config"]
+    assert (
+        socket["settings"]["socket_mode_enabled"] is True and http["settings"]["socket_mode_enabled"] is False
+    )
+    url = "https://YOUR-HOST/slack/events"
+    assert http["settings"]["event_subscriptions"]["request_url"] == url
+    assert http["settings"]["interactivity"]["request_url"] == url
+    assert [c["url"] for c in http["features"]["slash_commands"]] == [url]
+    assert "request_url" not in socket["settings"]["event_subscriptions"]
