@@ -308,17 +308,17 @@ def test_serve_replicas_with_folders_of_their_own_post_and_recut_every_clip_thro
             team.check_exactly_once()
             for n, parent in enumerate(team.parents()):
                 team.sim((n + 1) % 2).reply(
-                    process_kit.OWNER, process_kit.CHANNEL, parent.ts, "recut #2 0.5-1.5"
+                    process_kit.OWNER, process_kit.CHANNEL, parent.ts, "recut #2 0.2-0.8"
                 )
             wait(lambda: len(team.rows(Generation)) == 16, "four recuts asked for")
             team.wait_settled(timeout=120)
+            made = team.rows(Generation)
         finally:
             team.stop()
-    made = team.rows(Generation)
+        posted = [f.filename for f in slack.files() if f.completed and f.filename.endswith(".mp4")]
     assert [g.error for g in made if g.status != "completed"] == []
     clips = {k for k in objects(s3_url, bucket) if k.startswith("round-") and k.endswith(".mp4")}
     assert clips == {str(g.asset_path) for g in made} and len(clips) == 16
-    posted = [f.filename for f in slack.files() if f.completed and f.filename.endswith(".mp4")]
     assert len(posted) == len(set(posted)) == 16
     for i in range(2):
         assert not (tmp_path / f"replica-{i}" / "assets").exists(), "no replica used a folder of its own"
