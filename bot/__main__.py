@@ -71,7 +71,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     problems += settings.serve_problems() + settings.provider_problems()
     lines = [f"database: {_redact(settings.resolved_database_url)}"]
     reachable = checkup.database(settings)
-    for check in (reachable, *([checkup.schema(settings)] if reachable.ok else []), checkup.ffmpeg()):
+    schema_checks = [checkup.schema(settings)] if reachable.ok else []
+    for check in (reachable, *schema_checks, checkup.assets(settings), checkup.ffmpeg()):
         _report(check, lines, problems)
     try:
         prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot import checkup, redaction, safety
-from bot.assets import LocalAssetStore
+from bot.assets import open_asset_store
 from bot.channels import Channels
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -25,7 +25,7 @@ from bot.jobs import Jobs
 from bot.keyframes import build_keyframes
 from bot.metrics import Meter, Metrics, NoMeter, metered
 from bot.patterns import Patterns
-from bot.ports import Clock, Publisher
+from bot.ports import AssetStore, Clock, Publisher
 from bot.posting import Posting
 from bot.pricing import PriceTable
 from bot.providers.registry import Providers, build_providers
@@ -63,6 +63,7 @@ class Services:
     publisher: Publisher
     store: Store
     meter: Meter
+    assets: AssetStore
 
     def health(self) -> dict[str, object]:
         """For `GET /healthz`: can we reach the database?"""
@@ -78,6 +79,7 @@ class Services:
         self.posting.close()
         self.drafts.drafter.close()
         self.providers.close()
+        self.assets.close()
 
 
 def build_services(
@@ -90,10 +92,12 @@ def build_services(
     core: CoreSettings | None = None,
     providers: Providers | None = None,
     meter: Meter | None = None,
+    assets: AssetStore | None = None,
 ) -> Services:
     """Every service over one store and one publisher (the Slack one in production, a recording in tests).
 
-    `meter` counts at the seams (provider calls here; Slack calls in the publisher it was given)."""
+    `meter` counts at the seams (provider calls here; Slack calls in the publisher it was given); `assets`
+    replaces the configured asset store (tests give two "replicas" one bucket)."""
     meter = meter or NoMeter()
     worker = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
     core = core or CoreSettings(
@@ -111,8 +115,8 @@ def build_services(
     openai_key = settings.secret("openai_api_key")
     draft_key, draft_url = settings.draft_server
     prices = PriceTable.from_spec(settings.prices) if settings.prices else PriceTable.default()
-    providers = metered(providers or build_providers(settings, prices=prices), meter)
-    assets = LocalAssetStore(settings.data_dir / "assets")
+    assets = assets or open_asset_store(settings)
+    providers = metered(providers or build_providers(settings, prices=prices, assets=assets), meter)
     channels = Channels(
         store=store, providers=providers, prices=prices, clock=clock, settings=core, publisher=publisher
     )
@@ -177,6 +181,7 @@ def build_services(
         publisher=publisher,
         store=store,
         meter=meter,
+        assets=assets,
     )
 
 
@@ -289,12 +294,13 @@ def build_runtime(
     clock: Clock | None = None,
     worker_id: str | None = None,
     providers: Providers | None = None,
+    assets: AssetStore | None = None,
     listeners_finish_before_answer: bool = False,
 ) -> Runtime:
     """Raises ConfigError when Slack refuses the bot token (Bolt checks it with auth.test).
 
-    `providers` replaces the configured ones and `listeners_finish_before_answer` makes each HTTP answer wait for
-    its listener: both for tests, which then read outcomes the moment Slack would have its answer."""
+    `providers` and `assets` replace the configured ones, and `listeners_finish_before_answer` makes each HTTP
+    answer wait for its listener: all for tests, which then read outcomes the moment Slack would have its answer."""
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
 
@@ -328,6 +334,7 @@ def build_runtime(
         worker_id=worker_id,
         providers=providers,
         meter=metrics,
+        assets=assets,
     )
     try:
         app = build_app(

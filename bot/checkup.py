@@ -1,4 +1,5 @@
-"""What `sora-bot doctor` checks beyond the settings: the database, ffmpeg and each hosted provider's key.
+"""What `sora-bot doctor` checks beyond the settings: the database, the asset store, ffmpeg and each hosted
+provider's key.
 
 Each check answers in one line, and a failed one says what to change. Provider checks make one cheap
 authenticated GET with a short timeout; nothing is generated or billed.
@@ -6,12 +7,15 @@ authenticated GET with a short timeout; nothing is generated or billed.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import httpx
 
 from bot import media
+from bot.assets import open_asset_store
 from bot.config import Settings
+from bot.errors import ConfigError
 from storage.schema import SchemaState, UnknownRevision
 from storage.store import Store
 
@@ -72,6 +76,34 @@ def schema_problem(state: SchemaState, *, migrate_on_start: bool) -> str | None:
         f"the database schema is older than this release ({state.current or 'unversioned'}, needs "
         f"{state.head}): back it up and run `sora-bot migrate` (or set SORA_BOT_MIGRATE_ON_START=true)"
     )
+
+
+def assets(settings: Settings) -> Check:
+    """Store a small probe file, see it there, delete it: what every clip will need (a writable folder, or a
+    bucket that answers and takes our credentials)."""
+    fix = (
+        "check SORA_BOT_ASSET_BUCKET, SORA_BOT_S3_ENDPOINT_URL and the AWS credentials (AWS_ACCESS_KEY_ID…)"
+        if settings.asset_bucket
+        else "make SORA_BOT_DATA_DIR a writable folder"
+    )
+    try:
+        store = open_asset_store(settings)
+    except ConfigError as err:
+        return Check("assets", False, f"{'; '.join(err.problems)}; {fix}.")
+    key = f"doctor/probe-{secrets.token_hex(6)}.txt"
+    try:
+        probe = store.scratch("probe.txt")
+        probe.write_bytes(b"sora-bot doctor was here; safe to delete\n")
+        store.put(key, probe)
+        if not store.exists(key):
+            return Check("assets", False, f"{store.where} took a file but does not show it; {fix}.")
+        store.delete(key)
+    except OSError as err:  # AssetError included: a refused credential, a missing bucket, a read-only disk
+        first = (str(err).splitlines() or [""])[0][:200]
+        return Check("assets", False, f"{store.where} cannot store a file ({first}); {fix}.")
+    finally:
+        store.close()
+    return Check("assets", True, f"{store.where}, writable")
 
 
 def ffmpeg() -> Check:

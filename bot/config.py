@@ -23,6 +23,9 @@ _HELP: dict[str, str] = {
     "SLACK_API_URL": "the Slack Web API base URL, e.g. https://slack.com/api/",
     "DATABASE_URL": "sqlite:///path/to/file.db or postgresql+psycopg://user@host/db",
     "SORA_BOT_DATA_DIR": "a writable folder for the database and clips, e.g. ./data",
+    "SORA_BOT_ASSET_BUCKET": "the name of an S3-compatible bucket for clips, e.g. sora-bot-assets (unset: a folder)",
+    "SORA_BOT_ASSET_PREFIX": "a prefix for every key in the bucket, e.g. team-a/ (letters, digits, . _ - /)",
+    "SORA_BOT_S3_ENDPOINT_URL": "the http(s) endpoint of an S3-compatible service, e.g. https://<account>.r2.cloudflarestorage.com",
     "VIDEO_PROVIDER": "one of " + ", ".join(PROVIDERS),
     "VIDEO_MODEL": "a model id your provider accepts",
     "OPENAI_API_KEY": "an OpenAI (or gateway) API key",
@@ -78,6 +81,11 @@ class Settings(BaseSettings):
     )
     database_url: str | None = _env("DATABASE_URL")
     data_dir: Path = Field(default=Path("data"), validation_alias=AliasChoices("SORA_BOT_DATA_DIR"))
+    # Clips in an S3-compatible bucket, shared by every replica; unset: a folder in the data dir. Credentials
+    # come from boto3's own chain (AWS_ACCESS_KEY_ID…, a profile, an instance role), never from here.
+    asset_bucket: str | None = _env("SORA_BOT_ASSET_BUCKET")
+    asset_prefix: str = Field(default="", validation_alias=AliasChoices("SORA_BOT_ASSET_PREFIX"))
+    s3_endpoint_url: str | None = _env("SORA_BOT_S3_ENDPOINT_URL")
     video_provider: str = Field(default="local", validation_alias=AliasChoices("VIDEO_PROVIDER"))
     video_model: str | None = _env("VIDEO_MODEL")
     openai_api_key: SecretStr | None = _env("OPENAI_API_KEY")
@@ -174,12 +182,30 @@ class Settings(BaseSettings):
         "openai_draft_base_url",
         "public_url",
         "fal_jwks_url",
+        "s3_endpoint_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    @field_validator("asset_bucket")
+    @classmethod
+    def _bucket_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+            raise ValueError("a bucket name is 3–63 lowercase letters, digits, dots and hyphens")
+        return value
+
+    @field_validator("asset_prefix")
+    @classmethod
+    def _key_prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if value and not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", value):
+            raise ValueError("use letters, digits, dots, hyphens, underscores and slashes")
+        if any(part in (".", "..") for part in value.split("/")):
+            raise ValueError("“.” and “..” are not folders in a bucket")
+        return f"{value}/" if value else ""
 
     @field_validator("admins")
     @classmethod

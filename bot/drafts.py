@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot import media, prompts, safety, storyboard, views
+from bot.assets import reference_key
 from bot.channels import Channels
 from bot.domain import Aspect, Beat, PromptSpec
 from bot.drafting import Drafter, OfflineDrafter
-from bot.errors import FieldErrors, InvalidInput, NotAllowed, NotFound
+from bot.errors import AssetMissing, FieldErrors, InvalidInput, NotAllowed, NotFound
 from bot.keyframes import KeyframeMaker
 from bot.ports import AssetStore, Clock
 from bot.providers.registry import Providers
@@ -148,8 +149,7 @@ class Drafts:
             findings += storyboard.lint_beats(
                 spec.beats, seconds=row.seconds, min_gap=self.settings.min_beat_gap
             )
-        reference = Path(row.reference_path) if row.reference_path else None
-        verdict = safety.check(spec, reference=reference)
+        verdict = safety.check(spec, reference=self._reference(row))
         if self.moderation is not None:
             verdict = safety.combine(
                 verdict, self.moderation.check_text(prompts.render(spec, seconds=row.seconds))
@@ -167,6 +167,15 @@ class Drafts:
             for f in verdict.findings
         ]
         row.notes = [n for n in [*row.notes, verdict.note] if n]
+
+    def _reference(self, row: Draft) -> Path | None:
+        """The local copy of the draft's reference image, when it has one the store still holds."""
+        if not row.reference_path:
+            return None
+        try:
+            return self.assets.fetch(row.reference_path)
+        except AssetMissing:
+            return None
 
     def draft_card(self, draft_id: int, *, actor: str) -> DraftCard:
         with self.store.read() as repo:
@@ -316,9 +325,10 @@ class Drafts:
             raise FieldErrors({"reference": f"“{filename[:60]}” is not a PNG, JPEG or WebP image."})
         with self.store.read() as repo:
             row = self.owned(repo, draft_id, actor)
-        path = self.assets.path_for(f"draft-{draft_id}-reference.{kind}")
+        path = self.assets.scratch(f"reference.{kind}")
         path.write_bytes(data)
-        row.reference_path = str(path)
+        row.reference_path = reference_key(draft_id, data, kind)
+        self.assets.put(row.reference_path, path)
         self._check(row, PromptSpec.from_dict(row.spec))
         with self.store.transaction() as repo:
             repo.drafts.save(row)

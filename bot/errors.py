@@ -17,8 +17,11 @@ SoraBotError
 │   ├── JobNotFound        the provider does not know the job, or its clip has expired
 │   ├── AuthFailed         the provider refused our key
 │   └── NotAClip           what the provider sent is not a playable video of a sane length and size
-└── PublishError           Slack refused or could not be reached; the outbox retries from its rows (redacted)
-    └── PublishUncertain   the answer was lost after Slack may have acted: look before sending again
+├── PublishError           Slack refused or could not be reached; the outbox retries from its rows (redacted)
+│   └── PublishUncertain   the answer was lost after Slack may have acted: look before sending again
+└── AssetError             the asset store (a folder or a bucket) failed; also an OSError, so the callers that
+    │                      retry a full disk retry an unreachable bucket the same way
+    └── AssetMissing       nothing is stored under that key: waiting will not bring it back
 """
 
 from __future__ import annotations
@@ -124,6 +127,17 @@ class PublishError(SoraBotError):
 
 class PublishUncertain(PublishError):
     """The request went out and no answer came back: Slack may have posted it."""
+
+
+class AssetError(SoraBotError, OSError):
+    """The asset store could not store or read a file (a bucket unreachable, a refused credential, a full disk)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class AssetMissing(AssetError):
+    """No asset under the key (a legacy path whose file is gone, an object deleted from the bucket)."""
 
 
 class FieldErrors(InvalidInput):

@@ -16,9 +16,18 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot import channels, media, poll_policy
-from bot.assets import discard, verify_clip
+from bot.assets import clip_key, discard, verify_clip
 from bot.domain import Aspect, Edit, GenerationKind, GenerationRequest, JobStatus, PromptSpec, ProviderJob
-from bot.errors import NotAllowed, NotFound, OutcomeUnknown, ProviderError, UserError
+from bot.errors import (
+    AssetError,
+    AssetMissing,
+    NotAllowed,
+    NotFound,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnavailable,
+    UserError,
+)
 from bot.ports import AssetStore, Clock, JobFinder, VideoProvider
 from bot.posting import Posting
 from bot.providers.registry import Providers
@@ -306,10 +315,23 @@ class Jobs:
             idempotency_key=_key(row),
             model=row.model,
             seed=row.seed,
-            reference_image=Path(row.reference_path) if row.reference_path else None,
-            sources=tuple(Path(p) for p in row.source_paths) if edited else (),
+            reference_image=self._local(row.reference_path) if row.reference_path else None,
+            sources=tuple(self._local(p) for p in row.source_paths) if edited else (),
             edit=Edit(kind=kind, start=row.edit_start, end=row.edit_end) if edited else None,
         )
+
+    def _local(self, key: str) -> Path:
+        """A local copy of an asset a request needs. A provider is never asked without it: a missing file fails
+        the generation (nothing was made), a store that cannot answer now is retried like a busy provider."""
+        try:
+            return self.assets.fetch(key)
+        except AssetMissing:
+            raise ProviderError(
+                "A file this variation starts from (a reference image or a source clip) is no longer in the "
+                "asset store; reply `again` to try without it."
+            ) from None
+        except AssetError as err:
+            raise ProviderUnavailable(f"The asset store cannot be read just now ({err}).") from None
 
     # --- poll ---------------------------------------------------------------------------------
 
@@ -354,40 +376,52 @@ class Jobs:
         assert row.id is not None and row.provider_job_id is not None
         provider = self.providers.get(row.provider)
         job: ProviderJob | None = None
-        asset: Path | None = None
+        download: Path | None = None
+        asset: str | None = None
         length: float | None = None
         retry_after: float | None = None
         try:
             job = provider.fetch(row.provider_job_id)
             if job.status == JobStatus.COMPLETED:
-                asset = provider.download(
-                    row.provider_job_id, self.assets.path_for(f"generation-{row.id}.mp4")
+                download = provider.download(
+                    row.provider_job_id, self.assets.scratch(f"generation-{row.id}.mp4")
                 )
                 # Whatever the provider, its download is a clip only once it plays at a sane length and size.
                 length = verify_clip(
-                    asset,
+                    download,
                     asked_seconds=max(row.seconds, job.seconds or 0),
                     max_bytes=self.settings.max_clip_mb << 20,
                 ).duration
                 if row.kind == GenerationKind.EXTEND.value:
                     # The continuation was made from the source's last frame: join the two into one clip.
-                    asset = media.concat(
-                        [Path(row.source_paths[0]), asset],
-                        self.assets.path_for(f"generation-{row.id}-extended.mp4"),
+                    continuation = download
+                    download = media.concat(
+                        [self.assets.fetch(row.source_paths[0]), continuation],
+                        self.assets.scratch(f"generation-{row.id}-extended.mp4"),
                     )
-                    length = media.probe(asset).duration  # the label says the joined length
+                    discard(continuation)
+                    length = media.probe(download).duration  # the label says the joined length
+                # Stored whole before the row names it: no replica ever reads half a clip.
+                asset = clip_key(row.round_id, row.number)
+                self.assets.put(asset, download)
         except ProviderError as err:
+            discard(download)
             if not err.retryable:  # an expired clip, a revoked key, not a clip: waiting will not help
-                discard(asset)
                 self._fail(row, str(err))
                 return JobStatus.FAILED
             job, retry_after = None, err.retry_after
             log.warning("poll of generation %s failed, will retry: %s", row.id, err)
         except media.MediaError as err:
+            discard(download)
             self._fail(row, str(err))
             return JobStatus.FAILED
-        except OSError as err:
-            job = None
+        except AssetMissing as err:  # the clip an extension continues is gone: it cannot be joined on
+            discard(download)
+            self._fail(row, f"The clip this extends is no longer in the asset store ({err}).")
+            return JobStatus.FAILED
+        except OSError as err:  # a full disk, an unreachable bucket: the provider keeps the clip a while
+            discard(download)
+            job, asset = None, None
             log.warning("poll of generation %s failed, will retry: %s", row.id, err)
         return self._record_poll(row, provider, job, asset, retry_after, length=length)
 
@@ -396,7 +430,7 @@ class Jobs:
         row: Generation,
         provider: VideoProvider,
         job: ProviderJob | None,
-        asset: Path | None,
+        asset: str | None,
         retry_after: float | None,
         *,
         length: float | None = None,
@@ -409,7 +443,7 @@ class Jobs:
             if job is not None and job.status == JobStatus.COMPLETED and asset is not None:
                 cost = (job.seconds or row.seconds) * provider.cost_per_second(row.model)
                 if repo.generations.mark_completed(
-                    row.id, asset_path=str(asset), cost=cost, now=now, clip_seconds=length
+                    row.id, asset_path=asset, cost=cost, now=now, clip_seconds=length
                 ):
                     self.run_times.learn(row.provider, running_for)
                     self.posting.clip_ready(repo, row.round_id, row.id)

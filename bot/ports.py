@@ -110,9 +110,38 @@ class Publisher(Protocol):
 
 
 class AssetStore(Protocol):
-    """Where finished clips live; provider URLs expire, our copies do not."""
+    """Where clips, contact sheets and reference images live, by key (`round-12/variation-3.mp4`); provider URLs
+    expire, our copies do not. A folder, or a bucket every replica shares.
 
-    def path_for(self, name: str) -> Path: ...
+    The database keeps keys, never local paths (a value that is an absolute path is a row from before keys, read
+    as the local file it names). A key is stored once its file is complete, before any row names it, and its
+    content never changes afterwards; so a reader sees a whole file or none, and a cached copy is never stale.
+    Failures raise `AssetError` (`AssetMissing` when nothing is stored under the key).
+    """
+
+    @property
+    def where(self) -> str:
+        """Where the assets are, for logs and `doctor` (a folder, or s3://bucket/prefix)."""
+        ...
+
+    def scratch(self, name: str) -> Path:
+        """A fresh local path, ending in `name`, to write a file into before `put`."""
+        ...
+
+    def put(self, key: str, source: Path) -> Path:
+        """Store the complete file at `source` under `key`, replacing what was there. `source` is taken (moved
+        into the store or its cache): use the returned local copy instead."""
+        ...
+
+    def fetch(self, key: str) -> Path:
+        """A local copy of the asset, for ffmpeg and Slack uploads (downloaded on first use)."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Clock(Protocol):

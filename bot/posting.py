@@ -18,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 
 from bot import media, views
-from bot.assets import finished_clip
+from bot.assets import discard, finished_clip, sheet_key
 from bot.domain import JobStatus, RoundStatus, ThreadRef
-from bot.errors import PublishError, PublishUncertain
+from bot.errors import AssetError, PublishError, PublishUncertain
 from bot.ports import AssetStore, Clock, Publisher
 from bot.tuning import CoreSettings
 from storage.models import Generation, Outbox, Round
@@ -270,7 +271,7 @@ class Posting:
             assert generation.message_ts is not None
             self.publisher.update_variation(thread, generation.message_ts, variation)
             return _Sent()
-        path = finished_clip(generation)
+        path = self._clip(generation)
         if path is None:
             raise PublishError(
                 f"the clip of generation {generation.id} is missing from the asset store", permanent=True
@@ -287,19 +288,26 @@ class Posting:
 
     def _post_sheet(self, round_row: Round, generations: list[Generation], thread: ThreadRef) -> _Sent | None:
         assert round_row.id is not None
-        ready = [
-            g for g in generations if g.status == JobStatus.COMPLETED.value and finished_clip(g) is not None
+        clips = [
+            (g, p)
+            for g in generations
+            if g.status == JobStatus.COMPLETED.value and (p := self._clip(g)) is not None
         ]
-        if not ready:
+        if not clips:
             return None
-        sheet = self.assets.path_for(sheet_filename(round_row.id))
+        ready = [g for g, _ in clips]
+        made = self.assets.scratch(sheet_filename(round_row.id))
         try:
-            media.contact_sheet(
-                [p for g in ready if (p := finished_clip(g))], sheet, labels=[f"#{g.number}" for g in ready]
-            )
+            media.contact_sheet([p for _, p in clips], made, labels=[f"#{g.number}" for g in ready])
         except media.MediaError as err:
+            discard(made)
             log.error("contact sheet for round %s cannot be made: %s", round_row.id, err)
             return None
+        try:
+            sheet = self.assets.put(sheet_key(round_row.id), made)
+        except AssetError as err:
+            discard(made)
+            raise PublishError(f"the contact sheet could not be stored: {err}") from None
         shared = self.publisher.upload_file(
             thread,
             sheet,
@@ -312,6 +320,13 @@ class Posting:
             ),
         )
         return _Sent(file_id=shared.file_id)
+
+    def _clip(self, generation: Generation) -> Path | None:
+        """The local copy of a finished clip to upload; an asset store that cannot answer now is retried."""
+        try:
+            return finished_clip(self.assets, generation)
+        except AssetError as err:
+            raise PublishError(f"the clip of generation {generation.id} could not be read: {err}") from None
 
     def _look_for(
         self, row: Outbox, kind: PostKind, round_row: Round, generation: Generation | None

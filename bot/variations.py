@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot import media, prompts, replies, safety
-from bot.assets import finished_clip
+from bot.assets import discard, finished_clip, last_frame_key
 from bot.channels import Channels
 from bot.domain import GenerationKind, PromptSpec, RoundStatus
 from bot.errors import InvalidInput, NotFound
@@ -100,10 +100,14 @@ class Variations:
             row = repo.generations.get(generation_id)
             if row is None or row.id is None:
                 raise NotFound("That variation no longer exists.")
-        clip = finished_clip(row)
+        if not row.asset_path:
+            raise InvalidInput(f"#{row.number} has no finished clip yet; try again once it is posted.")
+        if row.clip_seconds:  # measured when it finished: no download on a modal's 3-second path
+            return Target(generation_id=row.id, number=row.number, length=row.clip_seconds)
+        clip = finished_clip(self.assets, row)
         if clip is None:
             raise InvalidInput(f"#{row.number} has no finished clip yet; try again once it is posted.")
-        length = row.clip_seconds if row.clip_seconds else media.probe(clip).duration
+        length = media.probe(clip).duration
         return Target(generation_id=row.id, number=row.number, length=length)
 
     def _perform(
@@ -159,14 +163,15 @@ class Variations:
         assert kind is not None
         clips = []
         for source in sources:
-            clip = finished_clip(source)
+            clip = finished_clip(self.assets, source)
             if clip is None:
                 raise InvalidInput(f"#{source.number} has no finished clip yet; try again once it is posted.")
             clips.append(clip)
         first, first_clip = sources[0], clips[0]
         assert first.id is not None
         spec = PromptSpec.from_dict(first.spec)
-        paths = tuple(str(c) for c in clips)
+        # The rows keep asset keys, not this process's copies: whichever replica makes the edit fetches them.
+        paths = tuple(s.asset_path for s in sources if s.asset_path)
         if kind == GenerationKind.RECUT:
             assert command.start is not None and command.end is not None
             length = media.probe(first_clip).duration
@@ -209,15 +214,21 @@ class Variations:
         spec = replace(spec, action=text, beats=())
         _preflight(spec, what="That extension")
         seconds = command.seconds or 4
-        reference = self.assets.path_for(f"generation-{first.id}-last.png")
-        media.last_frame(first_clip, reference)
+        frame = self.assets.scratch("last-frame.png")
+        try:
+            media.last_frame(first_clip, frame)
+        except media.MediaError:
+            discard(frame)
+            raise
+        reference = last_frame_key(first.round_id, first.number)
+        self.assets.put(reference, frame)
         return NewVariation(
             kind=kind,
             spec=spec,
             prompt=prompts.render(spec, seconds=seconds),
             seconds=seconds,
             change=f"+{seconds} s: {text}",
-            reference_path=str(reference),
+            reference_path=reference,
             source_paths=paths,
         )
 

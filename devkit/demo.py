@@ -161,7 +161,7 @@ def run_demo(out: Path, *, build_runtime: Callable[[Settings], Any], timeout: fl
             runtime.close()
         print("\nThe channel afterwards, as Slack would show it:\n")
         print(fake.transcript())
-    clips = sorted((out / "assets").glob("*.mp4"))
+    clips = sorted((out / "assets").glob("round-*/*.mp4"))
     print(f"\nDone in {time.monotonic() - started:.1f} s.")
     print(f"Clips ({len(clips)}) and the contact sheet: {out / 'assets'}")
     print(f"Database: {out / 'sora-bot.db'}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.assets import open_asset_store
 from bot.bootstrap import Runtime, Services, build_runtime, build_services
 from bot.clock import FrozenClock
 from bot.config import load_settings
@@ -98,13 +99,19 @@ def make_bot(
     base.update(env or {})
     clock = FrozenClock()
     settings = load_settings(base)
-    configured = build_providers(settings, prices=PriceTable.default())
+    # One store for the services and the edits, as `serve` has (a folder, or the bucket when one is set).
+    assets = open_asset_store(settings)
+    configured = build_providers(settings, prices=PriceTable.default(), assets=assets)
     # The instant provider stands in for the local renderer: ffmpeg renders belong to the media tests.
     providers = Providers(
         available={**configured.available, "local": local or InstantProvider()}, default=configured.default
     )
     runtime = build_runtime(
-        settings, clock=clock, providers=providers, listeners_finish_before_answer=finish_before_answer
+        settings,
+        clock=clock,
+        providers=providers,
+        assets=assets,
+        listeners_finish_before_answer=finish_before_answer,
     )
     server = HttpServer(runtime.wsgi(), host="127.0.0.1", port=0)
     server.start()

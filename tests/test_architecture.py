@@ -27,6 +27,8 @@ CONFINED = {
     "apscheduler": {ROOT / "bot" / "ticker.py"},
     "prometheus_client": {ROOT / "bot" / "metrics.py"},
     "PIL": {ROOT / "bot" / "typesetting.py"},
+    "boto3": {ROOT / "bot" / "bucket.py"},
+    "botocore": {ROOT / "bot" / "bucket.py"},
     "openai": {
         ROOT / "bot" / "drafting.py",
         ROOT / "bot" / "safety.py",

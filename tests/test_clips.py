@@ -13,7 +13,7 @@ from provider_fakes import FakeFal, FakeOpenAI, make_clip
 from test_lifecycle import Build, generations, on_fal, on_openai, run, start, uploads
 
 from bot import media
-from bot.assets import verify_clip
+from bot.assets import LocalAssetStore, verify_clip
 from bot.domain import Aspect
 from bot.errors import NotAClip
 from bot.ports import VideoProvider
@@ -137,10 +137,9 @@ def test_an_html_page_from_the_gateway_fails_the_variation_and_nothing_is_posted
         errors = failed_with(core, round_id)
         assert all(e.startswith("The provider sent an HTML page (2 KB), not a video") for e in errors)
         assert uploads(core) == []
-        assets = core.services.jobs.assets.path_for("x").parent
-        assert [p.name for p in assets.iterdir() if p.suffix == ".mp4"] == [], (
-            "the refused downloads are gone"
-        )
+        assets = core.services.assets
+        assert isinstance(assets, LocalAssetStore)
+        assert list(assets.root.rglob("*.mp4")) == [], "the refused downloads are gone"
         core.close()
 
 

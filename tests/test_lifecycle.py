@@ -132,7 +132,9 @@ def test_a_hosted_round_completes_with_one_job_and_one_clip_per_variation(
     assert len({g.provider_job_id for g in rows}) == 2 and polled_jobs(openai_fake) == {
         g.provider_job_id for g in rows
     }
-    assert all(g.asset_path and Path(g.asset_path).read_bytes()[4:8] == b"ftyp" for g in rows)
+    assert all(
+        g.asset_path and core.services.assets.fetch(g.asset_path).read_bytes()[4:8] == b"ftyp" for g in rows
+    )
     assert rows[0].cost == pytest.approx(0.10 * rows[0].seconds) and rows[0].seconds in (4, 8, 12)
 
 

@@ -132,7 +132,7 @@ def test_the_demo_plays_the_whole_session_and_leaves_clips_and_database(
     printed = capsys.readouterr().out
     for expected in ("/sora", "Variation #1", "#2 wins", "remix #2 make it golden hour", "Patterns matching"):
         assert expected in printed, expected
-    assert len(list((out / "assets").glob("*.mp4"))) == 4 and (out / "sora-bot.db").exists()
+    assert len(list((out / "assets").glob("round-*/*.mp4"))) == 4 and (out / "sora-bot.db").exists()
     assert main(["demo", "--out", str(out), "--timeout", "30"]) == 0, "a second run replaces its own folder"
     capsys.readouterr()
 

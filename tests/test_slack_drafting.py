@@ -95,7 +95,7 @@ def test_a_reference_image_makes_the_draft_image_to_video_and_a_non_image_is_ref
             what=expected,
         )
     [row] = rows(sora, Draft)
-    assert row.reference_path and Path(row.reference_path).read_bytes() == tiny_png()
+    assert row.reference_path and sora.services.assets.fetch(row.reference_path).read_bytes() == tiny_png()
 
 
 def test_the_goal_picker_with_a_choice_changes_aspect_length_and_count(sora: Bot) -> None:
@@ -312,7 +312,10 @@ def test_a_keyframe_from_the_image_model_makes_the_draft_image_to_video_and_a_fa
             request = openai_fake.requests("/v1/images/generations")[-1]
             assert request.body["size"] == "1280x720"
             [row] = rows(made, Draft)
-            assert row.reference_path and Path(row.reference_path).read_bytes() == tiny_png()
+            assert (
+                row.reference_path
+                and made.services.assets.fetch(row.reference_path).read_bytes() == tiny_png()
+            )
         finally:
             made.server.stop()
             made.runtime.close()

@@ -98,7 +98,7 @@ def clip_of(core: Core, round_id: int, number: int) -> Path:
     with core.store.read() as repo:
         row = next((g for g in repo.generations.in_round(round_id) if g.number == number), None)
     assert row is not None and row.status == "completed" and row.asset_path, row
-    return Path(row.asset_path)
+    return core.services.assets.fetch(row.asset_path)
 
 
 def test_recut_loop_blend_and_extend_each_add_a_linked_votable_clip_of_the_right_length(

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import secrets
 import shutil
+import time
 from pathlib import Path
 
 from bot import media
+from bot.assets import LocalAssetStore, discard
 from bot.domain import Capability, Edit, GenerationKind, GenerationRequest, JobStatus, ProviderJob
-from bot.errors import JobNotFound, ProviderError
+from bot.errors import AssetError, AssetMissing, JobNotFound, ProviderError, ProviderUnavailable
+from bot.ports import AssetStore
 from bot.providers.transfer import target_path
 
 _JOB_ID_RE = re.compile(r"^edit-[0-9a-f]{16}$")
@@ -22,17 +23,18 @@ _JOB_ID_RE = re.compile(r"^edit-[0-9a-f]{16}$")
 class EditProvider:
     """Does its ffmpeg work in `submit`, which returns a finished job: an edit takes seconds, so there is
     nothing to poll for, and a sweep that only fetches never starts media work behind the core's back.
-    `fetch` reports what exists and `download` copies it."""
+    `fetch` reports what exists and `download` copies it.
+
+    Its clips and job records are assets: given the deployment's asset store (under `edits/`), an edit one
+    replica made is found, reported and downloaded by any other. Without one, they are files in `work_dir`."""
 
     name = "edit"
     capabilities: frozenset[Capability] = frozenset()
     internal = True  # made by replies in a thread, never chosen for a draft
 
-    def __init__(self, work_dir: Path) -> None:
-        self._jobs = work_dir / "jobs"
-        self._clips = work_dir / "clips"
-        self._jobs.mkdir(parents=True, exist_ok=True)
-        self._clips.mkdir(parents=True, exist_ok=True)
+    def __init__(self, work_dir: Path, *, assets: AssetStore | None = None) -> None:
+        self._assets: AssetStore = LocalAssetStore(work_dir) if assets is None else assets
+        self._folder = "" if assets is None else "edits/"
 
     def submit(self, request: GenerationRequest) -> ProviderJob:
         """Make the clip now. Raises ProviderError when the sources cannot be edited (nothing is kept)."""
@@ -40,15 +42,18 @@ class EditProvider:
         if edit is None or not request.sources:
             raise ProviderError("An edit needs a finished clip to work from.")
         job_id = _job_id(request)
-        existing = self._job(job_id)
+        try:
+            existing = self._job(job_id)
+        except AssetError as err:
+            raise ProviderUnavailable(f"The asset store cannot be read just now: {err}") from None
         if existing is not None:  # a repeated submit lands on the same, finished job and does no work
             return existing
-        clip = self._clips / f"{job_id}.mp4"
+        clip = self._assets.scratch(f"{job_id}.mp4")
         try:
             _run(edit, request.sources, clip)
             seconds = round(media.probe(clip).duration)
         except media.MediaError as err:
-            clip.unlink(missing_ok=True)
+            discard(clip)
             raise ProviderError(f"The {edit.kind.value} could not be made: {err}") from err
         record = {
             "kind": edit.kind.value,
@@ -56,9 +61,18 @@ class EditProvider:
             "end": edit.end,
             "sources": [str(p) for p in request.sources],
             "seconds": seconds,
+            "created_at": time.time(),
         }
-        # The record is written last: its presence means the clip beside it is complete.
-        _write_atomically(self._jobs / f"{job_id}.json", json.dumps(record).encode())
+        record_file = self._assets.scratch(f"{job_id}.json")
+        record_file.write_bytes(json.dumps(record).encode())
+        try:
+            # The record is stored last: its presence means the clip it names is complete.
+            self._assets.put(self._clip_key(job_id), clip)
+            self._assets.put(self._record_key(job_id), record_file)
+        except AssetError as err:
+            discard(clip)
+            discard(record_file)
+            raise ProviderUnavailable(f"The {edit.kind.value} could not be stored: {err}") from None
         return ProviderJob(job_id=job_id, status=JobStatus.COMPLETED, progress=100, seconds=seconds)
 
     def submitted_jobs(self, request: GenerationRequest, *, since: float) -> list[ProviderJob]:
@@ -66,10 +80,16 @@ class EditProvider:
         if request.edit is None:
             return []
         job_id = _job_id(request)
-        job = self._job(job_id)
+        try:
+            job = self._job(job_id)
+            record = self._record(job_id) if job is not None else {}
+        except AssetError as err:
+            raise ProviderUnavailable(f"The asset store cannot be read just now: {err}") from None
         if job is None:
             return []
-        created_at = (self._jobs / f"{job_id}.json").stat().st_mtime
+        created_at = record.get("created_at")
+        if not isinstance(created_at, int | float):  # a record from before it was kept: the file's own time
+            created_at = self._assets.fetch(self._record_key(job_id)).stat().st_mtime
         return [
             ProviderJob(
                 job_id=job.job_id,
@@ -95,7 +115,10 @@ class EditProvider:
         if self._job(job_id) is None:
             raise JobNotFound(f"There is no edit {job_id!r}: it was never made here.")
         target = target_path(into, job_id)
-        shutil.copyfile(self._clips / f"{job_id}.mp4", target)
+        try:
+            shutil.copyfile(self._assets.fetch(self._clip_key(job_id)), target)
+        except AssetMissing:
+            raise JobNotFound(f"The edit {job_id!r} is no longer in the asset store.") from None
         return target
 
     def cancel(self, job_id: str) -> None:
@@ -104,27 +127,34 @@ class EditProvider:
     def cost_per_second(self, model: str | None) -> float:
         return 0.0
 
+    def _clip_key(self, job_id: str) -> str:
+        return f"{self._folder}clips/{job_id}.mp4"
+
+    def _record_key(self, job_id: str) -> str:
+        return f"{self._folder}jobs/{job_id}.json"
+
+    def _record(self, job_id: str) -> dict[str, object]:
+        record = json.loads(self._assets.fetch(self._record_key(job_id)).read_text())
+        return record if isinstance(record, dict) else {}
+
     def _job(self, job_id: str) -> ProviderJob | None:
-        # Job ids come back from the database; only our own shape may become a file name.
+        # Job ids come back from the database; only our own shape may become a key.
         if not _JOB_ID_RE.match(job_id):
             return None
-        record_file, clip = self._jobs / f"{job_id}.json", self._clips / f"{job_id}.mp4"
-        if not (record_file.exists() and clip.exists()):
+        if not (
+            self._assets.exists(self._record_key(job_id)) and self._assets.exists(self._clip_key(job_id))
+        ):
             return None
-        record = json.loads(record_file.read_text())
-        seconds = record.get("seconds") if isinstance(record, dict) else None
-        return ProviderJob(
-            job_id=job_id,
-            status=JobStatus.COMPLETED,
-            progress=100,
-            seconds=seconds if isinstance(seconds, int) else round(media.probe(clip).duration),
-        )
+        seconds = self._record(job_id).get("seconds")
+        if not isinstance(seconds, int):
+            seconds = round(media.probe(self._assets.fetch(self._clip_key(job_id))).duration)
+        return ProviderJob(job_id=job_id, status=JobStatus.COMPLETED, progress=100, seconds=seconds)
 
 
 def _job_id(request: GenerationRequest) -> str:
-    digest = hashlib.sha256(
-        f"{request.idempotency_key}|{request.edit}|{request.sources}".encode()
-    ).hexdigest()
+    # The sources by name: their local copies sit in a different cache folder on each replica.
+    names = [p.name for p in request.sources]
+    digest = hashlib.sha256(f"{request.idempotency_key}|{request.edit}|{names}".encode()).hexdigest()
     return f"edit-{digest[:16]}"
 
 
@@ -139,13 +169,3 @@ def _run(edit: Edit, sources: tuple[Path, ...], out: Path) -> None:
         media.crossfade(sources[0], sources[1], out, seconds=1.0)
     else:
         raise media.MediaError(f"{edit.kind.value} is not an edit")
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Write via a temporary sibling and a rename, so a crash never leaves half a record."""
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.partial")
-    try:
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.errors import ConfigError, InvalidInput
-from bot.ports import VideoProvider
+from bot.ports import AssetStore, VideoProvider
 from bot.pricing import PriceTable, UnknownPrice
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,11 @@ class Providers:
                 close()
 
 
-def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
-    """`local` always; each hosted provider whose key is set. VIDEO_MODEL applies to the default one."""
+def build_providers(settings: Settings, *, prices: PriceTable, assets: AssetStore | None = None) -> Providers:
+    """`local` always; each hosted provider whose key is set. VIDEO_MODEL applies to the default one.
+
+    `assets` is the deployment's asset store, where edits keep their clips (so every replica sees them); without
+    it they stay in the data dir."""
     from bot.providers.edit import EditProvider
     from bot.providers.fal import FalProvider
     from bot.providers.local import LocalProvider
@@ -72,7 +75,7 @@ def build_providers(settings: Settings, *, prices: PriceTable) -> Providers:
     max_clip_bytes = settings.max_clip_mb << 20
     available: dict[str, VideoProvider] = {
         "local": LocalProvider(settings.data_dir / "local-renderer"),
-        "edit": EditProvider(settings.data_dir / "edits"),
+        "edit": EditProvider(settings.data_dir / "edits", assets=assets),
     }
     openai_key = settings.secret("openai_api_key")
     # OpenAI's own Videos API is gone; an OpenAI key alone means drafting and moderation. Video goes through
