@@ -48,7 +48,7 @@ from provider_fakes import FakeFal, FakeOpenAI, FakeProviderServer, FakeVeo, mak
 from bot.bootstrap import Services, build_services  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob, ThreadRef  # noqa: E402
+from bot.domain import Capability, GenerationRequest, JobStatus, ProviderJob, SharedFile, ThreadRef  # noqa: E402
 from bot.drafts import DraftEdit  # noqa: E402
 from bot.ports import VideoProvider  # noqa: E402
 from bot.providers.fal import FalProvider  # noqa: E402
@@ -96,11 +96,15 @@ class TimedPublisher(RecordingPublisher):
 
     uploads: list[Upload] = field(default_factory=list)
 
-    def upload_file(self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str) -> str:
-        file_id = super().upload_file(thread, path, filename=filename, title=title, comment=comment)
+    def upload_file(
+        self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str, alt_text: str
+    ) -> SharedFile:
+        shared = super().upload_file(
+            thread, path, filename=filename, title=title, comment=comment, alt_text=alt_text
+        )
         with self._lock:
             self.uploads.append(Upload(at=time.monotonic(), path=path, title=title))
-        return file_id
+        return shared
 
     def variation_uploads(self) -> list[Upload]:
         with self._lock:

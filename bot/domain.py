@@ -188,6 +188,16 @@ class ThreadRef:
 
 
 @dataclass(frozen=True)
+class SharedFile:
+    """A file the bot shared in a thread: its id, and the ts of the message Slack shared it as, when known.
+
+    Slack shares an upload asynchronously, so that ts may not be known the moment the upload is done."""
+
+    file_id: str
+    message_ts: str | None = None
+
+
+@dataclass(frozen=True)
 class Conversation:
     """What Slack says of a conversation, as the bot sees it.
 

@@ -355,6 +355,7 @@ class Jobs:
         provider = self.providers.get(row.provider)
         job: ProviderJob | None = None
         asset: Path | None = None
+        length: float | None = None
         retry_after: float | None = None
         try:
             job = provider.fetch(row.provider_job_id)
@@ -363,17 +364,18 @@ class Jobs:
                     row.provider_job_id, self.assets.path_for(f"generation-{row.id}.mp4")
                 )
                 # Whatever the provider, its download is a clip only once it plays at a sane length and size.
-                verify_clip(
+                length = verify_clip(
                     asset,
                     asked_seconds=max(row.seconds, job.seconds or 0),
                     max_bytes=self.settings.max_clip_mb << 20,
-                )
+                ).duration
                 if row.kind == GenerationKind.EXTEND.value:
                     # The continuation was made from the source's last frame: join the two into one clip.
                     asset = media.concat(
                         [Path(row.source_paths[0]), asset],
                         self.assets.path_for(f"generation-{row.id}-extended.mp4"),
                     )
+                    length = media.probe(asset).duration  # the label says the joined length
         except ProviderError as err:
             if not err.retryable:  # an expired clip, a revoked key, not a clip: waiting will not help
                 discard(asset)
@@ -387,7 +389,7 @@ class Jobs:
         except OSError as err:
             job = None
             log.warning("poll of generation %s failed, will retry: %s", row.id, err)
-        return self._record_poll(row, provider, job, asset, retry_after)
+        return self._record_poll(row, provider, job, asset, retry_after, length=length)
 
     def _record_poll(
         self,
@@ -396,6 +398,8 @@ class Jobs:
         job: ProviderJob | None,
         asset: Path | None,
         retry_after: float | None,
+        *,
+        length: float | None = None,
     ) -> JobStatus:
         assert row.id is not None
         now = self.clock.now()
@@ -404,7 +408,9 @@ class Jobs:
         with self.store.transaction() as repo:
             if job is not None and job.status == JobStatus.COMPLETED and asset is not None:
                 cost = (job.seconds or row.seconds) * provider.cost_per_second(row.model)
-                if repo.generations.mark_completed(row.id, asset_path=str(asset), cost=cost, now=now):
+                if repo.generations.mark_completed(
+                    row.id, asset_path=str(asset), cost=cost, now=now, clip_seconds=length
+                ):
                     self.run_times.learn(row.provider, running_for)
                     self.posting.clip_ready(repo, row.round_id, row.id)
                     outcome = JobStatus.COMPLETED

@@ -1,14 +1,15 @@
-"""Patterns: a round's winner saved with its prompt, rhythm, settings, outcome and lineage; `/sora recall`."""
+"""Patterns: a round's winner (or a variation someone saved) kept with its prompt, rhythm, settings, outcome and
+lineage; `/sora recall`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from bot import votes
-from bot.domain import PromptSpec
-from bot.errors import InvalidInput
+from bot.domain import JobStatus, PromptSpec
+from bot.errors import InvalidInput, NotFound
 from bot.ports import Clock
-from bot.views import PatternCard, pattern_card
+from bot.views import Outcome, PatternCard, pattern_card, round_tally
 from storage.models import Generation, Pattern, Round
 from storage.store import Repo, Store
 
@@ -29,46 +30,51 @@ class Patterns:
         """Keep what won, inside the close's transaction."""
         assert round_row.id is not None
         winner = next(g for g in generations if g.id == winner_id)
-        spec = PromptSpec.from_dict(winner.spec)
-        winner_tally = next((t for t in tally.tallies if t.generation_id == winner_id), None)
-        lineage = []
-        by_id = {g.id: g for g in generations}
-        cursor: Generation | None = winner
-        while cursor is not None:
-            lineage.append(cursor.number)
-            cursor = by_id.get(cursor.parent_id) if cursor.parent_id else None
-        pattern = repo.patterns.for_round(round_row.id) or Pattern(
+        pattern = repo.patterns.for_round(round_row.id) or self._new(round_row, winner)
+        _fill(pattern, winner, generations, tally)
+        pattern.outcome["closed_by"] = round_row.closed_by
+        repo.patterns.save(pattern)
+
+    def save_variation(self, generation_id: int, *, actor: str) -> Outcome:
+        """*Save*: keep one finished variation as a pattern now, without closing its round. Once per
+        variation: the row says who saved it."""
+        with self.store.transaction() as repo:
+            generation = repo.generations.get(generation_id)
+            if generation is None or generation.id is None:
+                raise NotFound("That variation no longer exists.")
+            round_row = repo.rounds.get_for_update(generation.round_id)  # one save at a time per round
+            if round_row is None or round_row.id is None:
+                raise NotFound("That round no longer exists.")
+            if generation.status != JobStatus.COMPLETED.value:
+                raise InvalidInput(
+                    f"#{generation.number} has no finished clip yet; save it once it is posted."
+                )
+            if repo.patterns.saved(generation.id) is not None:
+                return Outcome(False, f"#{generation.number} is already saved as a pattern.")
+            generations = list(repo.generations.in_round(round_row.id))
+            pattern = self._new(round_row, generation)
+            pattern.saved_by = actor
+            _fill(pattern, generation, generations, round_tally(repo, round_row, generations))
+            pattern.outcome["saved_by"] = actor
+            repo.patterns.save(pattern)
+        return Outcome(
+            True,
+            f"Saved #{generation.number} as a pattern; the round stays open. "
+            "Find it again with `/sora recall <words>`.",
+        )
+
+    def _new(self, round_row: Round, generation: Generation) -> Pattern:
+        assert round_row.id is not None and generation.id is not None
+        return Pattern(
             team_id=round_row.team_id,
             channel_id=round_row.channel_id,
             round_id=round_row.id,
-            generation_id=winner_id,
+            generation_id=generation.id,
             title=round_row.title,
-            prompt=winner.prompt,
+            prompt=generation.prompt,
             private=round_row.private,
             created_at=self.clock.now(),
         )
-        pattern.generation_id = winner_id
-        pattern.prompt = winner.prompt
-        pattern.spec = winner.spec
-        pattern.rhythm = [{"text": b.text, "start": b.start} for b in spec.beats]
-        pattern.settings = {
-            "seconds": winner.seconds,
-            "aspect": winner.aspect,
-            "provider": winner.provider,
-            "model": winner.model,
-            "kind": winner.kind,
-        }
-        pattern.outcome = {
-            "winner_number": winner.number,
-            "votes": winner_tally.votes if winner_tally else 0,
-            "voters": tally.voters,
-            "variations": len(generations),
-            "tie": tally.tie,
-            "closed_by": round_row.closed_by,
-        }
-        pattern.lineage = lineage
-        pattern.tags = " ".join(filter(None, [winner.kind, winner.aspect.replace(":", "x"), spec.camera]))
-        repo.patterns.save(pattern)
 
     def recall(self, *, team_id: str, channel_id: str, query: str, limit: int = 3) -> list[PatternCard]:
         """Winners of this workspace that may be shown in `channel_id`: those saved in public channels, and
@@ -78,3 +84,38 @@ class Patterns:
         with self.store.read() as repo:
             hits = repo.patterns.search(team_id, query, visible_in=channel_id, limit=limit)
             return [pattern_card(hit.pattern) for hit in hits]
+
+
+def _fill(
+    pattern: Pattern, chosen: Generation, generations: Sequence[Generation], tally: votes.RoundTally
+) -> None:
+    """What a pattern keeps of a variation: prompt, rhythm, settings, how it did, where it came from."""
+    spec = PromptSpec.from_dict(chosen.spec)
+    chosen_tally = next((t for t in tally.tallies if t.generation_id == chosen.id), None)
+    lineage = []
+    by_id = {g.id: g for g in generations}
+    cursor: Generation | None = chosen
+    while cursor is not None:
+        lineage.append(cursor.number)
+        cursor = by_id.get(cursor.parent_id) if cursor.parent_id else None
+    assert chosen.id is not None
+    pattern.generation_id = chosen.id
+    pattern.prompt = chosen.prompt
+    pattern.spec = chosen.spec
+    pattern.rhythm = [{"text": b.text, "start": b.start} for b in spec.beats]
+    pattern.settings = {
+        "seconds": chosen.seconds,
+        "aspect": chosen.aspect,
+        "provider": chosen.provider,
+        "model": chosen.model,
+        "kind": chosen.kind,
+    }
+    pattern.outcome = {
+        "winner_number": chosen.number,
+        "votes": chosen_tally.votes if chosen_tally else 0,
+        "voters": tally.voters,
+        "variations": len(generations),
+        "tie": tally.tie,
+    }
+    pattern.lineage = lineage
+    pattern.tags = " ".join(filter(None, [chosen.kind, chosen.aspect.replace(":", "x"), spec.camera]))

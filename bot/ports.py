@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import Capability, Conversation, GenerationRequest, ProviderJob, ThreadRef
+from bot.domain import Capability, Conversation, GenerationRequest, ProviderJob, SharedFile, ThreadRef
 
 if TYPE_CHECKING:
     from bot.views import RoundView, VariationView
@@ -63,8 +63,9 @@ class Publisher(Protocol):
 
     def upload_file(
         self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str, alt_text: str
-    ) -> str:
-        """Upload a clip or image into the thread as `filename` (unique in the thread); returns the file id.
+    ) -> SharedFile:
+        """Upload a clip or image into the thread as `filename` (unique in the thread): its file id, and the
+        ts of the message it was shared as when Slack says so already.
 
         `alt_text` describes it for people who cannot see it (screen readers)."""
         ...
@@ -75,8 +76,12 @@ class Publisher(Protocol):
         """The ts of a message the bot posted with `key` (in the thread, or in the channel since `since`)."""
         ...
 
-    def find_file(self, thread: ThreadRef, *, filename: str) -> str | None:
-        """The id of a file shared in the thread under `filename`, if the bot shared one."""
+    def find_file(self, thread: ThreadRef, *, filename: str) -> SharedFile | None:
+        """A file shared in the thread under `filename` (and its message), if the bot shared one."""
+        ...
+
+    def file_message(self, thread: ThreadRef, file_id: str) -> str | None:
+        """The ts of the message `file_id` was shared as in the thread; None while Slack has not shared it."""
         ...
 
     def reactions(self, channel_id: str, message_ts: str) -> dict[str, tuple[str, ...]]:

@@ -262,15 +262,15 @@ class Posting:
             raise PublishError(
                 f"the clip of generation {generation.id} is missing from the asset store", permanent=True
             )
-        file_id = self.publisher.upload_file(
+        shared = self.publisher.upload_file(
             thread,
             path,
             filename=clip_filename(row.round_id, generation.number),
             title=f"Variation #{generation.number}",
-            comment=f"#{generation.number} is ready",
+            comment=f"#{generation.number} is ready. React on the video to vote for it.",
             alt_text=f"Video clip, variation #{generation.number}, {generation.seconds} seconds: {generation.prompt}",
         )
-        return _Sent(file_id=file_id)
+        return _Sent(ts=shared.message_ts, file_id=shared.file_id)
 
     def _post_sheet(self, round_row: Round, generations: list[Generation], thread: ThreadRef) -> _Sent | None:
         assert round_row.id is not None
@@ -287,18 +287,18 @@ class Posting:
         except media.MediaError as err:
             log.error("contact sheet for round %s cannot be made: %s", round_row.id, err)
             return None
-        file_id = self.publisher.upload_file(
+        shared = self.publisher.upload_file(
             thread,
             sheet,
             filename=sheet_filename(round_row.id),
             title="Contact sheet",
-            comment="All variations side by side. React on a variation's message to vote.",
+            comment="All variations side by side. React on a variation's message or its video to vote.",
             alt_text=(
                 f"Contact sheet: the middle frame of each finished variation "
                 f"({', '.join(f'#{g.number}' for g in ready)}), side by side and labelled with its number."
             ),
         )
-        return _Sent(file_id=file_id)
+        return _Sent(file_id=shared.file_id)
 
     def _look_for(
         self, row: Outbox, kind: PostKind, round_row: Round, generation: Generation | None
@@ -320,8 +320,10 @@ class Posting:
             name = clip_filename(round_row.id, generation.number)
         else:
             name = sheet_filename(round_row.id)
-        file_id = self.publisher.find_file(thread, filename=name)
-        return _Sent(file_id=file_id) if file_id else None
+        found = self.publisher.find_file(thread, filename=name)
+        if found is None:
+            return None
+        return _Sent(ts=found.message_ts if kind == PostKind.CLIP else None, file_id=found.file_id)
 
     def _record(self, row: Outbox, kind: PostKind, sent: _Sent) -> bool:
         assert row.id is not None
@@ -339,6 +341,9 @@ class Posting:
                 repo.rounds.set_parent(row.round_id, sent.ts)
             elif kind == PostKind.VARIATION and sent.ts and row.generation_id is not None:
                 repo.generations.set_message(row.generation_id, sent.ts)
+            elif kind == PostKind.CLIP and row.generation_id is not None:
+                # The clip's own message: a reaction on the video is a vote for this variation.
+                repo.generations.set_clip(row.generation_id, file_id=sent.file_id, ts=sent.ts)
         return True
 
     def _retry(self, row: Outbox, error: str, *, uncertain: bool, retry_after: float | None = None) -> None:

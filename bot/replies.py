@@ -261,3 +261,62 @@ _PARSERS = MappingProxyType(
         Verb.PICK: _pick,
     }
 )
+
+
+# --- the same commands from a variation's modal ---------------------------------------------------
+# A modal names its variation already; its fields are checked here, by the same rules and caps as a reply,
+# and a problem is keyed by the field so Slack shows it next to that field. Numbers are ASCII digits only
+# ("²" and "٣" are digits to Python, not to someone reading them), as in the draft editor.
+
+_FIELD_SECONDS = re.compile(r"\d{1,4}(?:\.\d{1,3})?", re.ASCII)
+
+
+def field_seconds(text: str) -> float | None:
+    """A time typed in a field ("1.5", "4 s"), else None."""
+    text = text.strip().removesuffix("s").strip()
+    return float(text) if _FIELD_SECONDS.fullmatch(text) else None
+
+
+def remix_fields(change: str) -> ReplyCommand | dict[str, str]:
+    change = _normalise(change).strip(" :,-–—")
+    if not change:
+        return {"change": "Say what should change, e.g. make it golden hour."}
+    if len(change) > MAX_CHANGE_CHARS:
+        return {"change": f"Keep it under {MAX_CHANGE_CHARS} characters (it is {len(change)})."}
+    return ReplyCommand(verb=Verb.REMIX, change=change)
+
+
+def recut_fields(start: str, end: str, *, length: float) -> ReplyCommand | dict[str, str]:
+    """Keep `start`–`end` seconds of a clip `length` seconds long."""
+    problems: dict[str, str] = {}
+    first, last = field_seconds(start), field_seconds(end)
+    shown = f"0–{length:.1f}"
+    if first is None:
+        problems["start"] = f"A time in seconds, like 1.5 (the clip runs {shown} s)."
+    if last is None:
+        problems["end"] = f"A time in seconds, like 4 (the clip runs {shown} s)."
+    elif last > length + 0.05:
+        problems["end"] = f"The clip is only {length:.1f} s long; end at {length:.1f} s or before."
+    if first is not None and last is not None and "end" not in problems and last <= first:
+        problems["end"] = f"The end must come after the start ({first:g} s)."
+    if problems or first is None or last is None:
+        return problems
+    return ReplyCommand(verb=Verb.RECUT, start=first, end=last)
+
+
+def extend_fields(seconds: str, direction: str) -> ReplyCommand | dict[str, str]:
+    """Extend by `seconds` (blank: the reply's default) with `direction`, what happens next (optional)."""
+    problems: dict[str, str] = {}
+    count: int | None = None
+    typed = seconds.strip().removesuffix("s").strip()
+    if typed:
+        if typed.isascii() and typed.isdigit() and MIN_EXTEND_SECONDS <= int(typed) <= MAX_EXTEND_SECONDS:
+            count = int(typed)
+        else:
+            problems["seconds"] = f"{MIN_EXTEND_SECONDS}–{MAX_EXTEND_SECONDS} whole seconds, like 4."
+    text = _normalise(direction).strip(" :,-–—")
+    if len(text) > MAX_CHANGE_CHARS:
+        problems["direction"] = f"Keep it under {MAX_CHANGE_CHARS} characters (it is {len(text)})."
+    if problems:
+        return problems
+    return ReplyCommand(verb=Verb.EXTEND, change=text or None, seconds=count)

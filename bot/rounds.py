@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from bot import prompts, votes
 from bot.channels import Channels
-from bot.domain import Conversation, GenerationKind, JobStatus, PromptSpec, RoundStatus, Severity
+from bot.domain import Conversation, GenerationKind, JobStatus, PromptSpec, RoundStatus, Severity, ThreadRef
 from bot.drafts import Drafts
 from bot.errors import InvalidInput, NotAllowed, NotFound, NotInvited, PublishError
 from bot.patterns import Patterns
@@ -168,21 +168,65 @@ class Rounds:
     # --- votes --------------------------------------------------------------------------------
 
     def record_vote(
-        self, *, channel_id: str, message_ts: str, user_id: str, emoji: str, event_ts: str = ""
+        self,
+        *,
+        channel_id: str,
+        message_ts: str,
+        user_id: str,
+        emoji: str,
+        event_ts: str = "",
+        on_bot_message: bool = True,
     ) -> Outcome:
-        """A reaction on a variation message. Non-vote emoji and other messages are ignored on purpose."""
-        return self._vote(channel_id, message_ts, user_id, emoji, event_ts=event_ts, active=True)
+        """A reaction on a variation: its message or its clip. Non-vote emoji and other messages are ignored on
+        purpose. `on_bot_message`: whether the bot wrote the message (only then can it be an unmapped clip)."""
+        return self._vote(
+            channel_id,
+            message_ts,
+            user_id,
+            emoji,
+            event_ts=event_ts,
+            active=True,
+            on_bot_message=on_bot_message,
+        )
 
     def remove_vote(
-        self, *, channel_id: str, message_ts: str, user_id: str, emoji: str, event_ts: str = ""
+        self,
+        *,
+        channel_id: str,
+        message_ts: str,
+        user_id: str,
+        emoji: str,
+        event_ts: str = "",
+        on_bot_message: bool = True,
     ) -> Outcome:
-        return self._vote(channel_id, message_ts, user_id, emoji, event_ts=event_ts, active=False)
+        return self._vote(
+            channel_id,
+            message_ts,
+            user_id,
+            emoji,
+            event_ts=event_ts,
+            active=False,
+            on_bot_message=on_bot_message,
+        )
 
     def _vote(
-        self, channel_id: str, message_ts: str, user_id: str, emoji: str, *, event_ts: str, active: bool
+        self,
+        channel_id: str,
+        message_ts: str,
+        user_id: str,
+        emoji: str,
+        *,
+        event_ts: str,
+        active: bool,
+        on_bot_message: bool,
     ) -> Outcome:
         name = votes.normalise_emoji(emoji)
         if not votes.is_vote(name, allowed=self.settings.vote_emoji):
+            return Outcome(False)
+        variation = self._variation_at(channel_id, message_ts, learn=on_bot_message)
+        if variation is None:
+            return Outcome(False)
+        if not active and self._still_held(channel_id, variation, message_ts, user_id, name):
             return Outcome(False)
         return self._apply_vote(
             channel_id=channel_id,
@@ -224,26 +268,94 @@ class Rounds:
             self.posting.deliver(round_id)
         return Outcome(changed)
 
+    # A variation is two messages in Slack: its own and its clip's (Slack shares an upload as a message of its
+    # own). A reaction on either is a vote for it, and one person's emoji counts once: the vote row is per
+    # (variation, person, emoji), and a removal counts only once the emoji is gone from both.
+
+    def _variation_at(self, channel_id: str, message_ts: str, *, learn: bool) -> Generation | None:
+        """The variation whose message or clip `message_ts` is. A clip whose message Slack had not shared yet
+        when it was uploaded is looked up now (`files.info`), once, when a reaction lands on a bot message."""
+        with self.store.read() as repo:
+            found = repo.generations.by_message(channel_id, message_ts)
+            if found is not None or not learn:
+                return found
+            pending = [
+                (g.id, g.clip_file_id, r.parent_ts)
+                for g in repo.generations.clips_without_message(channel_id)
+                if (r := repo.rounds.get(g.round_id)) is not None and r.parent_ts
+            ]
+        if not pending:
+            return None
+        self._learn_clip_messages(channel_id, pending)
+        with self.store.read() as repo:
+            return repo.generations.by_message(channel_id, message_ts)
+
+    def _learn_clip_messages(
+        self, channel_id: str, pending: Sequence[tuple[int | None, str | None, str | None]]
+    ) -> None:
+        learnt: dict[int, str] = {}
+        for generation_id, file_id, thread_ts in pending:
+            if generation_id is None or not file_id or not thread_ts:
+                continue
+            try:
+                ts = self.publisher.file_message(ThreadRef(channel_id, thread_ts), file_id)
+            except PublishError as err:
+                log.warning("could not ask Slack where clip %s was shared: %s", file_id, err)
+                continue
+            if ts:
+                learnt[generation_id] = ts
+        if learnt:
+            with self.store.transaction() as repo:
+                for generation_id, ts in learnt.items():
+                    repo.generations.set_clip(generation_id, file_id=None, ts=ts)
+
+    def _still_held(
+        self, channel_id: str, variation: Generation, message_ts: str, user_id: str, emoji: str
+    ) -> bool:
+        """Whether `user_id` still holds `emoji` on the variation's other message (its clip, or its message)."""
+        other = variation.clip_ts if message_ts == variation.message_ts else variation.message_ts
+        if not other or other == message_ts:
+            return False
+        try:
+            reactions = self.publisher.reactions(channel_id, other)
+        except PublishError as err:  # the close reconciles with Slack anyway
+            log.warning("could not read the reactions on %s: %s", other, err)
+            return False
+        return any(
+            votes.normalise_emoji(name) == emoji and user_id in users for name, users in reactions.items()
+        )
+
     def reconcile_votes(self, round_id: int) -> int:
         """Set the round's votes to Slack's reactions on each variation message; returns how many changed."""
         with self.store.read() as repo:
             round_row = repo.rounds.get(round_id)
             if round_row is None:
                 return 0
-            messages = [
-                (g.id, g.message_ts) for g in repo.generations.in_round(round_id) if g.id and g.message_ts
-            ]
+            generations = list(repo.generations.in_round(round_id))
+        unshared = [
+            (g.id, g.clip_file_id, round_row.parent_ts)
+            for g in generations
+            if g.clip_file_id and not g.clip_ts
+        ]
+        if unshared:
+            self._learn_clip_messages(round_row.channel_id, unshared)
+            with self.store.read() as repo:
+                generations = list(repo.generations.in_round(round_id))
         held: dict[int, set[tuple[str, str]]] = {}
         allowed = {votes.normalise_emoji(e) for e in self.settings.vote_emoji}
-        for generation_id, message_ts in messages:
-            assert message_ts is not None and generation_id is not None
-            reactions = self.publisher.reactions(round_row.channel_id, message_ts)
-            held[generation_id] = {
-                (user, votes.normalise_emoji(name))
-                for name, users in reactions.items()
-                if votes.normalise_emoji(name) in allowed
-                for user in users
-            }
+        for generation in generations:
+            if generation.id is None or not generation.message_ts:
+                continue
+            pairs: set[tuple[str, str]] = set()
+            for ts in filter(None, (generation.message_ts, generation.clip_ts)):
+                reactions = self.publisher.reactions(round_row.channel_id, ts)
+                pairs |= {
+                    (user, votes.normalise_emoji(name))
+                    for name, users in reactions.items()
+                    if votes.normalise_emoji(name) in allowed
+                    for user in users
+                }
+            held[generation.id] = pairs
         changed_ids = []
         with self.store.transaction() as repo:
             for generation_id, pairs in held.items():

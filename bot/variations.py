@@ -1,5 +1,6 @@
-"""Variations: every reply verb in a round's thread (remix, again, recut, extend, loop, blend, pick, help)
-becomes one new generation linked to its parent, through one factory."""
+"""Variations: every reply verb in a round's thread (remix, again, recut, extend, loop, blend, pick, help) and
+every button on a variation's message becomes one command, and each new generation is linked to its parent
+through one factory."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ from storage.store import Repo, Store
 log = logging.getLogger(__name__)
 
 EDIT_PROVIDER = "edit"  # the internal provider that makes recuts, loops and blends from finished clips
+
+
+@dataclass(frozen=True)
+class Target:
+    """A finished variation a button acts on: its number and its clip's real length in seconds."""
+
+    generation_id: int
+    number: int
+    length: float
 
 
 @dataclass(frozen=True)
@@ -71,11 +81,41 @@ class Variations:
             generations = list(repo.generations.in_round(round_id))
         if isinstance(parsed, replies.ReplyError):
             return Outcome(False, f"{parsed.message} {parsed.hint}".strip())
-        if parsed.verb == replies.Verb.HELP:
+        return self._perform(round_id, generations, parsed, actor=user_id)
+
+    def handle_button(self, generation_id: int, command: replies.ReplyCommand, *, actor: str) -> Outcome:
+        """A variation's button or modal: the reply's own command, on that variation, down the same path."""
+        with self.store.read() as repo:
+            target = repo.generations.get(generation_id)
+            if target is None:
+                raise NotFound("That variation no longer exists.")
+            round_id = target.round_id
+            generations = list(repo.generations.in_round(round_id))
+        command = replace(command, numbers=(target.number, *command.numbers[1:]))
+        return self._perform(round_id, generations, command, actor=actor)
+
+    def target(self, generation_id: int) -> Target:
+        """What a variation's modal shows and checks: its number and its clip's length."""
+        with self.store.read() as repo:
+            row = repo.generations.get(generation_id)
+            if row is None or row.id is None:
+                raise NotFound("That variation no longer exists.")
+        clip = finished_clip(row)
+        if clip is None:
+            raise InvalidInput(f"#{row.number} has no finished clip yet; try again once it is posted.")
+        length = row.clip_seconds if row.clip_seconds else media.probe(clip).duration
+        return Target(generation_id=row.id, number=row.number, length=length)
+
+    def _perform(
+        self, round_id: int, generations: list[Generation], command: replies.ReplyCommand, *, actor: str
+    ) -> Outcome:
+        """One command, from a reply or a button, on this round: pick, or one new variation."""
+        if command.verb == replies.Verb.HELP:
             return Outcome(True, replies.HELP_TEXT)
-        if parsed.verb == replies.Verb.PICK:
-            return self.rounds.close_round(round_id, actor=user_id, pick=parsed.numbers[0])
-        if parsed.verb == replies.Verb.AGAIN and not parsed.numbers:
+        if command.verb == replies.Verb.PICK:
+            return self.rounds.close_round(round_id, actor=actor, pick=command.numbers[0])
+        if command.verb == replies.Verb.AGAIN and not command.numbers:
+            # A bare `again` re-rolls the round's own prompt (#1's), unlinked: it is a sibling, not a child.
             parent = generations[0] if generations else None
             if parent is None:
                 raise NotFound("This round has no variations yet.")
@@ -85,21 +125,21 @@ class Variations:
                 prompt=parent.prompt,
                 seconds=parent.seconds,
             )
-            return self._add(round_id, actor=user_id, parent=parent, new=new, linked=False)
-        sources = [self._find(generations, n) for n in parsed.numbers]
+            return self._add(round_id, actor=actor, parent=parent, new=new, linked=False)
+        sources = [self._find(generations, n) for n in command.numbers]
         parent = sources[0]
-        if parsed.verb == replies.Verb.REMIX:
-            assert parsed.change is not None
-            spec = prompts.apply_change(PromptSpec.from_dict(parent.spec), parsed.change)
+        if command.verb == replies.Verb.REMIX:
+            assert command.change is not None
+            spec = prompts.apply_change(PromptSpec.from_dict(parent.spec), command.change)
             _preflight(spec, what="That remix")
             new = NewVariation(
                 kind=GenerationKind.REMIX,
                 spec=spec,
                 prompt=prompts.render(spec, seconds=parent.seconds),
                 seconds=parent.seconds,
-                change=parsed.change,
+                change=command.change,
             )
-        elif parsed.verb == replies.Verb.AGAIN:
+        elif command.verb == replies.Verb.AGAIN:
             new = NewVariation(
                 kind=GenerationKind.AGAIN,
                 spec=PromptSpec.from_dict(parent.spec),
@@ -107,8 +147,8 @@ class Variations:
                 seconds=parent.seconds,
             )
         else:
-            new = self._edit(parsed, sources)
-        return self._add(round_id, actor=user_id, parent=parent, new=new, linked=True)
+            new = self._edit(command, sources)
+        return self._add(round_id, actor=actor, parent=parent, new=new)
 
     def _edit(self, command: replies.ReplyCommand, sources: list[Generation]) -> NewVariation:
         """recut, loop, blend (media operations on finished clips, at the internal edit provider) and extend
@@ -180,7 +220,7 @@ class Variations:
         )
 
     def _add(
-        self, round_id: int, *, actor: str, parent: Generation, new: NewVariation, linked: bool
+        self, round_id: int, *, actor: str, parent: Generation, new: NewVariation, linked: bool = True
     ) -> Outcome:
         """The one factory: charge, reopen a closed round (a new variation is votable), add the next #N, ask the
         outbox for its message. Everything in one transaction."""

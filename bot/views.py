@@ -72,6 +72,7 @@ class PatternCard:
     rounds_closed_at: str
     settings: dict[str, object]
     rhythm: tuple[dict[str, object], ...]
+    saved_by: str | None = None  # saved with *Save* by this person; None: the round's winner
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,10 @@ class VariationView:
         str, ...
     ] = ()  # the prompt layers that differ from the parent's (a remix should change one)
     diff: tuple[prompts.LayerChange, ...] = ()  # those layers, before and after
+    # What the clip is long in seconds: measured once it is finished, else what was asked (a recut's cut, an
+    # extension joined to its source). `seconds` stays what the provider was asked for.
+    length: float = 0.0
+    round_open: bool = True
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,7 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
     hide = round_row.blind and is_open
     numbers = {g.id: g.number for g in generations}
     specs = {g.id: g.spec for g in generations}
+    by_id = {g.id: g for g in generations}
     # A place in the provider's line, across every round waiting on it, not just this one.
     place = {
         g.id: repo.generations.queued_ahead(g.provider, g.id or 0) + 1
@@ -248,6 +254,8 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
             diff=prompts.layer_diff(PromptSpec.from_dict(specs[g.parent_id]), PromptSpec.from_dict(g.spec))
             if g.parent_id in specs and g.kind == GenerationKind.REMIX.value
             else (),
+            length=clip_length(g, by_id.get(g.parent_id) if g.parent_id else None),
+            round_open=is_open,
         )
         for g in generations
     )
@@ -267,6 +275,24 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
     )
 
 
+def clip_length(generation: Generation, parent: Generation | None) -> float:
+    """The clip's length in seconds: probed when it is finished, else what it will be."""
+    if generation.clip_seconds:
+        return generation.clip_seconds
+    kind = generation.kind
+    if (
+        kind == GenerationKind.RECUT.value
+        and generation.edit_start is not None
+        and generation.edit_end is not None
+    ):
+        return generation.edit_end - generation.edit_start
+    if kind == GenerationKind.EXTEND.value and parent is not None:
+        return (parent.clip_seconds or parent.seconds) + generation.seconds
+    if kind == GenerationKind.LOOP.value and parent is not None:
+        return parent.clip_seconds or parent.seconds
+    return float(generation.seconds)
+
+
 def pattern_card(pattern: Pattern) -> PatternCard:
     assert pattern.id is not None
     outcome = pattern.outcome
@@ -281,4 +307,5 @@ def pattern_card(pattern: Pattern) -> PatternCard:
         rounds_closed_at=pattern.created_at.strftime("%Y-%m-%d"),
         settings=dict(pattern.settings),
         rhythm=tuple(pattern.rhythm),
+        saved_by=pattern.saved_by,
     )

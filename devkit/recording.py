@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.domain import Conversation, ThreadRef
+from bot.domain import Conversation, SharedFile, ThreadRef
 from bot.errors import PublishError, PublishUncertain
 from bot.views import RoundView, VariationView
 
@@ -24,7 +24,7 @@ class Posted:
     ts: str
     channel_id: str
     thread_ts: str | None
-    key: str = ""
+    key: str = ""  # the outbox key of a message; a file's id
     view: object = None
     filename: str = ""
     title: str = ""
@@ -102,17 +102,28 @@ class RecordingPublisher:
 
     def upload_file(
         self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str, alt_text: str
-    ) -> str:
+    ) -> SharedFile:
         assert path.exists() and path.stat().st_size > 0 and alt_text
 
-        def act() -> str:
+        def act() -> SharedFile:
             file_id = f"F{next(self._counter):06d}"
+            ts = self._ts()
             self.posts.append(
-                Posted("file", file_id, thread.channel_id, thread.thread_ts, filename=filename, title=title)
+                Posted(
+                    "file",
+                    ts,
+                    thread.channel_id,
+                    thread.thread_ts,
+                    key=file_id,
+                    filename=filename,
+                    title=title,
+                )
             )
-            return file_id
+            return SharedFile(file_id=file_id, message_ts=ts)
 
-        return str(self._do("upload_file", act))
+        shared = self._do("upload_file", act)
+        assert isinstance(shared, SharedFile)
+        return shared
 
     def announce_winner(self, thread: ThreadRef, view: RoundView, *, key: str) -> str:
         def act() -> str:
@@ -134,17 +145,22 @@ class RecordingPublisher:
                 None,
             )
 
-    def find_file(self, thread: ThreadRef, *, filename: str) -> str | None:
+    def find_file(self, thread: ThreadRef, *, filename: str) -> SharedFile | None:
         self._fault("find_file")
         with self._lock:
             return next(
                 (
-                    p.ts
+                    SharedFile(file_id=p.key, message_ts=p.ts)
                     for p in self.posts
                     if p.kind == "file" and p.filename == filename and p.thread_ts == thread.thread_ts
                 ),
                 None,
             )
+
+    def file_message(self, thread: ThreadRef, file_id: str) -> str | None:
+        self._fault("file_message")
+        with self._lock:
+            return next((p.ts for p in self.posts if p.kind == "file" and p.key == file_id), None)
 
     def reactions(self, channel_id: str, message_ts: str) -> dict[str, tuple[str, ...]]:
         if self._fault("reactions") == "error":

@@ -291,6 +291,7 @@ class FakeSlack:
         self._faults: dict[str, deque[_Fault]] = {}
         self._slowdowns: dict[str, _Slowdown] = {}
         self._hooks: list[_Hook] = []
+        self._unshared_answers = 0  # files.info answers still to give without `shares` (`share_slowly`)
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -309,6 +310,7 @@ class FakeSlack:
             "conversations.info": self._conversations_info,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
+            "files.info": self._files_info,
         }
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -431,6 +433,12 @@ class FakeSlack:
         """Answer `apps.connections.open` with a URL from `issue_url` (see `devkit.socket_mode`)."""
         with self._lock:
             self._methods["apps.connections.open"] = lambda params: {"ok": True, "url": issue_url()}
+
+    def share_slowly(self, times: int = 1) -> None:
+        """Answer the next `times` `files.info` calls without `shares`, as Slack does while it is still sharing
+        a just-completed upload (the share happens asynchronously after `files.completeUploadExternal`)."""
+        with self._lock:
+            self._unshared_answers = times
 
     def revoke_token(self, token: str) -> None:
         """From now on every call made with `token` answers `token_revoked`, as after an app is uninstalled."""
@@ -1059,6 +1067,25 @@ class FakeSlack:
             self._messages[(channel, message_ts)].files = list(completed)
         # Real Slack shares asynchronously and answers only id + title: no message ts to rely on here.
         return {"ok": True, "files": [{"id": f.id, "title": f.title, "name": f.filename} for f in completed]}
+
+    def _files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = self._files.get(str(_require(params, "file", "file_not_found")))
+        if found is None or not found.completed:
+            raise _ApiError("file_not_found")
+        shown = found.to_slack()
+        shown["shares"] = {}
+        if self._unshared_answers > 0:
+            self._unshared_answers -= 1
+        elif found.channel_id and found.message_ts:
+            private = found.channel_id in self._private_channels or found.channel_id.startswith(("D", "G"))
+            share: dict[str, Any] = {
+                "ts": found.message_ts,
+                "channel_name": self.channel_name(found.channel_id),
+            }
+            if found.thread_ts:
+                share["thread_ts"] = self._thread_root(found.channel_id, found.thread_ts)
+            shown["shares"] = {"private" if private else "public": {found.channel_id: [share]}}
+        return {"ok": True, "file": shown, "comments": [], "response_metadata": {"next_cursor": ""}}
 
     def _reactions_get(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._member_channel(_require(params, "channel", "channel_not_found"))

@@ -1,22 +1,27 @@
-"""Button, menu and modal listeners: the draft card (Generate, Edit, goal, Cancel), rounds and variations."""
+"""Button, menu and modal listeners: the draft card (Generate, Edit, goal, Cancel), rounds, and each variation's
+buttons (Cancel while it renders; Remix…, Recut…, Extend…, Loop, Again, Pick and Save once it is finished)."""
 
 from __future__ import annotations
 
 import logging
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot import prompts
+from bot import prompts, replies
 from bot.drafts import Drafts
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, UserError
 from bot.jobs import Jobs
+from bot.patterns import Patterns
 from bot.ports import Publisher
 from bot.providers.registry import Providers
 from bot.rounds import Rounds
+from bot.variations import Target, Variations
+from bot.views import Outcome
 from handlers import blocks, modals
 from handlers.errors import reported
 
@@ -40,10 +45,39 @@ def _draft_id(body: dict[str, Any]) -> int:
     return _id(body)
 
 
+def _where(body: dict[str, Any]) -> modals.Where:
+    container = body.get("container") or {}
+    thread_ts = container.get("thread_ts") or (body.get("message") or {}).get("thread_ts")
+    channel_id = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+    return modals.Where(channel_id=str(channel_id), thread_ts=str(thread_ts) if thread_ts else None)
+
+
+# A finished variation's buttons that act at once, as the reply verb of the same name.
+_AT_ONCE = {blocks.LOOP: replies.Verb.LOOP, blocks.AGAIN: replies.Verb.AGAIN, blocks.PICK: replies.Verb.PICK}
+_MODALS: dict[str, Callable[[Target, modals.Where], dict[str, Any]]] = {
+    blocks.REMIX: modals.remix_modal,
+    blocks.RECUT: modals.recut_modal,
+    blocks.EXTEND: modals.extend_modal,
+}
+
+
 def register(
-    app: App, *, drafts: Drafts, rounds: Rounds, jobs: Jobs, providers: Providers, publisher: Publisher
+    app: App,
+    *,
+    drafts: Drafts,
+    rounds: Rounds,
+    variations: Variations,
+    patterns: Patterns,
+    jobs: Jobs,
+    providers: Providers,
+    publisher: Publisher,
 ) -> None:
     guarded = reported(publisher)
+
+    def answer(respond: Respond, outcome: Outcome) -> None:
+        if outcome.message:
+            shown = blocks.notice(outcome.message) if outcome.done else blocks.user_error(outcome.message)
+            respond(response_type="ephemeral", replace_original=False, **shown)
 
     @app.action(blocks.GENERATE)
     @guarded
@@ -166,6 +200,62 @@ def register(
         outcome = jobs.cancel_generation(_id(body), actor=body["user"]["id"])
         if outcome.message:
             respond(response_type="ephemeral", replace_original=False, **blocks.user_error(outcome.message))
+
+    # --- a finished variation's buttons: the same commands as the thread replies, one code path ----------
+
+    def act_at_once(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        verb = _AT_ONCE[str(body["actions"][0]["action_id"])]
+        command = replies.ReplyCommand(verb=verb)
+        answer(respond, variations.handle_button(_id(body), command, actor=body["user"]["id"]))
+
+    for action_id in _AT_ONCE:
+        app.action(action_id)(guarded(act_at_once))
+
+    def open_variation_modal(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        ack()  # trigger_id expires in 3 s: open the modal right away
+        build = _MODALS[str(body["actions"][0]["action_id"])]
+        view = build(variations.target(_id(body)), _where(body))
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    for action_id in _MODALS:
+        app.action(action_id)(guarded(open_variation_modal))
+
+    def handle_variation_submission(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
+    ) -> None:
+        meta, user_id = modals.metadata(view), body["user"]["id"]
+        generation_id = int(meta.get("generation_id") or 0)
+        try:
+            length = (
+                variations.target(generation_id).length
+                if view["callback_id"] == modals.RECUT_CALLBACK
+                else 0.0
+            )
+        except UserError as err:
+            ack(response_action="errors", errors={"end": str(err)})
+            return
+        command = modals.variation_command(view, length=length)
+        if isinstance(command, dict):
+            ack(response_action="errors", errors=command)  # shown next to each field; the modal stays open
+            return
+        ack()
+        channel_id, thread_ts = str(meta.get("channel_id") or ""), meta.get("thread_ts")
+        try:
+            outcome = variations.handle_button(generation_id, command, actor=user_id)
+        except UserError as err:  # after the ack: the modal is gone, so the note goes to the thread
+            outcome = Outcome(False, str(err))
+        if outcome.message and channel_id:
+            publisher.tell_user(channel_id, user_id, outcome.message, thread_ts=thread_ts)
+
+    for callback_id in (modals.REMIX_CALLBACK, modals.RECUT_CALLBACK, modals.EXTEND_CALLBACK):
+        app.view(callback_id)(guarded(handle_variation_submission))
+
+    @app.action(blocks.SAVE)
+    @guarded
+    def handle_save(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        answer(respond, patterns.save_variation(_id(body), actor=body["user"]["id"]))
 
 
 def _download(client: WebClient, file: dict[str, Any]) -> bytes:

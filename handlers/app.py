@@ -126,6 +126,8 @@ def build_app(
         app,
         drafts=services.drafts,
         rounds=services.rounds,
+        variations=services.variations,
+        patterns=services.patterns,
         jobs=services.jobs,
         providers=services.providers,
         publisher=services.publisher,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot import prompts
-from bot.domain import JobStatus, RoundStatus, Severity
+from bot.domain import GenerationKind, JobStatus, RoundStatus, Severity
 from bot.views import ChannelDefaults, DraftCard, PatternCard, RoundView, StatusReport, VariationView
 
 if TYPE_CHECKING:
@@ -22,6 +22,14 @@ EDIT = "draft_edit"
 GOAL = "draft_goal"
 CLOSE = "round_close"
 CANCEL_JOB = "variation_cancel"
+# A finished variation's buttons: each is the reply verb of the same name (`remix #N …`, `pick #N`…).
+REMIX = "variation_remix"
+RECUT = "variation_recut"
+EXTEND = "variation_extend"
+LOOP = "variation_loop"
+AGAIN = "variation_again"
+PICK = "variation_pick"
+SAVE = "variation_save"
 
 _SEVERITY_ICON = {Severity.ERROR: ":no_entry:", Severity.WARNING: ":warning:", Severity.INFO: ":bulb:"}
 _LAYER_LABELS = (
@@ -298,7 +306,9 @@ def round_message(view: RoundView) -> Message:
     if view.status == RoundStatus.OPEN:
         closes = f"<!date^{view.closes_at_epoch}^{{date_short_pretty}} {{time}}|soon>"
         blocks.append(
-            _section(f"*Vote* by reacting :+1: :heart: or :fire: on a variation's message. Closes {closes}.")
+            _section(
+                f"*Vote* by reacting :+1: :heart: or :fire: on a variation's message or its video. Closes {closes}."
+            )
         )
     elif view.winner_number is not None:
         blocks.append(_section(f":trophy: *Closed.* #{view.winner_number} won."))
@@ -325,7 +335,7 @@ def _status_line(view: VariationView) -> str:
     if view.status == JobStatus.IN_PROGRESS:
         return f":film_projector: rendering {view.progress}%"
     if view.status == JobStatus.COMPLETED:
-        return ":white_check_mark: ready — the clip is below"
+        return ":white_check_mark: ready — the clip is below; react on it or here to vote"
     if view.status == JobStatus.CANCELLED:
         return ":no_entry_sign: cancelled"
     # A provider's message can be any length (a whole HTML error page): the gist is at its start.
@@ -338,12 +348,23 @@ def _diff_line(change: prompts.LayerChange) -> str:
     return f"*{label}:* {before}{escape(clip(change.after, 150))}"
 
 
+def seconds(value: float) -> str:
+    """A length as people say it: 2.5, 4, 12.3 (seconds)."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
 def variation_message(view: VariationView) -> Message:
     heading = f"*#{view.number}*"
     if view.parent_number is not None:
         heading += f" · {view.kind.value} of #{view.parent_number}"
+    elif view.kind == GenerationKind.AGAIN:
+        heading += " · again of the round's prompt"
     if view.change:
         heading += f": “{fit(view.change, 400)}”"
+    if view.kind in (GenerationKind.RECUT, GenerationKind.LOOP, GenerationKind.BLEND):
+        heading += f" → {seconds(view.length)} s"
+    elif view.kind == GenerationKind.EXTEND:
+        heading += f" → {seconds(view.length)} s in all"
     if len(view.changed) > 1:  # the seed's advice: one well-defined change per remix, so the vote says which
         heading += f" _(changes {', '.join(view.changed)}: one change at a time compares better)_"
         parts = prompts.split_change(view.change or "")
@@ -358,18 +379,30 @@ def variation_message(view: VariationView) -> Message:
     lines = [heading, *(_diff_line(d) for d in view.diff), _status_line(view)]
     if view.votes is not None:
         lines.append(f"Votes: {view.votes}")
-    details = f"{view.seconds} s · {view.aspect.value} · {fit(view.provider, 40)}"
+    details = f"{seconds(view.length or view.seconds)} s · {view.aspect.value} · {fit(view.provider, 40)}"
     blocks: list[dict[str, Any]] = [
         _section("\n".join(lines), verbatim=True),
         _context(f"{details}\n>{fit(view.prompt, 2_800)}", verbatim=True),
     ]
+    value = str(view.generation_id)
     if not view.status.is_terminal:
+        elements = [_button("Cancel", CANCEL_JOB, value)]
+    elif view.status == JobStatus.COMPLETED:
+        elements = [
+            _button("Remix…", REMIX, value),
+            _button("Recut…", RECUT, value),
+            _button("Extend…", EXTEND, value),
+            _button("Loop", LOOP, value),
+            _button("Again", AGAIN, value),
+        ]
+        if view.round_open:
+            elements.append(_button("Pick", PICK, value, style="primary"))
+        elements.append(_button("Save", SAVE, value))
+    else:
+        elements = []
+    if elements:
         blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"variation-{view.generation_id}",
-                "elements": [_button("Cancel", CANCEL_JOB, str(view.generation_id))],
-            }
+            {"type": "actions", "block_id": f"variation-{view.generation_id}", "elements": elements}
         )
     return _message(f"Variation #{view.number}: {_status_line(view)}", blocks)
 
@@ -398,19 +431,28 @@ def winner_message(view: RoundView) -> Message:
 def recall_results(query: str, cards: Sequence[PatternCard]) -> Message:
     shown = fit(query, 100)
     if not cards:
-        text = f"No saved patterns match “{shown}” yet. Winners are saved when a round closes."
+        text = (
+            f"No saved patterns match “{shown}” yet. Winners are saved when a round closes, "
+            "and any finished variation with its *Save* button."
+        )
         return _message(text, [_section(text, verbatim=True)])
     head: list[dict[str, Any]] = [_section(f"*Patterns matching “{shown}”*", verbatim=True)]
     body: list[dict[str, Any]] = []
     for card in cards:
+        saver = (
+            card.saved_by if card.saved_by and re.fullmatch(r"[UW][A-Z0-9]{2,20}", card.saved_by) else None
+        )
         outcome = (
             f"#{card.winner_number} won with {card.votes} of {card.voters} voters · {card.rounds_closed_at}"
         )
+        if card.saved_by:
+            outcome = f"#{card.winner_number} saved · {card.rounds_closed_at}"
         settings = f"{card.settings.get('seconds', '?')} s · {card.settings.get('aspect', '?')}"
         if card.rhythm:
             settings += " · rhythm " + ", ".join(f"{float(str(b['start'])):g}s" for b in card.rhythm[:8])
         body.append(_section(f"*{fit(card.title, 150)}*\n>{fit(card.prompt, 2_000)}", verbatim=True))
-        body.append(_context(fit(f"{outcome} · {settings}", 500)))
+        who = f"<@{saver}> " if saver else ""  # a well-formed user id only: the rest is escaped
+        body.append(_context(who + fit(f"{outcome} · {settings}", 500)))
     blocks = within_budget(head, body, [], left_out="blocks of patterns")
     return _message(f"{len(cards)} pattern(s) match “{shown}”", blocks)
 
@@ -420,9 +462,10 @@ HELP = (
     "*sora-bot* turns an idea into a few short video variations your team votes on.\n"
     "• `/sora draft &lt;idea&gt;` — a structured prompt, checklist and cost before anything is spent "
     "(add `--goal social`, `ad`, `product`, `loop`, `storyboard` or `style`)\n"
-    "• *Generate* on the draft — variations arrive in a thread; react :+1: :heart: :fire: to vote\n"
+    "• *Generate* on the draft — variations arrive in a thread; react :+1: :heart: :fire: on one (or its "
+    "video) to vote\n"
     "• In the thread: `remix #2 make it golden hour`, `recut #1 1.5-4`, `extend #1 4s &lt;next beat&gt;`, "
-    "`loop #3`, `blend #1 #3`, `again`, `pick #2`, `help`\n"
+    "`loop #3`, `blend #1 #3`, `again`, `pick #2`, `help` — or a finished variation's buttons\n"
     "• `/sora storyboard` — beat cards with start times; `/sora settings` — channel defaults and budget\n"
     "• `/sora recall &lt;words&gt;` — find winning prompts again\n"
     "• `/sora status` — what is running"

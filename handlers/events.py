@@ -1,4 +1,4 @@
-"""Event listeners: reactions are votes, thread replies are commands."""
+"""Event listeners: reactions (on a variation's message or its clip) are votes, thread replies are commands."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
                 user_id=event["user"],
                 emoji=event["reaction"],
                 event_ts=str(event.get("event_ts") or ""),
+                on_bot_message=_on_bot_message(event, context),
             )
         tell(item["channel"], event["user"], outcome.message)
 
@@ -59,6 +60,7 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
             user_id=event["user"],
             emoji=event["reaction"],
             event_ts=str(event.get("event_ts") or ""),
+            on_bot_message=_on_bot_message(event, context),
         )
 
     @app.event("message")
@@ -80,3 +82,9 @@ def register(app: App, *, rounds: Rounds, variations: Variations, jobs: Jobs, pu
             channel_id=event["channel"], thread_ts=thread_ts, user_id=user_id, text=event.get("text") or ""
         )
         tell(event["channel"], user_id, outcome.message, thread_ts)
+
+
+def _on_bot_message(event: dict[str, Any], context: BoltContext) -> bool:
+    """Whether the reacted message is the bot's (a clip's message among them); unknown counts as maybe."""
+    author = event.get("item_user")
+    return author is None or author == context.bot_user_id

@@ -1,4 +1,5 @@
-"""Modals: the draft editor and the storyboard, their Block Kit views and reading their submitted values."""
+"""Modals: the draft editor, the storyboard and a variation's Remix / Recut / Extend, their Block Kit views and
+reading their submitted values."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot import prompts, storyboard
+from bot import prompts, replies, storyboard
 from bot.domain import Aspect
 from bot.drafts import MAX_FIELD_CHARS, MAX_STORYBOARD_IDEA_CHARS, DraftEdit
+from bot.variations import Target
 from bot.views import DraftCard
-from handlers.blocks import clip, goal_options
+from handlers.blocks import clip, goal_options, seconds
 
 EDIT_CALLBACK = "draft_edit_modal"
 STORYBOARD_CALLBACK = "storyboard_modal"
+REMIX_CALLBACK = "variation_remix_modal"
+RECUT_CALLBACK = "variation_recut_modal"
+EXTEND_CALLBACK = "variation_extend_modal"
 BEAT_ROWS = 4
 IMAGE_TYPES = ("png", "jpg", "jpeg", "webp")
 NUMBER_CHARS = 8  # "2.5 s", "0:02.5": a number field never needs more
@@ -202,6 +207,119 @@ def storyboard_modal(*, idea: str, response_url: str | None, channel_id: str) ->
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": blocks,
     }
+
+
+# --- a variation's modals: the reply verbs with a form --------------------------------------------
+
+
+def _hint(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _variation_modal(
+    callback_id: str, title: str, submit: str, target: Target, where: Where, blocks: list[dict[str, Any]]
+) -> dict[str, Any]:
+    meta = {
+        "generation_id": target.generation_id,
+        "channel_id": where.channel_id,
+        "thread_ts": where.thread_ts,
+    }
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": json.dumps(meta),
+        "title": {"type": "plain_text", "text": clip(title, 24)},
+        "submit": {"type": "plain_text", "text": submit},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+@dataclass(frozen=True)
+class Where:
+    """The thread a variation's button was clicked in: where a later problem is told privately."""
+
+    channel_id: str
+    thread_ts: str | None
+
+
+def remix_modal(target: Target, where: Where) -> dict[str, Any]:
+    return _variation_modal(
+        REMIX_CALLBACK,
+        f"Remix #{target.number}",
+        "Remix",
+        target,
+        where,
+        [
+            _text_input(
+                "change",
+                "One change",
+                placeholder="make it golden hour",
+                max_length=replies.MAX_CHANGE_CHARS,
+            ),
+            _hint(
+                "One change per remix (the light, the camera, the setting…): the vote then says which change "
+                "worked. Several at once? Remix once for each."
+            ),
+        ],
+    )
+
+
+def recut_modal(target: Target, where: Where) -> dict[str, Any]:
+    length = seconds(target.length)
+    return _variation_modal(
+        RECUT_CALLBACK,
+        f"Recut #{target.number}",
+        "Recut",
+        target,
+        where,
+        [
+            _hint(f"#{target.number} is {length} s long. The recut keeps what lies between start and end."),
+            _text_input("start", "Start (seconds)", initial="0", placeholder="1.5", max_length=NUMBER_CHARS),
+            _text_input("end", "End (seconds)", initial=length, placeholder=length, max_length=NUMBER_CHARS),
+        ],
+    )
+
+
+def extend_modal(target: Target, where: Where) -> dict[str, Any]:
+    return _variation_modal(
+        EXTEND_CALLBACK,
+        f"Extend #{target.number}",
+        "Extend",
+        target,
+        where,
+        [
+            _text_input(
+                "seconds",
+                "Seconds to add",
+                initial="4",
+                placeholder=f"{replies.MIN_EXTEND_SECONDS} to {replies.MAX_EXTEND_SECONDS}",
+                max_length=NUMBER_CHARS,
+            ),
+            _text_input(
+                "direction",
+                "What happens next",
+                placeholder="the robot turns to camera",
+                max_length=replies.MAX_CHANGE_CHARS,
+                optional=True,
+            ),
+            _hint(
+                f"The clip continues from #{target.number}'s last frame and the two are joined into one "
+                "new variation. Left empty: the same shot continues for a moment."
+            ),
+        ],
+    )
+
+
+def variation_command(view: dict[str, Any], *, length: float) -> replies.ReplyCommand | dict[str, str]:
+    """A variation modal's submission as the reply command it stands for, or problems keyed by field."""
+    values = view["state"]["values"]
+    callback = view.get("callback_id")
+    if callback == REMIX_CALLBACK:
+        return replies.remix_fields(_value(values, "change"))
+    if callback == RECUT_CALLBACK:
+        return replies.recut_fields(_value(values, "start"), _value(values, "end"), length=length)
+    return replies.extend_fields(_value(values, "seconds"), _value(values, "direction"))
 
 
 # --- reading submissions ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.domain import Conversation, ThreadRef
+from bot.domain import Conversation, SharedFile, ThreadRef
 from bot.errors import PublishError, PublishUncertain
 from bot.views import RoundView, VariationView
 from handlers import blocks
@@ -99,7 +99,7 @@ class SlackPublisher:
 
     def upload_file(
         self, thread: ThreadRef, path: Path, *, filename: str, title: str, comment: str, alt_text: str
-    ) -> str:
+    ) -> SharedFile:
         data = self._call(
             "files_upload_v2",
             file=str(path),
@@ -111,7 +111,22 @@ class SlackPublisher:
             initial_comment=blocks.escape(comment),
         )
         files = data.get("files") or [data.get("file") or {}]
-        return str(files[0].get("id", ""))
+        file_id = str(files[0].get("id", ""))
+        try:  # the upload is done: failing to learn where Slack shared it must not make it uncertain
+            ts = self.file_message(thread, file_id) if file_id else None
+        except PublishError as err:
+            log.info("could not ask Slack where %s was shared yet: %s", file_id, err)
+            ts = None
+        return SharedFile(file_id=file_id, message_ts=ts)
+
+    def file_message(self, thread: ThreadRef, file_id: str) -> str | None:
+        data = self._call("files_info", uncertain=False, file=file_id)
+        shares = (data.get("file") or {}).get("shares") or {}
+        for visibility in ("public", "private"):
+            for share in (shares.get(visibility) or {}).get(thread.channel_id) or []:
+                if share.get("thread_ts") == thread.thread_ts and share.get("ts"):
+                    return str(share["ts"])
+        return None
 
     def announce_winner(self, thread: ThreadRef, view: RoundView, *, key: str) -> str:
         message = blocks.winner_message(view)
@@ -134,11 +149,11 @@ class SlackPublisher:
                 return str(message["ts"])
         return None
 
-    def find_file(self, thread: ThreadRef, *, filename: str) -> str | None:
+    def find_file(self, thread: ThreadRef, *, filename: str) -> SharedFile | None:
         for message in self._messages(thread.channel_id, thread_ts=thread.thread_ts, since=0):
             for file in message.get("files") or []:
                 if file.get("name") == filename:
-                    return str(file["id"])
+                    return SharedFile(file_id=str(file["id"]), message_ts=str(message["ts"]))
         return None
 
     def _messages(self, channel_id: str, *, thread_ts: str | None, since: float) -> list[dict[str, Any]]:

@@ -43,9 +43,27 @@ class Generations(Queries):
         statement = (
             select(Generation)
             .join(Round, col(Round.id) == col(Generation.round_id))
-            .where(Round.channel_id == channel_id, Generation.message_ts == message_ts)
+            .where(
+                Round.channel_id == channel_id,
+                or_(col(Generation.message_ts) == message_ts, col(Generation.clip_ts) == message_ts),
+            )
         )
         return self.session.exec(statement).first()
+
+    def clips_without_message(self, channel_id: str, *, limit: int = 8) -> list[Generation]:
+        """Clips uploaded into `channel_id` whose own message's ts is not known yet, newest first."""
+        statement = (
+            select(Generation)
+            .join(Round, col(Round.id) == col(Generation.round_id))
+            .where(
+                Round.channel_id == channel_id,
+                col(Generation.clip_file_id).is_not(None),
+                col(Generation.clip_ts).is_(None),
+            )
+            .order_by(col(Generation.id).desc())
+            .limit(limit)
+        )
+        return list(self.session.exec(statement).all())
 
     def by_job(self, provider: str, job_id: str) -> Generation | None:
         """By the id a provider's callback names the job by: its callback id, else its job id."""
@@ -249,7 +267,15 @@ class Generations(Queries):
                 .values(create_unanswered=True)
             )
 
-    def mark_completed(self, generation_id: int, *, asset_path: str, cost: float, now: datetime) -> bool:
+    def mark_completed(
+        self,
+        generation_id: int,
+        *,
+        asset_path: str,
+        cost: float,
+        now: datetime,
+        clip_seconds: float | None = None,
+    ) -> bool:
         """False when the row is no longer running (cancelled meanwhile: the row's word stands)."""
         return self._move(
             generation_id,
@@ -257,6 +283,7 @@ class Generations(Queries):
             status=COMPLETED,
             progress=100,
             asset_path=asset_path,
+            clip_seconds=clip_seconds,
             completed_at=now,
             cost=cost,
             lease_owner=None,
@@ -317,6 +344,16 @@ class Generations(Queries):
 
     def set_message(self, generation_id: int, message_ts: str) -> None:
         self._set(generation_id, message_ts=message_ts)
+
+    def set_clip(self, generation_id: int, *, file_id: str | None, ts: str | None) -> None:
+        """The uploaded clip's file id and, once known, its own message's ts (never unset again)."""
+        values: dict[str, object] = {}
+        if file_id:
+            values["clip_file_id"] = file_id
+        if ts:
+            values["clip_ts"] = ts
+        if values:
+            self._set(generation_id, **values)
 
     def _move(self, generation_id: int, expected: str, **values: object) -> bool:
         return self._conditional_update(

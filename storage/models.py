@@ -80,6 +80,7 @@ class Generation(SQLModel, table=True):
         UniqueConstraint("provider", "provider_job_id", name="uq_generation_provider_job"),
         Index("ix_generation_status_poll", "status", "next_poll_at"),
         Index("ix_generation_message", "message_ts"),
+        Index("ix_generation_clip", "clip_ts"),
         Index("ix_generation_callback", "provider", "provider_callback_id"),
     )
 
@@ -112,6 +113,11 @@ class Generation(SQLModel, table=True):
     charged: float = 0.0
     asset_path: str | None = None
     message_ts: str | None = None  # the variation's message, once the outbox has posted it
+    # The clip's own message in the thread (Slack shares an upload as a message of its own): a reaction on the
+    # video is a vote for this variation. The ts is learnt after the upload (`files.info`), so it may lag.
+    clip_file_id: str | None = None
+    clip_ts: str | None = None
+    clip_seconds: float | None = None  # the finished clip's real length (probed), for its label
     create_unanswered: bool = False  # a create's answer was lost once: a late job may land at the provider
     attempts: int = 0
     next_poll_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -145,7 +151,8 @@ class Pattern(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     team_id: str = Field(index=True)
     channel_id: str
-    round_id: int = Field(foreign_key="round.id", unique=True)
+    # One winner row per round (saved_by None), and one row per variation someone saved with *Save*.
+    round_id: int = Field(foreign_key="round.id", index=True)
     generation_id: int = Field(foreign_key="generation.id")
     title: str = Field(sa_column=Column(Text, nullable=False))
     prompt: str = Field(sa_column=Column(Text, nullable=False))
@@ -157,6 +164,7 @@ class Pattern(SQLModel, table=True):
     tags: str = ""
     # Saved in a private conversation: recalled only there. Rows from before this column count as private.
     private: bool = True
+    saved_by: str | None = None  # who saved this variation with *Save*; None: the round's winner
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 

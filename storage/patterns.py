@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage.models import Pattern
 from storage.sql import Queries
@@ -41,7 +41,16 @@ class PatternHit:
 
 class Patterns(Queries):
     def for_round(self, round_id: int) -> Pattern | None:
-        return self.session.exec(select(Pattern).where(Pattern.round_id == round_id)).first()
+        """The round's winner (a variation someone saved with *Save* is a row of its own)."""
+        statement = select(Pattern).where(Pattern.round_id == round_id, col(Pattern.saved_by).is_(None))
+        return self.session.exec(statement).first()
+
+    def saved(self, generation_id: int) -> Pattern | None:
+        """The row *Save* made of this variation, if anyone saved it."""
+        statement = select(Pattern).where(
+            Pattern.generation_id == generation_id, col(Pattern.saved_by).is_not(None)
+        )
+        return self.session.exec(statement).first()
 
     def save(self, pattern: Pattern) -> Pattern:
         return self._insert(pattern)  # type: ignore[no-any-return]
