@@ -31,6 +31,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     logs.configure(settings.log_level, fmt=settings.log_format)
     problems = settings.serve_problems() + settings.provider_problems()
+    if args.no_http and not settings.socket_mode:
+        problems.append(
+            "--no-http is for Socket Mode (set SLACK_APP_TOKEN): in HTTP mode Slack needs the server"
+        )
     if problems:
         raise ConfigError(problems)
     slack = check_slack(settings)  # a revoked token or an unreachable Slack is one line, not a traceback
@@ -42,9 +46,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        runtime.serve(host=args.host, port=args.port, until=stop)
+        runtime.serve(host=args.host, port=args.port, until=stop, http=not args.no_http)
     finally:
         runtime.close()
+    log.info("sora-bot stopped")
     return 0
 
 
@@ -151,8 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="run the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on --port)"
     )
-    serve.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=3000,
+        help="HTTP port (default 3000); in Socket Mode it serves /healthz and provider webhooks",
+    )
     serve.add_argument("--host", default="0.0.0.0", help="HTTP bind address (default 0.0.0.0)")
+    serve.add_argument(
+        "--no-http",
+        action="store_true",
+        help="Socket Mode only: no HTTP server (no /healthz, no provider webhooks; jobs are still polled)",
+    )
     serve.set_defaults(func=cmd_serve)
     demo = sub.add_parser(
         "demo",

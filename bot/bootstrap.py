@@ -6,6 +6,7 @@ This is the only module in `bot/` allowed to import the Slack edge (`handlers`):
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
     from handlers.app import TokenCheck
+    from handlers.http import HttpServer
+    from handlers.socket_mode import SocketModeConnection
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +189,26 @@ def build_services(
 
 
 @dataclass
+class Serving:
+    """What `Runtime.start` started: the HTTP server (HTTP mode, or Socket Mode's side server) and the
+    Socket Mode connection."""
+
+    http: HttpServer | None = None
+    socket_mode: SocketModeConnection | None = None
+
+    def stop(self) -> None:
+        """The WebSocket first (no new envelopes), then HTTP: requests already received finish."""
+        if self.socket_mode is not None:
+            self.socket_mode.close()
+        if self.http is not None:
+            log.info(
+                "sora-bot is stopping: finishing requests in flight (at most %ss)",
+                self.http.limits.shutdown_seconds,
+            )
+            self.http.stop()
+
+
+@dataclass
 class Runtime:
     """Everything `serve` and `demo` run, built once from Settings."""
 
@@ -198,15 +221,17 @@ class Runtime:
     forget_secrets: Callable[[], None] = lambda: None
     metrics: Metrics | None = None
 
-    def wsgi(self) -> WSGIApplication:
+    def wsgi(self, *, health: Callable[[], dict[str, object]] | None = None) -> WSGIApplication:
         """HTTP mode's one WSGI app: Slack events, provider webhooks, the health check, the metrics."""
         from handlers.http import make_wsgi_app
 
         return make_wsgi_app(
             self.app,  # type: ignore[arg-type]
-            signing_secret=self.settings.secret("slack_signing_secret") or "",
+            # Socket Mode needs no signing secret: its side server never lets a request reach /slack/events
+            # (handlers.socket_mode.side_app), so a random one stands in for an unset one.
+            signing_secret=self.settings.secret("slack_signing_secret") or secrets.token_hex(16),
             max_body_bytes=self.settings.http_max_body_bytes,
-            health=self.services.health,
+            health=health or self.services.health,
             webhooks=self.webhooks,
             on_job_event=lambda event: self.services.jobs.job_event(
                 provider=event.provider, job_id=event.job_id
@@ -214,17 +239,74 @@ class Runtime:
             metrics=self.metrics.exposition if self.metrics else None,
         )
 
-    def serve(self, *, host: str, port: int, until: threading.Event) -> None:
-        """Socket Mode when an app token is set, else HTTP on `host:port`; returns once `until` is set."""
-        if self.settings.socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            handler = SocketModeHandler(self.app, self.settings.secret("slack_app_token"))  # type: ignore[arg-type]
-            handler.connect()  # type: ignore[no-untyped-call]
-            log.info("sora-bot is connected in Socket Mode")
+    def serve(self, *, host: str, port: int, until: threading.Event, http: bool = True) -> None:
+        """Serve until `until` is set, then stop: see `start`."""
+        serving = self.start(host=host, port=port, http=http)
+        try:
             until.wait()
-            handler.close()  # type: ignore[no-untyped-call]
-            return
+        finally:
+            serving.stop()
+
+    def start(self, *, host: str, port: int, http: bool = True) -> Serving:
+        """Socket Mode when an app token is set, else HTTP on `host:port`. Socket Mode also serves HTTP on
+        `host:port` — the health check and provider webhooks, everything but /slack/events — unless `http` is
+        False. Raises ConfigError when the port is taken or Slack refuses the app token."""
+        if not self.settings.socket_mode:
+            if not http:
+                raise ConfigError(["--no-http is for Socket Mode: in HTTP mode Slack needs the server"])
+            server = self._listen(host, port, application=self.wsgi())
+            log.info(
+                "sora-bot is listening on %s (POST /slack/events, GET /healthz, GET /metrics%s)",
+                server.url,
+                self._hooks(),
+            )
+            return Serving(http=server)
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
+        from handlers.socket_mode import SocketModeConnection, health_with_connection, side_app
+
+        connection = SocketModeConnection(self.app, app_token=self.settings.secret("slack_app_token") or "")  # type: ignore[arg-type]
+        serving = Serving(socket_mode=connection)
+        try:
+            if http:
+                health = health_with_connection(self.services.health, connection)
+                serving.http = self._listen(host, port, application=side_app(self.wsgi(health=health)))
+            connection.connect()
+        except SlackApiError as err:
+            serving.stop()
+            error = err.response.get("error") if isinstance(err.response.data, dict) else err
+            raise ConfigError(
+                [
+                    f"Slack refused SLACK_APP_TOKEN at {self.settings.slack_api_url} ({error}): create an "
+                    "app-level token with connections:write under Basic Information → App-Level Tokens"
+                ]
+            ) from None
+        except (SlackClientError, OSError) as err:
+            serving.stop()
+            raise ConfigError(
+                [f"Slack cannot be reached at {self.settings.slack_api_url} for Socket Mode ({err})"]
+            ) from None
+        except BaseException:
+            serving.stop()
+            raise
+        if serving.http is not None:
+            log.info(
+                "sora-bot is connected in Socket Mode; HTTP on %s (GET /healthz, GET /metrics%s; not /slack/events)",
+                serving.http.url,
+                self._hooks(),
+            )
+        else:
+            log.info(
+                "sora-bot is connected in Socket Mode (no HTTP server: no /healthz, no provider webhooks)"
+            )
+            if self.webhooks.names():
+                log.warning(
+                    "provider webhooks are configured but --no-http leaves nothing to receive them: "
+                    "jobs are still polled"
+                )
+        return serving
+
+    def _listen(self, host: str, port: int, *, application: WSGIApplication) -> HttpServer:
         from handlers.http import HttpLimits, HttpServer
 
         limits = HttpLimits(
@@ -234,16 +316,17 @@ class Runtime:
             connection_limit=self.settings.http_connections,
             shutdown_seconds=self.settings.shutdown_seconds,
         )
-        server = HttpServer(self.wsgi(), host=host, port=port, limits=limits).start()
-        hooks = ", ".join(f"POST /webhooks/{name}" for name in self.webhooks.names())
-        log.info(
-            "sora-bot is listening on %s (POST /slack/events, GET /healthz, GET /metrics%s)",
-            server.url,
-            f", {hooks}" if hooks else "",
-        )
-        until.wait()
-        log.info("sora-bot is stopping: finishing requests in flight (at most %ss)", limits.shutdown_seconds)
-        server.stop()
+        try:
+            server = HttpServer(application, host=host, port=port, limits=limits)
+        except OSError as err:
+            advice = " or --no-http" if self.settings.socket_mode else ""
+            raise ConfigError(
+                [f"cannot listen on {host}:{port} ({err.strerror or err}): choose another --port{advice}"]
+            ) from None
+        return server.start()
+
+    def _hooks(self) -> str:
+        return "".join(f", POST /webhooks/{name}" for name in self.webhooks.names())
 
     def close(self) -> None:
         from handlers.app import finish_listeners

@@ -1,4 +1,7 @@
-"""Plays Slack's users towards the bot: signed commands, clicks, modal submissions, reactions and replies."""
+"""Plays Slack's users towards the bot: commands, clicks, modal submissions, reactions and replies.
+
+Each action's payload is built once, as Slack builds it, and handed to a delivery: signed HTTP requests to
+`/slack/events` (`HttpDelivery`, the default) or Socket Mode envelopes (`devkit.socket_mode.SocketModeDelivery`)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.signature import SignatureVerifier
 
@@ -42,27 +45,102 @@ class SimResponse:
         return 200 <= self.status < 300
 
 
+class Delivery(Protocol):
+    """How Slack hands the bot what people did: each method returns the bot's answer."""
+
+    def command(self, fields: Mapping[str, str]) -> SimResponse: ...
+
+    def interaction(self, payload: Mapping[str, Any]) -> SimResponse: ...
+
+    def event(self, envelope: Mapping[str, Any], *, retry_num: int | None) -> SimResponse: ...
+
+
+class HttpDelivery:
+    """HTTP mode: signed requests to `<app_url>/slack/events`, as Slack sends them."""
+
+    def __init__(self, *, app_url: str, signing_secret: str, timeout: float = 10.0) -> None:
+        self.events_url = app_url.rstrip("/") + "/slack/events"
+        self._verifier = SignatureVerifier(signing_secret)
+        self._timeout = timeout
+        # No proxies: the bot under test is always local, whatever HTTP(S)_PROXY says.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def command(self, fields: Mapping[str, str]) -> SimResponse:
+        return self.post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded")
+
+    def interaction(self, payload: Mapping[str, Any]) -> SimResponse:
+        body = "payload=" + urllib.parse.quote(json.dumps(payload))
+        return self.post(body.encode(), "application/x-www-form-urlencoded")
+
+    def event(self, envelope: Mapping[str, Any], *, retry_num: int | None) -> SimResponse:
+        extra = {}
+        if retry_num is not None:
+            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        return self.post(json.dumps(envelope).encode(), "application/json", extra_headers=extra)
+
+    def post(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        signature: str | None = None,
+        timestamp: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> SimResponse:
+        timestamp = timestamp or str(int(time.time()))
+        if signature is None:
+            signature = self._verifier.generate_signature(timestamp=timestamp, body=body.decode()) or ""
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+            **(extra_headers or {}),
+        }
+        request = urllib.request.Request(self.events_url, data=body, headers=headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=self._timeout) as response:
+                status, raw = response.status, response.read()
+                reply_headers = dict(response.headers.items())
+        except urllib.error.HTTPError as err:
+            with err:
+                status, raw, reply_headers = err.code, err.read(), dict(err.headers.items())
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = None
+        return SimResponse(
+            status=status,
+            headers=reply_headers,
+            body=text,
+            json=decoded if isinstance(decoded, dict) else None,
+        )
+
+
 class SlackSimulator:
-    """Plays Slack towards the bot: signed requests to `/slack/events`; user activity is kept in the fake."""
+    """Plays Slack towards the bot; user activity is kept in the fake.
+
+    Requests go as signed HTTP to `app_url` (with `signing_secret`), or through `delivery` (Socket Mode)."""
 
     def __init__(
         self,
         fake: FakeSlack,
         *,
-        app_url: str,
-        signing_secret: str,
+        app_url: str | None = None,
+        signing_secret: str | None = None,
+        delivery: Delivery | None = None,
         team_id: str = TEAM_ID,
         api_app_id: str = "A0001",
         timeout: float = 10.0,
     ) -> None:
+        if delivery is None:
+            if app_url is None or signing_secret is None:
+                raise ValueError("give app_url and signing_secret (HTTP mode), or a delivery")
+            delivery = HttpDelivery(app_url=app_url, signing_secret=signing_secret, timeout=timeout)
         self.fake = fake
-        self.events_url = app_url.rstrip("/") + "/slack/events"
+        self.delivery = delivery
         self.team_id = team_id
         self.api_app_id = api_app_id
-        self._verifier = SignatureVerifier(signing_secret)
-        self._timeout = timeout
-        # No proxies: the bot under test is always local, whatever HTTP(S)_PROXY says.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._counter = itertools.count(1)
         self._tag = secrets.token_hex(3).upper()
 
@@ -82,7 +160,7 @@ class SlackSimulator:
             "response_url": self.fake.new_response_url(channel_id, user_id),
             "trigger_id": self._trigger_id(),
         }
-        return self._post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded")
+        return self.delivery.command(fields)
 
     def click(
         self,
@@ -157,7 +235,7 @@ class SlackSimulator:
         }
         if message_body is not None:
             payload["message"] = message_body
-        return self._post_payload(payload)
+        return self.delivery.interaction(payload)
 
     def select(
         self,
@@ -244,7 +322,7 @@ class SlackSimulator:
             "enterprise": None,
             "is_enterprise_install": False,
         }
-        return self._post_payload(payload)
+        return self.delivery.interaction(payload)
 
     def react(
         self,
@@ -337,7 +415,9 @@ class SlackSimulator:
         self, body: bytes, *, content_type: str, signature: str | None = None, timestamp: str | None = None
     ) -> SimResponse:
         """Send `body` as is; give a wrong `signature` or a stale `timestamp` to test request verification."""
-        return self._post(body, content_type, signature=signature, timestamp=timestamp)
+        if not isinstance(self.delivery, HttpDelivery):
+            raise TypeError("post_raw sends HTTP requests: this simulator delivers over Socket Mode")
+        return self.delivery.post(body, content_type, signature=signature, timestamp=timestamp)
 
     def _reaction(
         self,
@@ -390,52 +470,7 @@ class SlackSimulator:
             ],
             "is_ext_shared_channel": False,
         }
-        extra = {}
-        if retry_num is not None:
-            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
-        return self._post(json.dumps(envelope).encode(), "application/json", extra_headers=extra)
-
-    def _post_payload(self, payload: Mapping[str, Any]) -> SimResponse:
-        body = "payload=" + urllib.parse.quote(json.dumps(payload))
-        return self._post(body.encode(), "application/x-www-form-urlencoded")
-
-    def _post(
-        self,
-        body: bytes,
-        content_type: str,
-        *,
-        signature: str | None = None,
-        timestamp: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> SimResponse:
-        timestamp = timestamp or str(int(time.time()))
-        if signature is None:
-            signature = self._verifier.generate_signature(timestamp=timestamp, body=body.decode()) or ""
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": signature,
-            **(extra_headers or {}),
-        }
-        request = urllib.request.Request(self.events_url, data=body, headers=headers, method="POST")
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                status, raw = response.status, response.read()
-                reply_headers = dict(response.headers.items())
-        except urllib.error.HTTPError as err:
-            with err:
-                status, raw, reply_headers = err.code, err.read(), dict(err.headers.items())
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            decoded = json.loads(text)
-        except ValueError:
-            decoded = None
-        return SimResponse(
-            status=status,
-            headers=reply_headers,
-            body=text,
-            json=decoded if isinstance(decoded, dict) else None,
-        )
+        return self.delivery.event(envelope, retry_num=retry_num)
 
     def _user(self, user_id: str) -> dict[str, str]:
         name = self.fake.user_name(user_id)

@@ -29,6 +29,9 @@ BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T0001"
 
+# Methods that take an app-level token (xapp-) and refuse a bot token, as Slack does.
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+
 RESPONSE_URL_USES = 5
 RESPONSE_URL_LIFETIME = 30 * 60  # seconds
 
@@ -426,6 +429,11 @@ class FakeSlack:
             else:
                 self._slowdowns[method] = _Slowdown(seconds, times)
 
+    def serve_socket_mode(self, issue_url: Callable[[], str]) -> None:
+        """Answer `apps.connections.open` with a URL from `issue_url` (see `devkit.socket_mode`)."""
+        with self._lock:
+            self._methods["apps.connections.open"] = lambda params: {"ok": True, "url": issue_url()}
+
     def share_slowly(self, times: int = 1) -> None:
         """Answer the next `times` `files.info` calls without `shares`, as Slack does while it is still sharing
         a just-completed upload (the share happens asynchronously after `files.completeUploadExternal`)."""
@@ -611,10 +619,12 @@ class FakeSlack:
         def perform() -> _Reply:
             if method not in self._methods:
                 return _json_reply(200, _error("unknown_method"))
-            if self._token(authorization, params) in self._revoked_tokens:
+            token = self._token(authorization, params)
+            if token in self._revoked_tokens:
                 return _json_reply(200, _error("token_revoked"))
-            if not self._authorized(authorization, params):
-                return _json_reply(200, _error("invalid_auth"))
+            refusal = self._token_refusal(method, token)
+            if refusal is not None:
+                return _json_reply(200, _error(refusal))
             try:
                 return _json_reply(200, self._methods[method](params))
             except _ApiError as err:
@@ -671,6 +681,19 @@ class FakeSlack:
             return authorization.removeprefix("Bearer ").strip()
         token = params.get("token")
         return token if isinstance(token, str) else ""
+
+    def _token_refusal(self, method: str, token: str) -> str | None:
+        """Slack's error for a token that cannot call `method`, or None: app-level tokens (xapp-) open Socket
+        Mode connections and nothing else; bot tokens do the rest."""
+        if method in APP_TOKEN_METHODS:
+            if not token:
+                return "not_authed"
+            if token.startswith("xox"):
+                return "not_allowed_token_type"
+            return None if token.startswith("xapp-") else "invalid_auth"
+        if token.startswith("xapp-"):
+            return "not_allowed_token_type"
+        return None if self._authorized(None, {"token": token}) else "invalid_auth"
 
     def _authorized(self, authorization: str | None, params: Mapping[str, Any]) -> bool:
         token = self._token(authorization, params)
