@@ -11,8 +11,6 @@ Prints figures and PASS/MISS per goal; it never fails on a figure (exit 0 unless
 from __future__ import annotations
 
 import argparse
-import re
-import resource
 import socket
 import statistics
 import sys
@@ -27,39 +25,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's code
 
-from slack_bolt import Ack, App  # noqa: E402
-from slack_sdk import WebClient  # noqa: E402
+from _kit import SECRET, bare_app, peak_rss_mb, percentiles, rss_mb, sora_runtime  # noqa: E402
 
-from bot.bootstrap import build_runtime  # noqa: E402
-from bot.config import load_settings  # noqa: E402
-from bot.pricing import PriceTable  # noqa: E402
-from bot.providers.registry import Providers, build_providers  # noqa: E402
-from devkit.instant import InstantProvider  # noqa: E402
 from devkit.simulator import SlackSimulator  # noqa: E402
 from devkit.slack_api import Ephemeral, FakeSlack  # noqa: E402
 from handlers import blocks  # noqa: E402
 from handlers.http import HttpServer, make_wsgi_app  # noqa: E402
 
-SECRET = "bench-signing-secret"
 CHANNEL = "C0BENCH"
 USERS = {f"U0B{i:03d}": f"user{i}" for i in range(40)}
 ACK_GOAL_P99 = 0.5  # seconds: Slack gives 3 s; a p99 under half a second leaves room for a slow network
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def percentiles(samples: list[float]) -> str:
-    qs = statistics.quantiles(samples, n=100, method="inclusive")
-    return f"p50 {qs[49] * 1000:7.1f} ms   p95 {qs[94] * 1000:7.1f} ms   p99 {qs[98] * 1000:7.1f} ms"
 
 
 def draft_cards(sim: SlackSimulator, fake: FakeSlack, users: list[str]) -> dict[str, Ephemeral]:
@@ -106,24 +81,6 @@ def drive(
         for future in [pool.submit(client, i) for i in range(clients)]:
             future.result()
     return times
-
-
-def bare_app(fake: FakeSlack) -> App:
-    app = App(client=WebClient(token="xoxb-bare", base_url=fake.api_url), signing_secret=SECRET)
-
-    @app.command("/sora")
-    def on_command(ack: Ack) -> None:
-        ack()
-
-    @app.action(re.compile(".*"))
-    def on_action(ack: Ack) -> None:
-        ack()
-
-    @app.event("reaction_added")
-    def on_reaction() -> None:
-        pass
-
-    return app
 
 
 def stalled_and_oversized(server: HttpServer, *, stalled: int, oversized: int, body_mb: int) -> None:
@@ -181,17 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RSS at start {rss_mb():.0f} MB")
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp, FakeSlack(users=USERS, channels={CHANNEL: "bench"}) as fake:
-        settings = load_settings(
-            {
-                "SLACK_BOT_TOKEN": "xoxb-bench",
-                "SLACK_SIGNING_SECRET": SECRET,
-                "SLACK_API_URL": fake.api_url,
-                "SORA_BOT_DATA_DIR": str(Path(tmp) / "data"),
-            }
-        )
-        configured = build_providers(settings, prices=PriceTable.default())
-        providers = Providers(available={**configured.available, "local": InstantProvider()}, default="local")
-        runtime = build_runtime(settings, providers=providers)
+        runtime = sora_runtime(fake, Path(tmp) / "data")
         server = HttpServer(runtime.wsgi(), host="127.0.0.1", port=0).start()
         try:
             sim = SlackSimulator(fake, app_url=server.url, signing_secret=SECRET, timeout=30)
