@@ -230,10 +230,14 @@ def rules_of(round_row: Round) -> votes.VoteRules:
 
 
 def vote_records(repo: Repo, round_id: int, *, user_id: str | None = None) -> list[votes.VoteRecord]:
+    rows = (
+        repo.votes.active_in_round(round_id)
+        if user_id is None
+        else repo.votes.active_of_user(round_id, user_id)
+    )
     return [
         votes.VoteRecord(generation_id=v.generation_id, user_id=v.user_id, emoji=v.emoji, event_ts=v.event_ts)
-        for v in repo.votes.active_in_round(round_id)
-        if user_id is None or v.user_id == user_id
+        for v in rows
     ]
 
 

@@ -138,6 +138,7 @@ class Vote(SQLModel, table=True):
     __tablename__ = "vote"
     __table_args__ = (
         UniqueConstraint("generation_id", "user_id", "emoji", name="uq_vote_generation_user_emoji"),
+        Index("ix_vote_round_user", "round_id", "user_id"),  # one person's votes in a round, for each vote
     )
 
     id: int | None = Field(default=None, primary_key=True)

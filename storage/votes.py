@@ -62,6 +62,16 @@ class Votes(Queries):
         )
         return self.session.exec(statement).all()
 
+    def active_of_user(self, round_id: int, user_id: str) -> Sequence[Vote]:
+        """One person's active rows in a round (`ix_vote_round_user`): what a vote costs does not grow with the
+        votes already in the round."""
+        statement = (
+            select(Vote)
+            .where(Vote.round_id == round_id, Vote.user_id == user_id, col(Vote.active).is_(True))
+            .order_by(col(Vote.id))
+        )
+        return self.session.exec(statement).all()
+
     def of_user(self, round_id: int, user_id: str, emoji: str) -> Sequence[Vote]:
         """A person's rows under one name in a round (a blind round's buttons), fresh from the database."""
         statement = select(Vote).where(

@@ -10,6 +10,7 @@ Create Date: 2026-12-03
   <reason>` as typed): NULL for rounds closed before.
 - `channel_settings.vote_emoji`, `multi_vote`, `owner_votes`, `quorum`, `tie_minutes`: the channel's rules; NULL
   means the deployment's default, which is what every existing channel had.
+- `ix_vote_round_user`: counting a vote under the rules reads that person's votes in the round, not all of them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def upgrade() -> None:
             with op.batch_alter_table(table) as batch:
                 for column in missing:
                     batch.add_column(column)
+    if "ix_vote_round_user" not in {i["name"] for i in inspector.get_indexes("vote")}:
+        op.create_index("ix_vote_round_user", "vote", ["round_id", "user_id"])
 
 
 def downgrade() -> None:
