@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot import media, views
+from bot import media, records, views
 from bot.assets import finished_clip
 from bot.domain import JobStatus, RoundStatus, ThreadRef
 from bot.errors import PublishError, PublishUncertain
@@ -37,6 +37,7 @@ class PostKind(StrEnum):
     CLIP = "upload_clip"
     SHEET = "upload_sheet"
     ANNOUNCE = "announce"
+    RECORD = "post_record"
     TIE = "announce_tie"
     ROUND_UPDATE = "update_round"
     VARIATION_UPDATE = "update_variation"
@@ -110,10 +111,13 @@ class Posting:
             self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)
 
     def round_closed(self, repo: Repo, round_id: int, *, close_number: int) -> None:
-        """The announcement of this close (each close of a round is announced once) and every message."""
+        """The announcement and the decision record of this close (each close of a round has its own, once) and
+        every message's update."""
         self._enqueue(
             repo, PostKind.ANNOUNCE, round_id, key=f"round-{round_id}/close-{close_number}/announce"
         )
+        # The decision record of this close, once, after the announcement (rows of a round go out in order).
+        self._enqueue(repo, PostKind.RECORD, round_id, key=f"round-{round_id}/close-{close_number}/record")
         self._update(repo, PostKind.ROUND_UPDATE, round_id)
         for generation in repo.generations.in_round(round_id):
             assert generation.id is not None
@@ -215,13 +219,19 @@ class Posting:
             assert round_row is not None and round_row.id is not None
             view = views.round_view(repo, round_row)
             generations = list(repo.generations.in_round(round_row.id))
+            record = records.decision_record(repo, round_row) if kind == PostKind.RECORD else None
         try:
             if row.uncertain and kind not in UPDATES:
                 found = self._look_for(row, kind, round_row, generation)
                 if found is not None:
                     log.info("outbox row %s (%s) was already in Slack; adopted it", row.id, row.key)
                     return self._record(row, kind, found)
-            result = self._post(row, kind, round_row, generation, view, generations)
+            if record is not None:
+                assert round_row.parent_ts is not None
+                thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
+                result: _Sent | None = _Sent(ts=self.publisher.post_record(thread, record, key=row.key))
+            else:
+                result = self._post(row, kind, round_row, generation, view, generations)
         except PublishUncertain as err:
             log.warning("posting %s may have reached Slack; will look before trying again: %s", row.key, err)
             self._retry(row, str(err), uncertain=True)
@@ -323,7 +333,7 @@ class Posting:
             return _Sent(ts=ts) if ts else None
         assert round_row.parent_ts is not None and round_row.id is not None
         thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
-        if kind in (PostKind.VARIATION, PostKind.ANNOUNCE, PostKind.TIE):
+        if kind in (PostKind.VARIATION, PostKind.ANNOUNCE, PostKind.TIE, PostKind.RECORD):
             ts = self.publisher.find_message(
                 round_row.channel_id, thread_ts=round_row.parent_ts, key=row.key, since=0
             )

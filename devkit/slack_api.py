@@ -305,6 +305,7 @@ class FakeSlack:
             "views.update": self._views_update,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.open": self._conversations_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "files.info": self._files_info,
@@ -989,6 +990,23 @@ class FakeSlack:
                 }
             )
         return {"ok": True, "channel": found}
+
+    def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The bot's DM with one person (needs `im:write`): the same id every time, as in Slack."""
+        users = str(_require(params, "users", "users_list_not_supplied"))
+        if "," in users:
+            raise _ApiError("not_implemented", detail="the fake opens DMs with one person only")
+        if not users.startswith(("U", "W")):
+            raise _ApiError("user_not_found")
+        channel = "D" + users[1:]
+        with self._lock:
+            self._known_channels.add(channel)
+            self._left_channels.discard(channel)
+        return {"ok": True, "channel": {"id": channel}}
+
+    def dm_of(self, user_id: str) -> str:
+        """The id `conversations.open` gives the bot's DM with `user_id`."""
+        return "D" + user_id[1:]
 
     def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
         filename = _require(params, "filename", "invalid_arguments")
