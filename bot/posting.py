@@ -13,6 +13,7 @@ thread's file names) and adopts it instead of posting again.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class PostKind(StrEnum):
     SHEET = "upload_sheet"
     ANNOUNCE = "announce"
     RECORD = "post_record"
+    RESULT_SHEET = "upload_result_sheet"  # the contact sheet again at a close: votes, the winner marked
+    WINNER_STILL = "upload_winner_still"  # a still of the winner's clip, shown on the round message
     TIE = "announce_tie"
     ROUND_UPDATE = "update_round"
     VARIATION_UPDATE = "update_variation"
@@ -53,6 +56,20 @@ def clip_filename(round_id: int, number: int) -> str:
 
 def sheet_filename(round_id: int) -> str:
     return f"round-{round_id}-contact-sheet.png"
+
+
+def result_sheet_filename(round_id: int, close_number: int) -> str:
+    return f"round-{round_id}-close-{close_number}-contact-sheet.png"
+
+
+def winner_still_filename(round_id: int, close_number: int) -> str:
+    return f"round-{round_id}-close-{close_number}-winner.png"
+
+
+def close_number_of(key: str) -> int:
+    """The close a row belongs to, from its key (`round-12/close-2/record` → 2)."""
+    match = re.search(r"/close-(\d+)/", key)
+    return int(match.group(1)) if match else 0
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,12 @@ class Posting:
         )
         # The decision record of this close, once, after the announcement (rows of a round go out in order).
         self._enqueue(repo, PostKind.RECORD, round_id, key=f"round-{round_id}/close-{close_number}/record")
+        self._enqueue(
+            repo, PostKind.RESULT_SHEET, round_id, key=f"round-{round_id}/close-{close_number}/sheet"
+        )
+        self._enqueue(
+            repo, PostKind.WINNER_STILL, round_id, key=views.winner_still_key(round_id, close_number)
+        )
         self._update(repo, PostKind.ROUND_UPDATE, round_id)
         for generation in repo.generations.in_round(round_id):
             assert generation.id is not None
@@ -272,6 +295,10 @@ class Posting:
             return _Sent(ts=self.publisher.announce_winner(thread, view, key=row.key))
         if kind == PostKind.SHEET:
             return self._post_sheet(round_row, generations, thread)
+        if kind == PostKind.RESULT_SHEET:
+            return self._post_result_sheet(round_row, generations, thread, view, close_number_of(row.key))
+        if kind == PostKind.WINNER_STILL:
+            return self._post_winner_still(round_row, generations, thread, view, close_number_of(row.key))
         assert generation is not None and generation.id is not None
         variation = next(v for v in view.variations if v.generation_id == generation.id)
         if kind == PostKind.VARIATION:
@@ -323,6 +350,78 @@ class Posting:
         )
         return _Sent(file_id=shared.file_id)
 
+    def _post_result_sheet(
+        self,
+        round_row: Round,
+        generations: list[Generation],
+        thread: ThreadRef,
+        view: views.RoundView,
+        close: int,
+    ) -> _Sent | None:
+        """The contact sheet again as the close left it: each variation's votes, the winner marked."""
+        assert round_row.id is not None
+        ready = [g for g in generations if finished_clip(g) is not None]
+        if not ready or view.status != RoundStatus.CLOSED:  # reopened by a remix before this went out
+            return None
+        counts = {v.generation_id: v.votes or 0 for v in view.variations}
+        labels = [
+            f"#{g.number}{' WINNER' if g.id == round_row.winner_generation_id else ''} "
+            f"{counts.get(g.id or 0, 0)} vote{'s' if counts.get(g.id or 0, 0) != 1 else ''}"
+            for g in ready
+        ]
+        name = result_sheet_filename(round_row.id, close)
+        sheet = self.assets.path_for(name)
+        try:
+            media.contact_sheet([p for g in ready if (p := finished_clip(g))], sheet, labels=labels)
+        except media.MediaError as err:
+            log.error("the closing contact sheet for round %s cannot be made: %s", round_row.id, err)
+            return None
+        winner = f"#{view.winner_number} won" if view.winner_number is not None else "no winner"
+        shared = self.publisher.upload_file(
+            thread,
+            sheet,
+            filename=name,
+            title=f"Contact sheet: {winner}",
+            comment=f"Where the vote ended: {winner}.",
+            alt_text=(
+                "Contact sheet at the close: the middle frame of each finished variation, labelled with its "
+                f"number and votes ({'; '.join(labels)})."
+            ),
+        )
+        return _Sent(file_id=shared.file_id)
+
+    def _post_winner_still(
+        self,
+        round_row: Round,
+        generations: list[Generation],
+        thread: ThreadRef,
+        view: views.RoundView,
+        close: int,
+    ) -> _Sent | None:
+        """A still of the winner's clip; once Slack has it, the round message shows it (an image block naming
+        the uploaded file: Slack shows its own files without a public URL)."""
+        assert round_row.id is not None
+        winner = next((g for g in generations if g.id == round_row.winner_generation_id), None)
+        clip = finished_clip(winner) if winner is not None else None
+        if winner is None or clip is None or view.status != RoundStatus.CLOSED:
+            return None
+        name = winner_still_filename(round_row.id, close)
+        still = self.assets.path_for(name)
+        try:
+            media.contact_sheet([clip], still, labels=[f"#{winner.number}"])
+        except media.MediaError as err:
+            log.error("the winner's still for round %s cannot be made: %s", round_row.id, err)
+            return None
+        shared = self.publisher.upload_file(
+            thread,
+            still,
+            filename=name,
+            title=f"The winner, #{winner.number}",
+            comment=f"#{winner.number}, the winner, in one frame.",
+            alt_text=f"A still frame from the middle of the winning clip, #{winner.number}: {winner.prompt}",
+        )
+        return _Sent(file_id=shared.file_id)
+
     def _look_for(
         self, row: Outbox, kind: PostKind, round_row: Round, generation: Generation | None
     ) -> _Sent | None:
@@ -341,6 +440,10 @@ class Posting:
         if kind == PostKind.CLIP:
             assert generation is not None
             name = clip_filename(round_row.id, generation.number)
+        elif kind == PostKind.RESULT_SHEET:
+            name = result_sheet_filename(round_row.id, close_number_of(row.key))
+        elif kind == PostKind.WINNER_STILL:
+            name = winner_still_filename(round_row.id, close_number_of(row.key))
         else:
             name = sheet_filename(round_row.id)
         found = self.publisher.find_file(thread, filename=name)
@@ -364,6 +467,8 @@ class Posting:
                 repo.rounds.set_parent(row.round_id, sent.ts)
             elif kind == PostKind.VARIATION and sent.ts and row.generation_id is not None:
                 repo.generations.set_message(row.generation_id, sent.ts)
+            elif kind == PostKind.WINNER_STILL and sent.file_id:
+                self._update(repo, PostKind.ROUND_UPDATE, row.round_id)  # the round message shows the still
             elif kind == PostKind.CLIP and row.generation_id is not None:
                 # The clip's own message: a reaction on the video is a vote for this variation.
                 repo.generations.set_clip(row.generation_id, file_id=sent.file_id, ts=sent.ts)

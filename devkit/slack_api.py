@@ -799,6 +799,7 @@ class FakeSlack:
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._member_channel(_require(params, "channel", "channel_not_found"))
         text, blocks = _text_and_blocks(params)
+        self._check_images(blocks)
         message = Message(
             channel=channel,
             ts=self._next_ts(),
@@ -819,6 +820,7 @@ class FakeSlack:
         # Slack keeps the previous blocks when `blocks` is omitted, and clears them on an empty list.
         blocks = _json_list(params["blocks"]) if "blocks" in params else message.blocks
         _check_limits(text, blocks)
+        self._check_images(blocks)
         metadata = _metadata(params.get("metadata"))
         message.text, message.blocks = text, blocks
         if metadata is not None:
@@ -831,6 +833,27 @@ class FakeSlack:
             "text": message.text,
             "message": message.to_slack(),
         }
+
+    def _check_images(self, blocks: list[dict[str, Any]]) -> None:
+        """An image block shows a public `image_url` or a Slack file (`slack_file`, by id or URL), never both;
+        the file must be an image (png, jpg, jpeg, gif) uploaded and visible to the poster."""
+        for block in blocks:
+            if block.get("type") != "image":
+                continue
+            slack_file, url = block.get("slack_file"), block.get("image_url")
+            if bool(slack_file) == bool(url):
+                raise _ApiError("invalid_blocks", detail="an image needs image_url or slack_file, not both")
+            if not slack_file:
+                continue
+            if not isinstance(slack_file, dict) or bool(slack_file.get("id")) == bool(slack_file.get("url")):
+                raise _ApiError("invalid_blocks", detail="slack_file takes an id or a url")
+            found = self._files.get(str(slack_file.get("id") or "")) or next(
+                (f for f in self._files.values() if f.url_private == slack_file.get("url")), None
+            )
+            if found is None or not found.completed:
+                raise _ApiError("invalid_blocks", detail="slack_file names no uploaded file")
+            if found.filename.rsplit(".", 1)[-1].lower() not in {"png", "jpg", "jpeg", "gif"}:
+                raise _ApiError("invalid_blocks", detail="slack_file must be a png, jpg or gif")
 
     def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = _require(params, "channel", "channel_not_found")

@@ -424,6 +424,16 @@ def round_message(view: RoundView) -> Message:
             }
         )
     blocks += tie_buttons(view)
+    if view.status == RoundStatus.CLOSED and view.winner_still_file_id and view.winner_number is not None:
+        # An uploaded file shows in an image block by its id (`slack_file`): no public URL needed.
+        blocks.append(
+            {
+                "type": "image",
+                "slack_file": {"id": view.winner_still_file_id},
+                "alt_text": f"A still frame from the winning clip, #{view.winner_number}",
+                "title": {"type": "plain_text", "text": f"The winner, #{view.winner_number}"},
+            }
+        )
     return _message(f"Round: {title}", blocks)
 
 
