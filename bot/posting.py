@@ -133,14 +133,14 @@ class Posting:
         self._enqueue(
             repo, PostKind.ANNOUNCE, round_id, key=f"round-{round_id}/close-{close_number}/announce"
         )
-        # The decision record of this close, once, after the announcement (rows of a round go out in order).
-        self._enqueue(repo, PostKind.RECORD, round_id, key=f"round-{round_id}/close-{close_number}/record")
         self._enqueue(
             repo, PostKind.RESULT_SHEET, round_id, key=f"round-{round_id}/close-{close_number}/sheet"
         )
         self._enqueue(
             repo, PostKind.WINNER_STILL, round_id, key=views.winner_still_key(round_id, close_number)
         )
+        # The decision record last (rows of a round go out in order): once it is in the thread, so is the rest.
+        self._enqueue(repo, PostKind.RECORD, round_id, key=f"round-{round_id}/close-{close_number}/record")
         self._update(repo, PostKind.ROUND_UPDATE, round_id)
         for generation in repo.generations.in_round(round_id):
             assert generation.id is not None
