@@ -183,9 +183,12 @@ def test_export_sends_markdown_csv_and_json_to_the_askers_dm_only(sora: Bot) -> 
     assert data["pick_reason"] == "the light is better, = not a formula"
     assert data["net_cost"] == data["charged"] - data["refunded"]
     assert [v["lineage"] for v in data["variations"]] == ["from the draft"] * 3
-    assert sora.fake.messages(sora.fake.dm_of(CAROL)) == [] or all(
-        m.files for m in sora.fake.messages(sora.fake.dm_of(CAROL))
-    )
+    assert [f.filename for f in sora.fake.files() if f.channel_id == sora.fake.dm_of(CAROL)] == [
+        "round-1-decision.md",
+        "round-1-decision.csv",
+        "round-1-decision.json",
+    ]
+    assert not [f for f in sora.fake.files() if f.channel_id == sora.fake.dm_of(OWNER)], "nobody else's DM"
 
 
 def test_export_is_strict_about_what_it_reads(sora: Bot) -> None:
@@ -227,6 +230,11 @@ def test_the_round_message_shows_live_bars_with_the_leader(sora: Bot) -> None:
     updates = [c for c in sora.fake.calls("chat.update") if c.params.get("ts") == parent.ts]
     assert updates, "the round message follows the votes"
     settle(sora)
+
+
+def test_bars_are_scaled_to_the_leader_and_never_empty_for_a_vote() -> None:
+    assert [blocks.bar(c, 4) for c in (0, 1, 3, 4)] == ["▁▁▁▁▁", "▇▁▁▁▁", "▇▇▇▇▁", "▇▇▇▇▇"]
+    assert blocks.bar(1, 40) == "▇▁▁▁▁" and blocks.bar(39, 40) == "▇▇▇▇▁" and blocks.bar(0, 0) == "▁▁▁▁▁"
 
 
 def test_a_record_of_many_variations_and_voters_stays_within_slacks_limits() -> None:
