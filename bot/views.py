@@ -167,9 +167,8 @@ class RoundView:
     close_reason: str | None = None  # deadline | quorum | owner | pick | tie_pick | tie_rule
     pick_reason: str | None = None
     closed_by: str | None = None
-    winner_still_file_id: str | None = (
-        None  # the uploaded still of the winner (this close), once Slack has it
-    )
+    # The uploaded still of the winner (this close), once Slack has it: the round message shows it by its id.
+    winner_still_file_id: str | None = None
 
 
 def winner_still_key(round_id: int, close_number: int) -> str:
