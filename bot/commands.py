@@ -1,4 +1,4 @@
-"""`/sora` text as a typed command: draft, storyboard, recall, status, settings, help — or a mistake."""
+"""`/sora` text as a typed command: draft, storyboard, recall, status, settings, export, help — or a mistake."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bot.votes import CANCEL_EMOJI, MAX_RULE_EMOJI, normalise_emoji
 
 # Long enough for a paragraph with a storyboard; longer than that is a pasted script, not an idea.
 MAX_IDEA_CHARS = 4000  # what Slack sends of a slash command's text; a long brief is condensed, not refused
-SUBCOMMANDS: tuple[str, ...] = ("draft", "storyboard", "recall", "status", "settings", "help")
+SUBCOMMANDS: tuple[str, ...] = ("draft", "storyboard", "recall", "status", "settings", "export", "help")
 EXAMPLE_IDEA = "a small delivery robot rolls through a rain-soaked neon alley at night"
 
 
@@ -51,6 +51,18 @@ class StoryboardCommand:
 
 
 @dataclass(frozen=True)
+class ExportCommand:
+    """`/sora export [round id] [md|csv|json]`: None is the latest round of the channel; Markdown by default."""
+
+    round_id: int | None = None
+    fmt: str = "md"
+
+
+EXPORT_FORMATS: dict[str, str] = {"md": "md", "markdown": "md", "csv": "csv", "json": "json"}
+MAX_ROUND_ID_DIGITS = 12
+
+
+@dataclass(frozen=True)
 class CommandError:
     """What was wrong with the command, and what to type instead. Safe to echo: no raw user text inside."""
 
@@ -65,6 +77,7 @@ Command: TypeAlias = (
     | HelpCommand
     | SettingsCommand
     | StoryboardCommand
+    | ExportCommand
     | CommandError
 )
 
@@ -121,7 +134,30 @@ def parse_command(text: str) -> Command:
         return parse_settings(rest)
     if name == "storyboard":
         return StoryboardCommand(args=rest)
+    if name == "export":
+        return parse_export(rest)
     return _unknown(name)
+
+
+def parse_export(rest: str) -> ExportCommand | CommandError:
+    """`12 csv`, `csv 12`, `#12`, `json` or nothing: at most a round id (ASCII digits) and a format, once each."""
+    usage = "e.g. `/sora export` (this channel's latest round, Markdown), `/sora export 12 csv` or `json`."
+    round_id: int | None = None
+    fmt: str | None = None
+    words = rest.split()
+    if len(words) > 2:
+        return CommandError(message="`/sora export` takes a round id and a format at most.", hint=usage)
+    for word in words:
+        lowered = word.lower().lstrip("#")
+        if lowered in EXPORT_FORMATS and fmt is None:
+            fmt = EXPORT_FORMATS[lowered]
+        elif re.fullmatch(r"[0-9]+", lowered, re.ASCII) and round_id is None:
+            if len(lowered) > MAX_ROUND_ID_DIGITS or int(lowered) == 0:
+                return CommandError(message=f"`{_shown(word)}` is not a round id.", hint=usage)
+            round_id = int(lowered)
+        else:
+            return CommandError(message=f"`{_shown(word)}` is not a round id or a format.", hint=usage)
+    return ExportCommand(round_id=round_id, fmt=fmt or "md")
 
 
 _PROVIDER_FLAG = re.compile(r"(?:^|\s)(?:--|—|–|-)provider(?:\s*=\s*|\s+|$)([a-z0-9_-]*)", re.IGNORECASE)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from bot.domain import Capability, Conversation, GenerationRequest, ProviderJob, SharedFile, ThreadRef
 
 if TYPE_CHECKING:
+    from bot.records import DecisionRecord
     from bot.views import RoundView, VariationView
 
 
@@ -71,6 +72,16 @@ class Publisher(Protocol):
         ...
 
     def announce_winner(self, thread: ThreadRef, view: RoundView, *, key: str) -> str: ...
+
+    def post_record(self, thread: ThreadRef, record: DecisionRecord, *, key: str) -> str:
+        """Post a close's decision record in the thread; returns its ts."""
+        ...
+
+    def send_file_to_user(
+        self, user_id: str, *, content: bytes, filename: str, title: str, comment: str
+    ) -> None:
+        """A file only `user_id` sees (`/sora export`); not an outbox post: the asker can ask again."""
+        ...
 
     def find_message(self, channel_id: str, *, thread_ts: str | None, key: str, since: float) -> str | None:
         """The ts of a message the bot posted with `key` (in the thread, or in the channel since `since`)."""

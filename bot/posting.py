@@ -13,6 +13,7 @@ thread's file names) and adopts it instead of posting again.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from bot import media, views
+from bot import media, records, views
 from bot.assets import discard, finished_clip, sheet_key
 from bot.domain import JobStatus, RoundStatus, ThreadRef
 from bot.errors import AssetError, PublishError, PublishUncertain
@@ -38,6 +39,9 @@ class PostKind(StrEnum):
     CLIP = "upload_clip"
     SHEET = "upload_sheet"
     ANNOUNCE = "announce"
+    RECORD = "post_record"
+    RESULT_SHEET = "upload_result_sheet"  # the contact sheet again at a close: votes, the winner marked
+    WINNER_STILL = "upload_winner_still"  # a still of the winner's clip, shown on the round message
     TIE = "announce_tie"
     ROUND_UPDATE = "update_round"
     VARIATION_UPDATE = "update_variation"
@@ -53,6 +57,20 @@ def clip_filename(round_id: int, number: int) -> str:
 
 def sheet_filename(round_id: int) -> str:
     return f"round-{round_id}-contact-sheet.png"
+
+
+def result_sheet_filename(round_id: int, close_number: int) -> str:
+    return f"round-{round_id}-close-{close_number}-contact-sheet.png"
+
+
+def winner_still_filename(round_id: int, close_number: int) -> str:
+    return f"round-{round_id}-close-{close_number}-winner.png"
+
+
+def close_number_of(key: str) -> int:
+    """The close a row belongs to, from its key (`round-12/close-2/record` → 2)."""
+    match = re.search(r"/close-(\d+)/", key)
+    return int(match.group(1)) if match else 0
 
 
 @dataclass(frozen=True)
@@ -111,10 +129,19 @@ class Posting:
             self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)
 
     def round_closed(self, repo: Repo, round_id: int, *, close_number: int) -> None:
-        """The announcement of this close (each close of a round is announced once) and every message."""
+        """The announcement and the decision record of this close (each close of a round has its own, once) and
+        every message's update."""
         self._enqueue(
             repo, PostKind.ANNOUNCE, round_id, key=f"round-{round_id}/close-{close_number}/announce"
         )
+        self._enqueue(
+            repo, PostKind.RESULT_SHEET, round_id, key=f"round-{round_id}/close-{close_number}/sheet"
+        )
+        self._enqueue(
+            repo, PostKind.WINNER_STILL, round_id, key=views.winner_still_key(round_id, close_number)
+        )
+        # The decision record last (rows of a round go out in order): once it is in the thread, so is the rest.
+        self._enqueue(repo, PostKind.RECORD, round_id, key=f"round-{round_id}/close-{close_number}/record")
         self._update(repo, PostKind.ROUND_UPDATE, round_id)
         for generation in repo.generations.in_round(round_id):
             assert generation.id is not None
@@ -216,13 +243,19 @@ class Posting:
             assert round_row is not None and round_row.id is not None
             view = views.round_view(repo, round_row)
             generations = list(repo.generations.in_round(round_row.id))
+            record = records.decision_record(repo, round_row) if kind == PostKind.RECORD else None
         try:
             if row.uncertain and kind not in UPDATES:
                 found = self._look_for(row, kind, round_row, generation)
                 if found is not None:
                     log.info("outbox row %s (%s) was already in Slack; adopted it", row.id, row.key)
                     return self._record(row, kind, found)
-            result = self._post(row, kind, round_row, generation, view, generations)
+            if record is not None:
+                assert round_row.parent_ts is not None
+                thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
+                result: _Sent | None = _Sent(ts=self.publisher.post_record(thread, record, key=row.key))
+            else:
+                result = self._post(row, kind, round_row, generation, view, generations)
         except PublishUncertain as err:
             log.warning("posting %s may have reached Slack; will look before trying again: %s", row.key, err)
             self._retry(row, str(err), uncertain=True)
@@ -263,6 +296,10 @@ class Posting:
             return _Sent(ts=self.publisher.announce_winner(thread, view, key=row.key))
         if kind == PostKind.SHEET:
             return self._post_sheet(round_row, generations, thread)
+        if kind == PostKind.RESULT_SHEET:
+            return self._post_result_sheet(round_row, generations, thread, view, close_number_of(row.key))
+        if kind == PostKind.WINNER_STILL:
+            return self._post_winner_still(round_row, generations, thread, view, close_number_of(row.key))
         assert generation is not None and generation.id is not None
         variation = next(v for v in view.variations if v.generation_id == generation.id)
         if kind == PostKind.VARIATION:
@@ -328,6 +365,87 @@ class Posting:
         except AssetError as err:
             raise PublishError(f"the clip of generation {generation.id} could not be read: {err}") from None
 
+    def _post_result_sheet(
+        self,
+        round_row: Round,
+        generations: list[Generation],
+        thread: ThreadRef,
+        view: views.RoundView,
+        close: int,
+    ) -> _Sent | None:
+        """The contact sheet again as the close left it: each variation's votes, the winner marked."""
+        assert round_row.id is not None
+        clips = [(g, p) for g in generations if (p := self._clip(g)) is not None]
+        ready = [g for g, _ in clips]
+        if not ready or view.status != RoundStatus.CLOSED:  # reopened by a remix before this went out
+            return None
+        counts = {v.generation_id: v.votes or 0 for v in view.variations}
+        labels = [
+            f"#{g.number}{' WINNER' if g.id == round_row.winner_generation_id else ''} "
+            f"{counts.get(g.id or 0, 0)} vote{'s' if counts.get(g.id or 0, 0) != 1 else ''}"
+            for g in ready
+        ]
+        name = result_sheet_filename(round_row.id, close)
+        sheet = self.assets.scratch(name)
+        try:
+            media.contact_sheet([p for _, p in clips], sheet, labels=labels)
+        except media.MediaError as err:
+            discard(sheet)
+            log.error("the closing contact sheet for round %s cannot be made: %s", round_row.id, err)
+            return None
+        winner = f"#{view.winner_number} won" if view.winner_number is not None else "no winner"
+        try:
+            shared = self.publisher.upload_file(
+                thread,
+                sheet,
+                filename=name,
+                title=f"Contact sheet: {winner}",
+                comment=f"Where the vote ended: {winner}.",
+                alt_text=(
+                    "Contact sheet at the close: the middle frame of each finished variation, labelled with its "
+                    f"number and votes ({'; '.join(labels)})."
+                ),
+            )
+        finally:
+            discard(sheet)  # a scratch file: Slack keeps the picture, a retry makes it again
+        return _Sent(file_id=shared.file_id)
+
+    def _post_winner_still(
+        self,
+        round_row: Round,
+        generations: list[Generation],
+        thread: ThreadRef,
+        view: views.RoundView,
+        close: int,
+    ) -> _Sent | None:
+        """A still of the winner's clip; once Slack has it, the round message shows it (an image block naming
+        the uploaded file: Slack shows its own files without a public URL)."""
+        assert round_row.id is not None
+        winner = next((g for g in generations if g.id == round_row.winner_generation_id), None)
+        clip = self._clip(winner) if winner is not None else None
+        if winner is None or clip is None or view.status != RoundStatus.CLOSED:
+            return None
+        name = winner_still_filename(round_row.id, close)
+        still = self.assets.scratch(name)
+        try:
+            media.contact_sheet([clip], still, labels=[f"#{winner.number}"])
+        except media.MediaError as err:
+            discard(still)
+            log.error("the winner's still for round %s cannot be made: %s", round_row.id, err)
+            return None
+        try:
+            shared = self.publisher.upload_file(
+                thread,
+                still,
+                filename=name,
+                title=f"The winner, #{winner.number}",
+                comment=f"#{winner.number}, the winner, in one frame.",
+                alt_text=f"A still frame from the middle of the winning clip, #{winner.number}: {winner.prompt}",
+            )
+        finally:
+            discard(still)
+        return _Sent(file_id=shared.file_id)
+
     def _look_for(
         self, row: Outbox, kind: PostKind, round_row: Round, generation: Generation | None
     ) -> _Sent | None:
@@ -338,7 +456,7 @@ class Posting:
             return _Sent(ts=ts) if ts else None
         assert round_row.parent_ts is not None and round_row.id is not None
         thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
-        if kind in (PostKind.VARIATION, PostKind.ANNOUNCE, PostKind.TIE):
+        if kind in (PostKind.VARIATION, PostKind.ANNOUNCE, PostKind.TIE, PostKind.RECORD):
             ts = self.publisher.find_message(
                 round_row.channel_id, thread_ts=round_row.parent_ts, key=row.key, since=0
             )
@@ -346,6 +464,10 @@ class Posting:
         if kind == PostKind.CLIP:
             assert generation is not None
             name = clip_filename(round_row.id, generation.number)
+        elif kind == PostKind.RESULT_SHEET:
+            name = result_sheet_filename(round_row.id, close_number_of(row.key))
+        elif kind == PostKind.WINNER_STILL:
+            name = winner_still_filename(round_row.id, close_number_of(row.key))
         else:
             name = sheet_filename(round_row.id)
         found = self.publisher.find_file(thread, filename=name)
@@ -369,6 +491,8 @@ class Posting:
                 repo.rounds.set_parent(row.round_id, sent.ts)
             elif kind == PostKind.VARIATION and sent.ts and row.generation_id is not None:
                 repo.generations.set_message(row.generation_id, sent.ts)
+            elif kind == PostKind.WINNER_STILL and sent.file_id:
+                self._update(repo, PostKind.ROUND_UPDATE, row.round_id)  # the round message shows the still
             elif kind == PostKind.CLIP and row.generation_id is not None:
                 # The clip's own message: a reaction on the video is a vote for this variation.
                 repo.generations.set_clip(row.generation_id, file_id=sent.file_id, ts=sent.ts)

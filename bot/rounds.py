@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot import prompts, votes
+from bot import prompts, records, votes
 from bot.channels import Channels
 from bot.domain import (
     CloseReason,
@@ -52,6 +52,13 @@ _BLIND_NOTE = (
     "Vote with the *Vote* button under #{number}: nobody sees your choice."
 )
 _OWNER_NOTE = "You started this round, and this channel's rules don't count the owner's vote."
+
+
+@dataclass(frozen=True)
+class RoundExport:
+    round_id: int
+    filename: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -660,6 +667,44 @@ class Rounds:
         self.posting.round_closed(repo, round_id, close_number=round_row.closes)
 
     # --- reading --------------------------------------------------------------------------------
+
+    def export_round(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        round_id: int | None,
+        fmt: records.ExportFormat,
+    ) -> RoundExport:
+        """`/sora export [id] [md|csv|json]`: the round's decision record as a file, sent to the asker alone.
+
+        A private round (private channel, DM) exports only when asked in its own conversation; a blind round's
+        record carries counts only. Raises: NotFound, NotAllowed."""
+        with self.store.read() as repo:
+            if round_id is None:
+                round_row = repo.rounds.latest_in_channel(channel_id)
+                if round_row is None:
+                    raise NotFound("No round has run in this channel yet.", hint="`/sora export <round id>`.")
+            else:
+                round_row = repo.rounds.get(round_id)
+                if round_row is None or (team_id and round_row.team_id and round_row.team_id != team_id):
+                    raise NotFound(f"There is no round {round_id}.")
+            if round_row.private and round_row.channel_id != channel_id:
+                raise NotAllowed(
+                    f"Round {round_row.id} ran in a private conversation: export it from there.",
+                )
+            record = records.decision_record(repo, round_row)
+        content = records.export(record, fmt)
+        filename = records.export_filename(record, fmt)
+        self.publisher.send_file_to_user(
+            user_id,
+            content=content,
+            filename=filename,
+            title=f"Round {record.round_id}: decision record",
+            comment=f"The decision record of round {record.round_id} ({fmt.name.lower()}), as you asked.",
+        )
+        return RoundExport(round_id=record.round_id, filename=filename, size=len(content))
 
     def round_view(self, round_id: int) -> RoundView:
         with self.store.read() as repo:

@@ -167,6 +167,13 @@ class RoundView:
     close_reason: str | None = None  # deadline | quorum | owner | pick | tie_pick | tie_rule
     pick_reason: str | None = None
     closed_by: str | None = None
+    # The uploaded still of the winner (this close), once Slack has it: the round message shows it by its id.
+    winner_still_file_id: str | None = None
+
+
+def winner_still_key(round_id: int, close_number: int) -> str:
+    """The outbox key of a close's still of the winner (the round message shows the file once it is sent)."""
+    return f"round-{round_id}/close-{close_number}/still"
 
 
 def draft_card(row: Draft, *, estimated_cost: float, estimate_summary: str) -> DraftCard:
@@ -325,7 +332,16 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
         close_reason=None if is_open else round_row.close_reason,
         pick_reason=None if is_open else round_row.pick_reason,
         closed_by=None if is_open else round_row.closed_by,
+        winner_still_file_id=_still_file(repo, round_row)
+        if round_row.status == RoundStatus.CLOSED.value
+        else None,
     )
+
+
+def _still_file(repo: Repo, round_row: Round) -> str | None:
+    assert round_row.id is not None
+    row = repo.outbox.by_key(winner_still_key(round_row.id, round_row.closes))
+    return row.file_id if row is not None and row.state == "sent" and row.file_id else None
 
 
 def clip_length(generation: Generation, parent: Generation | None) -> float:

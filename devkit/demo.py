@@ -114,6 +114,7 @@ def play(session: Session) -> None:
     fresh_parent = fake.message(CHANNEL, parent.ts) or parent
     session.expect_ok(sim.click_button(ALICE, message=fresh_parent, action_id=blocks.CLOSE), "Close voting")
     session.wait_for_text(parent, "wins")
+    session.wait_for_text(parent, "Decision record")  # the close's last post: its sheet and still are in
 
     say("5. bob replies in the thread  remix #2 make it golden hour")
     session.expect_ok(sim.reply(BOB, CHANNEL, parent.ts, "remix #2 make it golden hour"), "a remix reply")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bot.domain import Conversation, SharedFile, ThreadRef
 from bot.errors import PublishError, PublishUncertain
+from bot.records import DecisionRecord
 from bot.views import RoundView, VariationView
 
 
@@ -41,6 +42,7 @@ class RecordingPublisher:
     private_channels: set[str] = field(default_factory=set)
     outside_channels: set[str] = field(default_factory=set)  # channels the bot was not invited to
     admins: set[str] = field(default_factory=set)
+    sent_files: list[tuple[str, str, bytes]] = field(default_factory=list)  # (user, filename, content)
     _faults: dict[str, deque[str]] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -132,6 +134,22 @@ class RecordingPublisher:
             return ts
 
         return str(self._do("announce_winner", act))
+
+    def post_record(self, thread: ThreadRef, record: DecisionRecord, *, key: str) -> str:
+        def act() -> str:
+            ts = self._ts()
+            self.posts.append(Posted("record", ts, thread.channel_id, thread.thread_ts, key=key, view=record))
+            return ts
+
+        return str(self._do("post_record", act))
+
+    def send_file_to_user(
+        self, user_id: str, *, content: bytes, filename: str, title: str, comment: str
+    ) -> None:
+        def act() -> None:
+            self.sent_files.append((user_id, filename, content))
+
+        self._do("send_file_to_user", act)
 
     def find_message(self, channel_id: str, *, thread_ts: str | None, key: str, since: float) -> str | None:
         self._fault("find_message")

@@ -308,6 +308,7 @@ class FakeSlack:
             "views.update": self._views_update,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.open": self._conversations_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "files.info": self._files_info,
@@ -821,6 +822,7 @@ class FakeSlack:
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._member_channel(_require(params, "channel", "channel_not_found"))
         text, blocks = _text_and_blocks(params)
+        self._check_images(blocks)
         message = Message(
             channel=channel,
             ts=self._next_ts(),
@@ -841,6 +843,7 @@ class FakeSlack:
         # Slack keeps the previous blocks when `blocks` is omitted, and clears them on an empty list.
         blocks = _json_list(params["blocks"]) if "blocks" in params else message.blocks
         _check_limits(text, blocks)
+        self._check_images(blocks)
         metadata = _metadata(params.get("metadata"))
         message.text, message.blocks = text, blocks
         if metadata is not None:
@@ -853,6 +856,27 @@ class FakeSlack:
             "text": message.text,
             "message": message.to_slack(),
         }
+
+    def _check_images(self, blocks: list[dict[str, Any]]) -> None:
+        """An image block shows a public `image_url` or a Slack file (`slack_file`, by id or URL), never both;
+        the file must be an image (png, jpg, jpeg, gif) uploaded and visible to the poster."""
+        for block in blocks:
+            if block.get("type") != "image":
+                continue
+            slack_file, url = block.get("slack_file"), block.get("image_url")
+            if bool(slack_file) == bool(url):
+                raise _ApiError("invalid_blocks", detail="an image needs image_url or slack_file, not both")
+            if not slack_file:
+                continue
+            if not isinstance(slack_file, dict) or bool(slack_file.get("id")) == bool(slack_file.get("url")):
+                raise _ApiError("invalid_blocks", detail="slack_file takes an id or a url")
+            found = self._files.get(str(slack_file.get("id") or "")) or next(
+                (f for f in self._files.values() if f.url_private == slack_file.get("url")), None
+            )
+            if found is None or not found.completed:
+                raise _ApiError("invalid_blocks", detail="slack_file names no uploaded file")
+            if found.filename.rsplit(".", 1)[-1].lower() not in {"png", "jpg", "jpeg", "gif"}:
+                raise _ApiError("invalid_blocks", detail="slack_file must be a png, jpg or gif")
 
     def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = _require(params, "channel", "channel_not_found")
@@ -1012,6 +1036,23 @@ class FakeSlack:
                 }
             )
         return {"ok": True, "channel": found}
+
+    def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The bot's DM with one person (needs `im:write`): the same id every time, as in Slack."""
+        users = str(_require(params, "users", "users_list_not_supplied"))
+        if "," in users:
+            raise _ApiError("not_implemented", detail="the fake opens DMs with one person only")
+        if not users.startswith(("U", "W")):
+            raise _ApiError("user_not_found")
+        channel = "D" + users[1:]
+        with self._lock:
+            self._known_channels.add(channel)
+            self._left_channels.discard(channel)
+        return {"ok": True, "channel": {"id": channel}}
+
+    def dm_of(self, user_id: str) -> str:
+        """The id `conversations.open` gives the bot's DM with `user_id`."""
+        return "D" + user_id[1:]
 
     def _files_get_upload_url_external(self, params: dict[str, Any]) -> dict[str, Any]:
         filename = _require(params, "filename", "invalid_arguments")

@@ -7,8 +7,9 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot import prompts, votes
+from bot import prompts, records, votes
 from bot.domain import CloseReason, GenerationKind, JobStatus, RoundStatus, Severity
+from bot.records import DecisionRecord
 from bot.views import ChannelDefaults, DraftCard, PatternCard, RoundView, StatusReport, VariationView
 
 if TYPE_CHECKING:
@@ -289,14 +290,45 @@ def _rule_label(rule: str) -> str:
 # --- round ------------------------------------------------------------------------------------
 
 
+BAR_WIDTH = 5
+MAX_BARS = 10  # variations shown with a bar on the round message; the rest are counted in "and N more"
+
+
+def bar(count: int, top: int, *, width: int = BAR_WIDTH) -> str:
+    """`▇▇▇▁▁`: `count` against the leader's `top`, never empty for a vote, never full unless leading."""
+    if top <= 0:
+        return "▁" * width
+    filled = max(1 if count else 0, round(width * count / top))
+    if count < top:
+        filled = min(filled, width - 1)
+    return "▇" * filled + "▁" * (width - filled)
+
+
 def _tally_line(view: RoundView) -> str:
+    """Live bars in number order (a bar never jumps place as votes arrive), the leader marked; a blind round
+    says only how many have voted. The outbox paces its updates to one `chat.update` a second."""
     if view.blind and view.status == RoundStatus.OPEN:
         return f"Votes are hidden until the round closes · {_voters(view.voters)} so far"
+    counts = [(v.number, v.votes or 0) for v in view.variations]
+    top = max((c for _, c in counts), default=0)
+    shown = counts
+    if len(counts) > MAX_BARS:  # the most voted, still in number order
+        kept = {n for n, _ in sorted(counts, key=lambda nc: (-nc[1], nc[0]))[:MAX_BARS]}
+        shown = [(n, c) for n, c in counts if n in kept]
+    if view.status == RoundStatus.CLOSED and view.winner_number is not None:
+        marked, mark = [view.winner_number], "won"  # a pick may have chosen another than the most voted
+    else:
+        marked = [n for n, c in counts if c == top and top > 0]
+        mark = "tied" if len(marked) > 1 else "leads"
     parts = []
-    for v in view.variations:
-        count = v.votes or 0
-        parts.append(f"#{v.number} {'▇' * min(count, 10)} {count}".replace("  ", " "))
-    return " · ".join(parts) + f"  ({view.voters} voter{'s' if view.voters != 1 else ''})"
+    for number, count in shown:
+        label = f"*#{number}*" if number in marked else f"#{number}"
+        part = f"{label} {bar(count, top)} {count}"
+        if number in marked:
+            part += f" ◀ {mark}"
+        parts.append(part)
+    more = f" · and {len(counts) - len(shown)} more" if len(shown) < len(counts) else ""
+    return " · ".join(parts) + more + f"  ({view.voters} voter{'s' if view.voters != 1 else ''})"
 
 
 def _voters(count: int) -> str:
@@ -392,6 +424,16 @@ def round_message(view: RoundView) -> Message:
             }
         )
     blocks += tie_buttons(view)
+    if view.status == RoundStatus.CLOSED and view.winner_still_file_id and view.winner_number is not None:
+        # An uploaded file shows in an image block by its id (`slack_file`): no public URL needed.
+        blocks.append(
+            {
+                "type": "image",
+                "slack_file": {"id": view.winner_still_file_id},
+                "alt_text": f"A still frame from the winning clip, #{view.winner_number}",
+                "title": {"type": "plain_text", "text": f"The winner, #{view.winner_number}"},
+            }
+        )
     return _message(f"Round: {title}", blocks)
 
 
@@ -529,6 +571,58 @@ def winner_message(view: RoundView) -> Message:
     return _message(text, [_section(text, verbatim=True)])
 
 
+MAX_VOTERS_SHOWN = 12  # mentions per variation in the record; the rest are "and N more"
+
+
+def decision_record_message(record: DecisionRecord) -> Message:
+    """The decision record posted in the thread on close: each variation, its votes and voters (counts only in
+    a blind round), the winner and why, lineage and what the round cost net of refunds."""
+    winner = f"#{record.winner_number}" if record.winner_number is not None else "no winner"
+    head_text = f":memo: *Decision record* · round {record.round_id}: *{fit(record.title, 200)}*\n"
+    head_text += f"*Winner:* {winner}. {record.why()}"
+    if record.pick_reason:
+        head_text += f"\n*Why:* “{fit(record.pick_reason, 400)}”"
+    head = [_section(head_text, verbatim=True)]
+    body: list[dict[str, Any]] = []
+    for v in record.variations:
+        line = f"*#{v.number}*" + (" :trophy: winner" if v.winner else "") + f" · {records.lineage(v)}"
+        if v.change:
+            line += f": “{fit(v.change, 300)}”"
+        if v.status != JobStatus.COMPLETED.value:
+            line += f" · {v.status}"
+        if v.votes is None:
+            line += " · votes hidden"
+        else:
+            line += f" · {_plural(v.votes, 'vote')}"
+        if v.voters:
+            mentions = [f"<@{u}>" for u in v.voters[:MAX_VOTERS_SHOWN] if _USER_ID.fullmatch(u)]
+            extra = len(v.voters) - len(mentions)
+            line += ": " + ", ".join(mentions) + (f" and {extra} more" if extra else "")
+        body.append(_section(line, verbatim=True))
+    secret = " · blind round: who voted for what is not recorded" if record.blind else ""
+    cost = f"Cost {money(record.net_cost)}"
+    if record.refunded:
+        cost += f" (charged {money(record.charged)}, refunded {money(record.refunded)})"
+    tail = [
+        _context(
+            f"{_plural(record.voters, 'voter')}{secret} · {cost} · "
+            f"`/sora export {record.round_id}` for Markdown, `csv` or `json`"
+        )
+    ]
+    blocks = within_budget(head, body, tail, left_out="variations")
+    return _message(f"Decision record for round {record.round_id}: {winner}", blocks)
+
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+
+
+def export_sent(round_id: int, filename: str) -> Message:
+    return notice_mrkdwn(
+        f":page_facing_up: The decision record of round {round_id} is in your direct messages with me "
+        f"(`{escape(filename)}`): only you can see it there."
+    )
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
 
@@ -577,6 +671,7 @@ HELP = (
     "`loop #3`, `blend #1 #3`, `again`, `pick #2`, `help` — or a finished variation's buttons\n"
     "• `/sora storyboard` — beat cards with start times; `/sora settings` — channel defaults and budget\n"
     "• `/sora recall &lt;words&gt;` — find winning prompts again\n"
+    "• `/sora export [round] [csv|json]` — a round's decision record as a file, sent to you alone\n"
     "• `/sora status` — what is running"
 )
 

@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import commands as parse
+from bot import records
 from bot.channels import Channels
 from bot.drafts import Drafts
 from bot.patterns import Patterns
@@ -97,4 +98,13 @@ def _run(uses: _Uses, request: parse.Command, command: dict[str, Any]) -> blocks
         return blocks.settings_message(
             defaults, providers=uses.providers.names(), changed=bool(request.changes)
         )
+    if isinstance(request, parse.ExportCommand):
+        done = uses.rounds.export_round(
+            team_id=command.get("team_id", ""),
+            channel_id=command["channel_id"],
+            user_id=command["user_id"],
+            round_id=request.round_id,
+            fmt=records.ExportFormat(request.fmt),
+        )
+        return blocks.export_sent(done.round_id, done.filename)
     return blocks.notice_mrkdwn(blocks.HELP)

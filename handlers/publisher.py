@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.domain import Conversation, SharedFile, ThreadRef
 from bot.errors import PublishError, PublishUncertain
 from bot.metrics import Meter, NoMeter
+from bot.records import DecisionRecord
 from bot.views import RoundView, VariationView
 from handlers import blocks
 
@@ -148,6 +149,35 @@ class SlackPublisher:
             **message,
         )
         return str(data["ts"])
+
+    def post_record(self, thread: ThreadRef, record: DecisionRecord, *, key: str) -> str:
+        data = self._call(
+            "chat_postMessage",
+            channel=thread.channel_id,
+            thread_ts=thread.thread_ts,
+            unfurl_links=False,
+            metadata=_metadata(key),
+            **blocks.decision_record_message(record),
+        )
+        return str(data["ts"])
+
+    def send_file_to_user(
+        self, user_id: str, *, content: bytes, filename: str, title: str, comment: str
+    ) -> None:
+        """Slack has no ephemeral files: the file goes to the bot's DM with the person, which only they see."""
+        opened = self._call("conversations_open", uncertain=False, users=user_id)
+        channel_id = str((opened.get("channel") or {}).get("id") or "")
+        if not channel_id:
+            raise PublishError("Slack opened no conversation with the asker")
+        self._call(
+            "files_upload_v2",
+            uncertain=False,
+            content=content,
+            filename=filename,
+            title=title,
+            channel=channel_id,
+            initial_comment=blocks.escape(comment),
+        )
 
     def find_message(self, channel_id: str, *, thread_ts: str | None, key: str, since: float) -> str | None:
         for message in self._messages(channel_id, thread_ts=thread_ts, since=since):

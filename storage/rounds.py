@@ -40,6 +40,12 @@ class Rounds(Queries):
         statement = select(Round).where(Round.channel_id == channel_id, Round.parent_ts == thread_ts)
         return self.session.exec(statement).first()
 
+    def latest_in_channel(self, channel_id: str) -> Round | None:
+        statement = (
+            select(Round).where(Round.channel_id == channel_id).order_by(col(Round.id).desc()).limit(1)
+        )
+        return self.session.exec(statement).first()
+
     def set_parent(self, round_id: int, parent_ts: str) -> None:
         self._conditional_update(Round, col(Round.id) == round_id, {"parent_ts": parent_ts})
 

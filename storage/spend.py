@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from storage.models import ChannelSettings, Spend
 from storage.sql import Queries
@@ -52,3 +52,13 @@ class Ledger(Queries):
             Spend.channel_id == channel_id, Spend.day == day
         )
         return float(self.session.exec(statement).one())
+
+    def round_costs(self, round_id: int) -> tuple[float, float]:
+        """What a round was charged and what was given back of it (refunds are negative rows)."""
+        charged = select(func.coalesce(func.sum(Spend.amount), 0.0)).where(
+            Spend.round_id == round_id, col(Spend.refund_of).is_(None)
+        )
+        refunded = select(func.coalesce(func.sum(Spend.amount), 0.0)).where(
+            Spend.round_id == round_id, col(Spend.refund_of).is_not(None)
+        )
+        return float(self.session.exec(charged).one()), -float(self.session.exec(refunded).one())

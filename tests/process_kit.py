@@ -227,7 +227,7 @@ class Deployment:
 
     def check_exactly_once(self) -> None:
         """One provider job and one clip per generation, one message per round and per variation, one
-        announcement per close, no orphaned job, every acknowledged vote counted."""
+        announcement and decision record per close, no orphaned job, every acknowledged vote counted."""
         rounds, generations = self.rows(Round), self.rows(Generation)
         problems: list[str] = []
         parents = Counter(m.metadata["event_payload"]["key"] for m in self.parents() if m.metadata)
@@ -263,6 +263,12 @@ class Deployment:
                 key = f"round-{round_row.id}/close-{close}/announce"
                 if keys[key] != 1:
                     problems.append(f"round {round_row.id} close {close}: {keys[key]} announcements")
+                record = f"round-{round_row.id}/close-{close}/record"
+                if keys[record] != 1:
+                    problems.append(f"round {round_row.id} close {close}: {keys[record]} decision records")
+                for name in (f"close-{close}-contact-sheet.png", f"close-{close}-winner.png"):
+                    if files[f"round-{round_row.id}-{name}"] > 1:
+                        problems.append(f"round {round_row.id}: {name} posted more than once")
             if files[f"round-{round_row.id}-contact-sheet.png"] > 1:
                 problems.append(f"round {round_row.id}: more than one contact sheet")
         owned = set(jobs)

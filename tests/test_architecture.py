@@ -153,6 +153,8 @@ def test_the_manifest_declares_what_the_app_listens_for(name: str) -> None:
     # Only what the code calls: conversations.info (the *:read scopes) and users.info; nothing it never uses.
     assert {"channels:read", "groups:read", "im:read", "mpim:read", "users:read"} <= scopes
     assert "reactions:write" not in scopes
+    # `/sora export` opens the bot's DM with the asker (Slack has no ephemeral files).
+    assert "im:write" in scopes and "conversations_open" in source
 
 
 def test_the_two_manifests_differ_only_in_transport() -> None:

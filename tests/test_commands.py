@@ -192,3 +192,14 @@ def test_draft_takes_a_provider_flag() -> None:
         idea="a cat runs", goal=Goal.AD_CONCEPT, provider="fal"
     )
     assert isinstance(parse_command("draft --provider"), CommandError)
+
+
+def test_export_reads_a_round_id_and_a_format_in_either_order_and_nothing_else() -> None:
+    from bot.commands import CommandError, ExportCommand, parse_command
+
+    assert parse_command("export") == ExportCommand(None, "md")
+    assert parse_command("export 12 csv") == ExportCommand(12, "csv")
+    assert parse_command("export JSON #7") == ExportCommand(7, "json")
+    assert parse_command("export markdown") == ExportCommand(None, "md")
+    for wrong in ("export 12 13", "export csv json", "export ١٢", "export 1e3", "export 12 csv x"):
+        assert isinstance(parse_command(wrong), CommandError), wrong

@@ -814,3 +814,31 @@ def test_stale_timestamp_is_rejected_with_401(bolt: Bolt) -> None:
         b"command=%2Fsora", content_type="application/x-www-form-urlencoded", timestamp=stale
     )
     assert response.status == 401
+
+
+def test_an_image_block_shows_an_uploaded_image_by_id_and_refuses_anything_else(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    still = client.files_upload_v2(content=b"frame", filename="still.png", channel=CHANNEL)["files"][0]["id"]
+    clip = client.files_upload_v2(content=b"clip", filename="clip.mp4", channel=CHANNEL)["files"][0]["id"]
+
+    def image(source: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"type": "image", "alt_text": "a still", **source}]
+
+    posted = client.chat_postMessage(channel=CHANNEL, text="x", blocks=image({"slack_file": {"id": still}}))
+    assert posted["ok"]
+    for wrong in ({"slack_file": {"id": "F404"}}, {"slack_file": {"id": clip}}, {}):
+        with pytest.raises(SlackApiError) as refused:
+            client.chat_postMessage(channel=CHANNEL, text="x", blocks=image(wrong))
+        assert refused.value.response["error"] == "invalid_blocks"
+
+
+def test_conversations_open_gives_the_bots_dm_with_a_person_and_files_land_there(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    dm = client.conversations_open(users="U0BOB")["channel"]["id"]
+    assert dm == fake.dm_of("U0BOB") == client.conversations_open(users="U0BOB")["channel"]["id"]
+    client.files_upload_v2(content=b"a,b\n", filename="round-1-decision.csv", channel=dm)
+    [sent] = [f for f in fake.files() if f.filename == "round-1-decision.csv"]
+    assert sent.channel_id == dm and sent.content == b"a,b\n"
+    assert client.conversations_info(channel=dm)["channel"]["is_im"] is True

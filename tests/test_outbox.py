@@ -77,12 +77,14 @@ def test_a_crash_between_slacks_answer_and_the_saved_ts_posts_nothing_twice(core
     core.publisher.fail_next("post_variation", how="lost", times=3)
     core.publisher.fail_next("upload_file", how="lost", times=3)
     core.publisher.fail_next("announce_winner", how="lost")
+    core.publisher.fail_next("post_record", how="lost")
     round_id, ts = ready_round(core)
     vote(core, ts[1], "UA", "fire")
     core.services.rounds.close_round(round_id, actor="U1")
     core.sweep_until_idle()
     kinds = Counter(p.kind for p in core.publisher.posts)
-    assert kinds == {"round": 1, "variation": 3, "file": 4, "winner": 1}, kinds
+    # files: three clips, the contact sheet, and at the close the marked sheet and the winner's still
+    assert kinds == {"round": 1, "variation": 3, "file": 6, "winner": 1, "record": 1}, kinds
 
 
 def test_votes_slack_holds_but_the_bot_never_heard_of_count_at_close(core: Core) -> None:

@@ -98,7 +98,15 @@ def test_serve_runs_the_whole_loop_from_signed_requests_alone(
     sim = SlackSimulator(fake, app_url=url, signing_secret=demo.SECRET)
     demo.play(demo.Session(sim, fake, timeout=30))
     titles = sorted(f.title for f in fake.files())
-    assert titles == ["Contact sheet", "Variation #1", "Variation #2", "Variation #3", "Variation #4"]
+    assert titles == [
+        "Contact sheet",
+        "Contact sheet: #2 won",
+        "The winner, #2",
+        "Variation #1",
+        "Variation #2",
+        "Variation #3",
+        "Variation #4",
+    ]
     transcript = fake.transcript()
     assert "#2 wins" in transcript and "golden hour" in transcript
     bad = sim.post_raw(

@@ -186,7 +186,7 @@ def test_reactions_are_votes_counted_once_per_person_and_shown_on_the_parent(sor
     settle(sora)
     wait_until(lambda: "(3 voters)" in _all_text(sora.fake.message(CHANNEL, parent.ts)), "three voters")
     text = _all_text(sora.fake.message(CHANNEL, parent.ts))
-    assert "#2 ▇▇ 2" in text and "#1 ▇ 1" in text and "#3 0" in text
+    assert "*#2* ▇▇▇▇▇ 2 ◀ leads" in text and "#1 ▇▇▁▁▁ 1" in text and "#3 ▁▁▁▁▁ 0" in text
     assert len(votes(sora)) == 3
 
 

@@ -48,7 +48,7 @@ def test_a_reaction_on_the_clip_counts_as_a_vote_for_its_variation(sora: Bot) ->
     wait_until(lambda: len(votes(sora)) == 1, "the vote")
     assert votes(sora)[0].generation_id == generation(sora, 2).id
     settle(sora)
-    wait_until(lambda: "#2 ▇ 1" in _all_text(sora.fake.message(CHANNEL, parent.ts)), "the tally")
+    wait_until(lambda: "*#2* ▇▇▇▇▇ 1" in _all_text(sora.fake.message(CHANNEL, parent.ts)), "the tally")
 
 
 def test_one_person_reacting_on_both_the_message_and_the_clip_is_one_vote(sora: Bot) -> None:
@@ -60,7 +60,7 @@ def test_one_person_reacting_on_both_the_message_and_the_clip_is_one_vote(sora: 
     wait_until(lambda: len(votes(sora)) == 2, "two vote rows")
     settle(sora)
     wait_until(lambda: "(1 voter)" in _all_text(sora.fake.message(CHANNEL, parent.ts)), "one voter")
-    assert "#2 ▇ 1" in _all_text(sora.fake.message(CHANNEL, parent.ts))
+    assert "*#2* ▇▇▇▇▇ 1" in _all_text(sora.fake.message(CHANNEL, parent.ts))
     # Taking the :+1: off the clip leaves the one on the message: the vote stands.
     sora.sim.unreact(BOB, CHANNEL, clip.ts, "thumbsup")
     sora.sim.unreact(BOB, CHANNEL, clip.ts, "fire")

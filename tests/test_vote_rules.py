@@ -109,7 +109,9 @@ def test_the_deadline_is_thirty_minutes_by_default_and_a_round_keeps_the_rules_i
     sora.sim.react(BOB, CHANNEL, messages[1].ts, "+1")
     sora.sim.react(BOB, CHANNEL, messages[2].ts, "+1")
     assert the_round(sora).status == "open", "the new quorum of 1 is not this round's"
-    assert "#1 0 · #2 ▇ 1" in tally(sora, parent), "one vote per person: the second moved it"
+    assert "#1 ▁▁▁▁▁ 0 · *#2* ▇▇▇▇▇ 1 ◀ leads" in tally(sora, parent), (
+        "one vote per person: the second moved it"
+    )
     sora.clock.advance(minutes=29)
     assert sora.services.sweep().closed == 0
     sora.clock.advance(minutes=2)
@@ -126,9 +128,9 @@ def test_one_vote_per_person_moves_with_a_new_reaction_and_says_so_privately(sor
     sora.sim.react(BOB, CHANNEL, messages[1].ts, "+1")
     sora.sim.react(BOB, CHANNEL, messages[3].ts, "fire")
     assert any("moved from #1 to #3" in n for n in notes(sora, BOB))
-    assert "#1 0 · #2 0 · #3 ▇ 1  (1 voter)" in tally(sora, parent)
+    assert "#1 ▁▁▁▁▁ 0 · #2 ▁▁▁▁▁ 0 · *#3* ▇▇▇▇▇ 1 ◀ leads  (1 voter)" in tally(sora, parent)
     sora.sim.unreact(BOB, CHANNEL, messages[3].ts, "fire")  # the newest taken back: the one before counts
-    assert "#1 ▇ 1 · #2 0 · #3 0  (1 voter)" in tally(sora, parent)
+    assert "*#1* ▇▇▇▇▇ 1 ◀ leads · #2 ▁▁▁▁▁ 0 · #3 ▁▁▁▁▁ 0  (1 voter)" in tally(sora, parent)
 
 
 def test_one_vote_per_variation_when_multi_is_on(sora: Bot) -> None:
@@ -137,7 +139,7 @@ def test_one_vote_per_variation_when_multi_is_on(sora: Bot) -> None:
     for number in (1, 2):
         sora.sim.react(BOB, CHANNEL, messages[number].ts, "heart")
     sora.sim.react(BOB, CHANNEL, messages[2].ts, "+1")  # a second emoji on one variation is still one vote
-    assert "#1 ▇ 1 · #2 ▇ 1 · #3 0  (1 voter)" in tally(sora, parent)
+    assert "*#1* ▇▇▇▇▇ 1 ◀ tied · *#2* ▇▇▇▇▇ 1 ◀ tied · #3 ▁▁▁▁▁ 0  (1 voter)" in tally(sora, parent)
     assert not notes(sora, BOB)
 
 
@@ -147,7 +149,7 @@ def test_the_owner_vote_does_not_count_when_the_channel_says_so(sora: Bot) -> No
     sora.sim.react(OWNER, CHANNEL, messages[1].ts, "+1")
     sora.sim.react(BOB, CHANNEL, messages[2].ts, "+1")
     assert any("owner's vote" in n for n in notes(sora, OWNER))
-    assert "#1 0 · #2 ▇ 1 · #3 0  (1 voter)" in tally(sora, parent)
+    assert "#1 ▁▁▁▁▁ 0 · *#2* ▇▇▇▇▇ 1 ◀ leads · #3 ▁▁▁▁▁ 0  (1 voter)" in tally(sora, parent)
     close(sora, parent)  # the close reconciles with Slack, where the owner's reaction still is
     assert "#2 wins* with 1 vote from 1 voter" in announcements(sora, parent)[0].text
 
@@ -159,7 +161,7 @@ def test_only_the_channels_emoji_are_votes(sora: Bot) -> None:
     sora.sim.react(CAROL, CHANNEL, messages[2].ts, "tada")
     assert [v.emoji for v in votes(sora)] == ["tada"]
     text = tally(sora, parent)
-    assert ":tada:" in text and ":+1:" not in text and "#2 ▇ 1" in text
+    assert ":tada:" in text and ":+1:" not in text and "*#2* ▇▇▇▇▇ 1" in text
 
 
 def test_a_quorum_closes_the_round_as_soon_as_enough_people_have_voted(sora: Bot) -> None:
@@ -328,7 +330,7 @@ def test_a_blind_round_takes_votes_by_button_and_shows_nobody_who_voted_for_what
     close(sora, parent)
     [announcement] = announcements(sora, parent)
     assert "#2 wins* with 2 votes from 2 voters" in announcement.text
-    assert "#1 0 · #2 ▇▇ 2 · #3 0" in tally(sora, parent)
+    assert "#1 ▁▁▁▁▁ 0 · *#2* ▇▇▇▇▇ 2 ◀ won · #3 ▁▁▁▁▁ 0" in tally(sora, parent)
     assert all(voter not in payload for payload in public_payloads(sora) for voter in VOTERS)
     late = ballot(sora, DAN, messages[1])
     assert "closed" in late
@@ -365,7 +367,7 @@ def test_out_of_order_reactions_end_with_the_latest_vote(sora: Bot) -> None:
     sora.fake.record_reaction(CHANNEL, messages[2].ts, "+1", BOB)
     sora.sim.react(BOB, CHANNEL, messages[2].ts, "+1", event_ts="1800000002.000100", record=False)
     sora.sim.react(BOB, CHANNEL, messages[1].ts, "+1", event_ts="1800000001.000100", record=False)
-    assert "#1 0 · #2 ▇ 1" in tally(sora, parent)
+    assert "#1 ▁▁▁▁▁ 0 · *#2* ▇▇▇▇▇ 1 ◀ leads" in tally(sora, parent)
     # CAROL's removal arrives before her add: no vote.
     sora.sim.unreact(CAROL, CHANNEL, messages[3].ts, "fire", event_ts="1800000004.000100", record=False)
     sora.sim.react(CAROL, CHANNEL, messages[3].ts, "fire", event_ts="1800000003.000100", record=False)
@@ -374,7 +376,7 @@ def test_out_of_order_reactions_end_with_the_latest_vote(sora: Bot) -> None:
     first = sora.sim.react(DAN, CHANNEL, messages[3].ts, "heart", event_id="EvDAN")
     again = sora.sim.react(DAN, CHANNEL, messages[3].ts, "heart", event_id="EvDAN", retry_num=1, record=False)
     assert first.status == again.status == 200
-    assert "#3 ▇ 1" in tally(sora, parent) and "(2 voters)" in tally(sora, parent)
+    assert "*#3* ▇▇▇▇▇ 1 ◀ tied" in tally(sora, parent) and "(2 voters)" in tally(sora, parent)
     close(sora, parent)
     assert the_round(sora).status == "tied", "#2 and #3 have one vote each, after reconciling with Slack"
 
