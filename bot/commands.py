@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from bot.prompts import Goal, parse_goal
+from bot.prompts import Explore, Goal, parse_explore, parse_goal
 from bot.votes import CANCEL_EMOJI, MAX_RULE_EMOJI, normalise_emoji
 
 # Long enough for a paragraph with a storyboard; longer than that is a pasted script, not an idea.
@@ -21,6 +21,7 @@ class DraftCommand:
     idea: str
     goal: Goal | None = None
     provider: str | None = None
+    explore: Explore | None = None  # the layer the round varies; None: re-rolls of one prompt
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ def parse_export(rest: str) -> ExportCommand | CommandError:
 
 
 _PROVIDER_FLAG = re.compile(r"(?:^|\s)(?:--|—|–|-)provider(?:\s*=\s*|\s+|$)([a-z0-9_-]*)", re.IGNORECASE)
+_EXPLORE_FLAG = re.compile(r"(?:^|\s)(?:--|—|–|-)explore(?:\s*=\s*|\s+|$)([^\s]*)", re.IGNORECASE)
+
+
+def _explore_list() -> str:
+    return ", ".join(f"`{layer.value}`" for layer in Explore)
 
 
 def _draft(rest: str) -> Command:
@@ -175,6 +181,22 @@ def _draft(rest: str) -> Command:
             )
     if provider_flags:
         rest = _PROVIDER_FLAG.sub(" ", rest)
+    explore: Explore | None = None
+    explore_flags = list(_EXPLORE_FLAG.finditer(rest))
+    for flag in explore_flags:
+        value = flag.group(1).strip()
+        explore = parse_explore(value)
+        if explore is None:
+            said = (
+                f"Unknown layer `{_shown(value)}` for `--explore`." if value else "`--explore` needs a layer."
+            )
+            return CommandError(
+                message=said,
+                hint=f"Layers a round can explore: {_explore_list()}. "
+                f"e.g. `/sora draft --explore camera {EXAMPLE_IDEA}`.",
+            )
+    if explore_flags:
+        rest = _EXPLORE_FLAG.sub(" ", rest)
     goal: Goal | None = None
     flags = list(_GOAL_FLAG.finditer(rest))
     for flag in flags:
@@ -202,7 +224,7 @@ def _draft(rest: str) -> Command:
             message=f"That idea is {len(idea):,} characters; the limit is {MAX_IDEA_CHARS:,}.",
             hint="Keep it to one subject, one action and one camera move; use `/sora storyboard` for beats.",
         )
-    return DraftCommand(idea=idea, goal=goal, provider=provider)
+    return DraftCommand(idea=idea, goal=goal, provider=provider, explore=explore)
 
 
 SETTINGS_KEYS: dict[str, str] = {

@@ -88,6 +88,7 @@ class Drafts:
         provider: str | None = None,
         beats: Sequence[tuple[str, str]] = (),
         seconds: int | None = None,
+        explore: prompts.Explore | None = None,
     ) -> DraftCard:
         """Draft a structured prompt from an idea (and storyboard beats), check it, price it, keep it."""
         idea = idea.strip()
@@ -123,6 +124,7 @@ class Drafts:
             aspect=aspect.value,
             seconds=length,
             variations=preset.variations if preset else 3,
+            explore=explore.value if explore else None,
             provider=chosen.name,
             model=model,
             filled=list(result.filled),
@@ -315,6 +317,16 @@ class Drafts:
         row.filled, row.notes = list(result.filled), [result.note] if result.note else []
         self._check(row, spec)
         with self.store.transaction() as repo:
+            repo.drafts.save(row)
+            return self._card(row)
+
+    def change_explore(self, draft_id: int, *, actor: str, explore: prompts.Explore | None) -> DraftCard:
+        """Re-rolls of one prompt, or a round that varies one layer (the card's variations picker)."""
+        with self.store.transaction() as repo:
+            row = self.owned(repo, draft_id, actor)
+            if row.status != "open":
+                raise InvalidInput("This draft was already generated or cancelled; start a new one.")
+            row.explore = explore.value if explore else None
             repo.drafts.save(row)
             return self._card(row)
 

@@ -138,7 +138,8 @@ class Rounds:
             return Conversation.unknown(channel_id)
 
     def _open_round(self, repo: Repo, draft: Draft, *, actor: str, private: bool) -> tuple[int, list[int]]:
-        """The round, its charge and its variations (distinct seeds), in the caller's transaction."""
+        """The round, its charge and its variations (distinct seeds; when the draft explores a layer, each
+        variation its own value of that layer), in the caller's transaction."""
         spec = PromptSpec.from_dict(draft.spec)
         count = max(MIN_VARIATIONS, min(MAX_VARIATIONS, draft.variations))
         defaults = self.channels.defaults_in(repo, draft.channel_id)
@@ -174,17 +175,18 @@ class Rounds:
             model=draft.model,
             seconds=draft.seconds * count,
         )
-        seeds = distinct_seeds(count)
+        layer = prompts.parse_explore(draft.explore) if draft.explore else None
+        specs = prompts.explore(spec, layer, count) if layer else (spec,) * count
         ids = []
-        for seed in seeds:
+        for seed, variation in zip(distinct_seeds(count), specs, strict=True):
             row = repo.generations.add_to_round(
                 Generation(
                     round_id=round_row.id,
                     number=0,
                     kind=GenerationKind.CREATE.value,
                     requested_by=actor,
-                    spec=draft.spec,
-                    prompt=prompts.render(spec, seconds=draft.seconds),
+                    spec=variation.as_dict() if layer else draft.spec,
+                    prompt=prompts.render(variation, seconds=draft.seconds),
                     seconds=draft.seconds,
                     aspect=draft.aspect,
                     provider=draft.provider,

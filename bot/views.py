@@ -6,6 +6,7 @@ outbox can render a message from the rows at the moment it sends it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot import prompts, votes
@@ -54,6 +55,7 @@ class DraftCard:
     notes: tuple[str, ...] = ()
     has_reference: bool = False
     status: str = "open"
+    explore: prompts.Explore | None = None  # None: the round re-rolls one prompt
 
     @property
     def blocked(self) -> bool:
@@ -144,6 +146,9 @@ class VariationView:
     # extension joined to its source). `seconds` stays what the provider was asked for.
     length: float = 0.0
     round_open: bool = True
+    # An exploring round's layer and this variation's value of it; `drafted`: the value the draft had.
+    varies: prompts.LayerChange | None = None
+    drafted: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,7 @@ def draft_card(row: Draft, *, estimated_cost: float, estimate_summary: str) -> D
         findings=findings,
         score=prompts.score(findings),
         goal=prompts.Goal(row.goal) if row.goal else None,
+        explore=prompts.parse_explore(row.explore) if row.explore else None,
         aspect=Aspect(row.aspect),
         seconds=row.seconds,
         variations=row.variations,
@@ -276,6 +282,7 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
     specs = {g.id: g.spec for g in generations}
     by_id = {g.id: g for g in generations}
     # A place in the provider's line, across every round waiting on it, not just this one.
+    explored = _explored(generations)
     place = {
         g.id: repo.generations.queued_ahead(g.provider, g.id or 0) + 1
         for g in generations
@@ -310,6 +317,8 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
             else (),
             length=clip_length(g, by_id.get(g.parent_id) if g.parent_id else None),
             round_open=is_open,
+            varies=explored.get(g.id or 0),
+            drafted=g.id == next(iter(explored), None),
         )
         for g in generations
     )
@@ -342,6 +351,21 @@ def _still_file(repo: Repo, round_row: Round) -> str | None:
     assert round_row.id is not None
     row = repo.outbox.by_key(winner_still_key(round_row.id, round_row.closes))
     return row.file_id if row is not None and row.state == "sent" and row.file_id else None
+
+
+def _explored(generations: Sequence[Generation]) -> dict[int, prompts.LayerChange]:
+    """The round's first variations, by id, with the layer they vary and their value of it: the round explored
+    that layer when they differ from the first on that layer alone. Remixes and later additions are not part."""
+    firsts = [g for g in generations if g.parent_id is None and g.kind == GenerationKind.CREATE.value]
+    specs = [PromptSpec.from_dict(g.spec) for g in firsts]
+    layer = prompts.explored_layer(specs)
+    if layer is None:
+        return {}
+    drafted = str(getattr(specs[0], layer))
+    return {
+        g.id or 0: prompts.LayerChange(layer=layer, before=drafted, after=str(getattr(s, layer)))
+        for g, s in zip(firsts, specs, strict=True)
+    }
 
 
 def clip_length(generation: Generation, parent: Generation | None) -> float:

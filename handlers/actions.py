@@ -1,5 +1,6 @@
-"""Button, menu and modal listeners: the draft card (Generate, Edit, goal, Cancel), rounds, and each variation's
-buttons (Cancel while it renders; Remix…, Recut…, Extend…, Loop, Again, Pick and Save once it is finished)."""
+"""Button, menu and modal listeners: the draft card (Generate, Edit, goal, variations, Cancel), rounds, and each
+variation's buttons (Cancel while it renders; Remix…, Recut…, Extend…, Loop, Again, Pick and Save once it is
+finished)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,17 @@ def register(
         if goal is None:
             raise InvalidInput("That goal is not one the bot knows; pick one from the list.")
         card = drafts.change_goal(_draft_id(body), actor=body["user"]["id"], goal=goal)
+        respond(replace_original=True, **blocks.draft_card(card))
+
+    @app.action(blocks.EXPLORE)
+    @guarded
+    def handle_explore(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        selected = (body["actions"][0].get("selected_option") or {}).get("value", "")
+        layer = prompts.parse_explore(selected)
+        if layer is None and selected != blocks.REROLLS:
+            raise InvalidInput("That is not a layer the bot can explore; pick one from the list.")
+        card = drafts.change_explore(_draft_id(body), actor=body["user"]["id"], explore=layer)
         respond(replace_original=True, **blocks.draft_card(card))
 
     @app.action(blocks.EDIT)

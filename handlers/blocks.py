@@ -21,6 +21,7 @@ GENERATE = "draft_generate"
 CANCEL = "draft_cancel"
 EDIT = "draft_edit"
 GOAL = "draft_goal"
+EXPLORE = "draft_explore"  # re-rolls, or a round that varies one layer
 CLOSE = "round_close"
 VOTE = "variation_vote"  # a blind round's vote button
 TIE_PICK = "round_tie_pick"  # the owner breaks a tie: value "<round_id>:<number>"
@@ -175,6 +176,19 @@ def goal_options() -> list[dict[str, Any]]:
     return [_option(preset.label, goal.value) for goal, preset in prompts.PRESETS.items()]
 
 
+REROLLS = "rerolls"  # the variations picker's value for "no layer explored"
+
+
+def explore_option(layer: prompts.Explore | None) -> dict[str, Any]:
+    return _option(
+        f"Variations: explore {layer.value}" if layer else "Variations: re-rolls", layer or REROLLS
+    )
+
+
+def explore_options() -> list[dict[str, Any]]:
+    return [explore_option(None), *(explore_option(layer) for layer in prompts.Explore)]
+
+
 # How much of each part of a draft card is shown: with every part at its longest the card still fits Slack's
 # ~13k characters of blocks, so `within_budget` has nothing to drop in practice.
 _IDEA_SHOWN = 600
@@ -200,6 +214,8 @@ def draft_card(card: DraftCard, *, generating: bool = False) -> Message:
     )
     if card.goal is not None:
         settings = f"Goal: {prompts.PRESETS[card.goal].label} · " + settings
+    if card.explore is not None:
+        settings += f" · each variation tries another {card.explore.value}"
     head: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Draft"}},
         _section(f"*Idea:* {fit(card.idea, _IDEA_SHOWN)}", verbatim=True),
@@ -246,7 +262,13 @@ def draft_card(card: DraftCard, *, generating: bool = False) -> Message:
     }
     if card.goal is not None:
         picker["initial_option"] = _option(prompts.PRESETS[card.goal].label, card.goal.value)
-    elements += [picker, _button("Cancel", CANCEL, str(card.draft_id))]
+    variations = {
+        "type": "static_select",
+        "action_id": EXPLORE,
+        "options": explore_options(),
+        "initial_option": explore_option(card.explore),
+    }
+    elements += [picker, variations, _button("Cancel", CANCEL, str(card.draft_id))]
     tail = [{"type": "actions", "block_id": f"draft-{card.draft_id}", "elements": elements}]
     return _message(f"Draft: {subject}", within_budget(head, body, tail, left_out="details"))
 
@@ -493,6 +515,10 @@ def variation_message(view: VariationView) -> Message:
             )
     elif view.changed:
         heading += f" _(changes the {view.changed[0]})_"
+    if view.varies is not None:
+        layer = dict(_LAYER_LABELS)[view.varies.layer].lower()
+        said = "keeps the drafted" if view.drafted else "varies the"
+        heading += f" · {said} {layer}: {escape(clip(view.varies.after, 150))}"
     if view.is_winner:
         heading = ":trophy: " + heading + " · *winner*"
     lines = [heading, *(_diff_line(d) for d in view.diff), _status_line(view)]
@@ -663,7 +689,8 @@ def recall_results(query: str, cards: Sequence[PatternCard]) -> Message:
 HELP = (
     "*sora-bot* turns an idea into a few short video variations your team votes on.\n"
     "• `/sora draft &lt;idea&gt;` — a structured prompt, checklist and cost before anything is spent "
-    "(add `--goal social`, `ad`, `product`, `loop`, `storyboard` or `style`)\n"
+    "(add `--goal social`, `ad`, `product`, `loop`, `storyboard` or `style`; `--explore camera` or `finish` "
+    "to vary that layer across the variations)\n"
     "• *Generate* on the draft — variations arrive in a thread; react :+1: :heart: :fire: on one (or its "
     "video) to vote (in a blind round, press *Vote*); the owner closes with *Close voting* or "
     "`pick #2 &lt;why&gt;`\n"

@@ -69,6 +69,7 @@ def _run(uses: _Uses, request: parse.Command, command: dict[str, Any]) -> blocks
             idea=request.idea,
             goal=request.goal,
             provider=request.provider,
+            explore=request.explore,
         )
         return blocks.draft_card(card)
     if isinstance(request, parse.RecallCommand):

@@ -39,6 +39,7 @@ class Draft(SQLModel, table=True):
     aspect: str
     seconds: int
     variations: int
+    explore: str | None = None  # the layer its round varies (prompts.Explore); None: re-rolls of one prompt
     provider: str
     model: str | None = None
     status: str = "open"  # open → submitted | cancelled

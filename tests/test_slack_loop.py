@@ -96,7 +96,7 @@ def test_draft_command_shows_an_ephemeral_card_with_layers_checklist_cost_and_bu
     assert "Checklist" in text and "estimated cost" in text and "3 variations" in text
     assert {
         b["action_id"] for block in card.blocks if block["type"] == "actions" for b in block["elements"]
-    } == {blocks.GENERATE, blocks.EDIT, blocks.GOAL, blocks.CANCEL}
+    } == {blocks.GENERATE, blocks.EDIT, blocks.GOAL, blocks.EXPLORE, blocks.CANCEL}
     assert sora.fake.messages(CHANNEL) == [], "a draft is private until Generate"
 
 
