@@ -491,6 +491,9 @@ class Rounds:
             held[generation.id] = pairs
         changed_ids = []
         with self.store.transaction() as repo:
+            # The round's lock first, as a vote and a close take it: rows of `vote` are written only under it,
+            # so this never waits on a vote that waits on this (a deadlock PostgreSQL would end with an error).
+            repo.rounds.get_for_update(round_id)
             for generation_id, pairs in held.items():
                 if repo.votes.reconcile(
                     round_id=round_id,
