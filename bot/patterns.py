@@ -27,12 +27,14 @@ class Patterns:
         generations: Sequence[Generation],
         tally: votes.RoundTally,
     ) -> None:
-        """Keep what won, inside the close's transaction."""
+        """Keep what won, inside the close's transaction. Every close is its own decision: a round reopened by
+        later work and closed again adds a new version of its pattern, and the earlier one stays as it was."""
         assert round_row.id is not None
         winner = next(g for g in generations if g.id == winner_id)
-        pattern = repo.patterns.for_round(round_row.id) or self._new(round_row, winner)
+        pattern = self._new(round_row, winner)
         _fill(pattern, winner, generations, tally)
         pattern.outcome |= {
+            "close": round_row.closes,  # the version: the round's first close, second…
             "tied": list(tally.tied),
             "closed_by": round_row.closed_by,
             "close_reason": round_row.close_reason,

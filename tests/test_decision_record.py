@@ -16,7 +16,7 @@ from bot.records import DecisionRecord, VariationRecord
 from devkit.limits import check_message
 from devkit.slack_api import Message, UploadedFile
 from handlers import blocks
-from storage.models import Round
+from storage.models import Pattern, Round
 
 
 def records(sora: Bot, parent: Message) -> list[Message]:
@@ -149,6 +149,12 @@ def test_a_pick_with_its_reason_is_in_the_record_and_each_close_has_its_own(sora
     sora.sweep_until_idle()
     keys = [m.metadata["event_payload"]["key"] for m in records(sora, parent) if m.metadata]
     assert keys == ["round-1/close-1/record", "round-1/close-2/record"]
+    # Each close is its own decision and its own version of the pattern: the first is kept as it was.
+    versions = sorted(rows(sora, Pattern), key=lambda p: p.outcome["close"])
+    assert [(p.outcome["close"], p.outcome["winner_number"], p.outcome["reason"]) for p in versions] == [
+        (1, 3, "calmer <!channel> camera"),
+        (2, versions[1].outcome["winner_number"], None),
+    ]
 
 
 def test_export_sends_markdown_csv_and_json_to_the_askers_dm_only(sora: Bot) -> None:
