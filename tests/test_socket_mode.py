@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BOB, CHANNEL, OWNER, Bot
-from test_serve import child_environment, free_port, wait_healthy
+from test_serve import DEMO_FILES, child_environment, free_port, wait_healthy
 from test_slack_drafting import open_edit, values_of
 from test_slack_loop import draft, ready_round, votes, wait_until
 
@@ -290,8 +290,7 @@ def test_serve_in_socket_mode_plays_the_demo_serves_healthz_beside_and_stops_cle
             assert health["ok"] is True and health["socket_mode"] == "connected"
             sim = SlackSimulator(fake, delivery=SocketModeDelivery(socket_mode, timeout=30))
             demo.play(demo.Session(sim, fake, timeout=30, narrate=lambda _: None))
-            titles = sorted(f.title for f in fake.files())
-            assert titles == ["Contact sheet", "Variation #1", "Variation #2", "Variation #3", "Variation #4"]
+            assert sorted(f.title for f in fake.files()) == DEMO_FILES
             assert "#2 wins" in fake.transcript()
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(url + "/slack/events", data=b"{}", timeout=10)
