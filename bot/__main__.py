@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", action="store_true", help="show the bot's logs")
     demo.set_defaults(func=cmd_demo)
     doctor = sub.add_parser(
-        "doctor", help="check the configuration, database and providers, and say what is missing"
+        "doctor",
+        help="check the settings, Slack (auth.test), the database and its schema, the asset store, ffmpeg and "
+        "each provider, and list every problem at once",
     )
     doctor.set_defaults(func=cmd_doctor)
     migrate = sub.add_parser(
