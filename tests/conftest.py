@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,3 +215,18 @@ def core(tmp_path: Path) -> Iterator[Core]:
     made = make_core(tmp_path)
     yield made
     made.close()
+
+
+def load_frozen_models(filename: str) -> Any:
+    """An earlier release's models, frozen in `tests/data/` (its annotations are strings, resolved through the
+    module, so it is registered under its own name)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).parent / "data" / filename
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -9,7 +9,6 @@ that release would have. The release before it (no outbox) is tests/test_upgrade
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from conftest import load_frozen_models
 from sqlalchemy import MetaData, create_engine, select
 from sqlmodel import Session, SQLModel
 from test_serve import child_environment, free_port, run_cli, slack_env, wait_healthy
@@ -36,18 +36,7 @@ from storage import schema
 from storage.models import Pattern, Spend
 from storage.store import Store
 
-
-def _load_baseline_release() -> Any:
-    path = Path(__file__).parent / "data" / "baseline_release_models.py"
-    spec = importlib.util.spec_from_file_location("baseline_release_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its annotations are strings, resolved through the module
-    spec.loader.exec_module(module)
-    return module
-
-
-old = _load_baseline_release()
+old = load_frozen_models("baseline_release_models.py")
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 CHANNEL, OTHER_CHANNEL, OWNER, BOB = "C0VIDEO", "C0ELSE", "U0OWNER", "U0BOB"

@@ -20,10 +20,8 @@ new round runs.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +31,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import BOB, CAROL, CHANNEL, DAN, OWNER, make_core
+from conftest import BOB, CAROL, CHANNEL, DAN, OWNER, load_frozen_models, make_core
 from sqlalchemy import UniqueConstraint, create_engine, inspect
 from sqlalchemy import select as select_rows
 from sqlmodel import Session, SQLModel, select
@@ -46,18 +44,7 @@ from storage import schema
 from storage.models import Outbox, Pattern, Vote
 from storage.store import Store
 
-
-def _load_previous_release() -> Any:
-    path = Path(__file__).parent / "data" / "pre_outbox_release_models.py"
-    spec = importlib.util.spec_from_file_location("previous_release_models", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its annotations are strings, resolved through the module
-    spec.loader.exec_module(module)
-    return module
-
-
-old = _load_previous_release()
+old = load_frozen_models("pre_outbox_release_models.py")
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 SPEC = PromptSpec.from_dict({"subject": "a paper boat", "action": "drifts down a gutter"}).as_dict()
