@@ -18,8 +18,6 @@ from bot.rounds import Rounds
 from bot.variations import Variations
 from handlers.errors import reported
 
-# ❌ on your own queued or running variation cancels it.
-CANCEL_EMOJI = frozenset({"x", "heavy_multiplication_x", "negative_squared_cross_mark"})
 # A reply also sent to the channel, or sent with a file attached, is still a person's reply; edits,
 # deletions, joins and bot posts are not.
 HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -75,7 +73,9 @@ def register(
         item = event.get("item") or {}
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
-        if votes.normalise_emoji(event["reaction"]) in CANCEL_EMOJI:
+        if (
+            votes.normalise_emoji(event["reaction"]) in votes.CANCEL_EMOJI
+        ):  # ❌ on your own queued or running variation cancels it
             outcome = jobs.cancel_by_reaction(
                 channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"]
             )
