@@ -138,7 +138,11 @@ class Generation(SQLModel, table=True):
 class Vote(SQLModel, table=True):
     __tablename__ = "vote"
     __table_args__ = (
-        UniqueConstraint("generation_id", "user_id", "emoji", name="uq_vote_generation_user_emoji"),
+        # One row per reaction a person holds: the same emoji on a variation's message and on its clip's message
+        # are two rows (a removal from one leaves the other held), counted as one vote.
+        UniqueConstraint(
+            "generation_id", "user_id", "emoji", "source", name="uq_vote_generation_user_emoji_source"
+        ),
         Index("ix_vote_round_user", "round_id", "user_id"),  # one person's votes in a round, for each vote
     )
 
@@ -147,6 +151,8 @@ class Vote(SQLModel, table=True):
     generation_id: int = Field(foreign_key="generation.id")
     user_id: str
     emoji: str
+    # Which message holds the reaction: "message" (the variation's own; a blind round's button too) or "clip".
+    source: str = "message"
     # A removal is kept (active false) with the event's ts, so an add Slack delivers after it is not revived.
     active: bool = True
     event_ts: str = ""
@@ -174,6 +180,32 @@ class Pattern(SQLModel, table=True):
     private: bool = True
     saved_by: str | None = None  # who saved this variation with *Save*; None: the round's winner
     created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ReactionEvent(SQLModel, table=True):
+    """A reaction Slack delivered, kept from the moment it is received until it is applied to the votes.
+
+    The listener's one write: the unique event id skips Slack's retries, and a row not applied yet (the process
+    died, another replica was mid-batch) is applied by whoever looks next. Applied rows are pruned after a day.
+    """
+
+    __tablename__ = "reaction_event"
+    __table_args__ = (
+        UniqueConstraint("event_id", name="uq_reaction_event_event_id"),
+        Index("ix_reaction_event_pending", "applied_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str
+    channel_id: str
+    message_ts: str
+    user_id: str
+    emoji: str
+    active: bool  # reaction_added, or reaction_removed
+    event_ts: str = ""
+    on_bot_message: bool = True  # the reacted message is the bot's (or Slack did not say): maybe a clip's
+    received_at: datetime = Field(sa_type=UtcDateTime)
+    applied_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class ProcessedEvent(SQLModel, table=True):

@@ -309,6 +309,7 @@ def test_every_row_is_kept_with_the_values_this_release_reads(upgraded: tuple[St
         "vote": 5,
         "pattern": 1,
         "processed_event": 1,
+        "reaction_event": 0,  # new: reactions waiting to be applied
         "channel_settings": 0,
         "spend": 1,
         "outbox": 3,  # the announcement the previous release still owed, and the two sheets it had posted
