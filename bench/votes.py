@@ -193,17 +193,20 @@ def wait_for_votes(
 ) -> Check:
     want = {key: (event_ts[event_id], active) for key, (event_id, active) in plan.last.items()}
     deadline = time.perf_counter() + timeout
+    # Plain rows, not ORM objects, and not too often: the bench shares the process (and its GIL) with the bot.
+    query = select(Vote.generation_id, Vote.user_id, Vote.emoji, Vote.event_ts, Vote.active).where(
+        Vote.round_id == round_id
+    )
     while True:
-        with runtime.store.read() as repo:
-            rows = repo.session.exec(select(Vote).where(Vote.round_id == round_id)).all()
-            seen = [((r.generation_id, r.user_id, r.emoji), (r.event_ts, r.active)) for r in rows]
+        with runtime.store.engine.connect() as conn:
+            seen = [((g, u, e), (ts, bool(a))) for g, u, e, ts, a in conn.execute(query).all()]
         now = time.perf_counter()
         have = dict(seen)
         missing = sum(1 for key, state in want.items() if have.get(key) != state)
         extra = len(seen) - len(have) + sum(1 for key in have if key not in want)
         if missing == 0 or now > deadline:
             return Check(done_at=now if missing == 0 else None, missing=missing, extra_rows=extra)
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def counted_votes(runtime: Runtime) -> dict[str, float]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot import checkup, redaction, safety
 from bot.assets import open_asset_store
+from bot.ballot_box import BallotBox
 from bot.channels import Channels
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -54,6 +55,7 @@ class Services:
     """The core's services, each owning one part of the product; handlers receive the ones they use."""
 
     inbox: Inbox
+    ballots: BallotBox
     channels: Channels
     drafts: Drafts
     rounds: Rounds
@@ -78,6 +80,7 @@ class Services:
         return {"ok": True, "database": "ok", "providers": list(self.providers.names())}
 
     def close(self) -> None:
+        self.ballots.close()  # what is queued is kept and applied first
         self.jobs.close()
         self.posting.close()
         self.drafts.drafter.close()
@@ -169,9 +172,15 @@ def build_services(
         settings=core,
         worker_id=worker,
     )
-    sweep = Sweep(store=store, jobs=jobs, posting=posting, rounds=rounds, clock=clock, settings=core)
+    ballots = BallotBox(
+        store=store, rounds=rounds, posting=posting, publisher=publisher, clock=clock, meter=meter
+    )
+    sweep = Sweep(
+        store=store, jobs=jobs, posting=posting, rounds=rounds, ballots=ballots, clock=clock, settings=core
+    )
     return Services(
         inbox=Inbox(store=store, clock=clock),
+        ballots=ballots,
         channels=channels,
         drafts=drafts,
         rounds=rounds,
@@ -437,7 +446,7 @@ def build_runtime(
             [f"Slack refused or could not be reached at {settings.slack_api_url} ({err})"]
         ) from None
     ticker = Ticker(services.sweep, interval=settings.tick_seconds)
-    services.sweep.wake = services.rounds.wake = ticker.wake
+    services.sweep.wake = services.rounds.wake = services.ballots.wake = ticker.wake
     receivers = Receivers(
         openai_secret=settings.secret("openai_webhook_secret"),
         fal_keys=FalKeys.from_url(settings.fal_jwks_url) if settings.secret("fal_key") else None,

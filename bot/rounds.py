@@ -43,15 +43,12 @@ from bot.views import (
 )
 from storage.models import Draft, Generation, Round
 from storage.store import Repo, Store
+from storage.votes import CLIP, MESSAGE
 
 log = logging.getLogger(__name__)
 
 MAX_PICK_REASON = 400  # `pick #2 <reason>`: kept and shown, like a remix's change
-_BLIND_NOTE = (
-    "This round is blind, so reactions are not votes (everyone can see who reacted with what). "
-    "Vote with the *Vote* button under #{number}: nobody sees your choice."
-)
-_OWNER_NOTE = "You started this round, and this channel's rules don't count the owner's vote."
+OWNER_NOTE = "You started this round, and this channel's rules don't count the owner's vote."
 
 
 @dataclass(frozen=True)
@@ -203,113 +200,6 @@ class Rounds:
 
     # --- votes --------------------------------------------------------------------------------
 
-    def record_vote(
-        self,
-        *,
-        channel_id: str,
-        message_ts: str,
-        user_id: str,
-        emoji: str,
-        event_ts: str = "",
-        on_bot_message: bool = True,
-    ) -> Outcome:
-        """A reaction on a variation: its message or its clip. Non-vote emoji and other messages are ignored on
-        purpose. `on_bot_message`: whether the bot wrote the message (only then can it be an unmapped clip)."""
-        return self._reaction(
-            channel_id,
-            message_ts,
-            user_id,
-            emoji,
-            event_ts=event_ts,
-            active=True,
-            on_bot_message=on_bot_message,
-        )
-
-    def remove_vote(
-        self,
-        *,
-        channel_id: str,
-        message_ts: str,
-        user_id: str,
-        emoji: str,
-        event_ts: str = "",
-        on_bot_message: bool = True,
-    ) -> Outcome:
-        return self._reaction(
-            channel_id,
-            message_ts,
-            user_id,
-            emoji,
-            event_ts=event_ts,
-            active=False,
-            on_bot_message=on_bot_message,
-        )
-
-    def _reaction(
-        self,
-        channel_id: str,
-        message_ts: str,
-        user_id: str,
-        emoji: str,
-        *,
-        event_ts: str,
-        active: bool,
-        on_bot_message: bool,
-    ) -> Outcome:
-        """Apply one reaction event under the round's rules, in one transaction holding the round's lock (a
-        vote either lands before a close counts it, or sees the round closed). The reaction may be on the
-        variation's message or on its clip's; a removal counts once the emoji is gone from both."""
-        name = votes.normalise_emoji(emoji)
-        if name in votes.CANCEL_EMOJI:
-            return Outcome(False)
-        variation = self._variation_at(channel_id, message_ts, learn=on_bot_message)
-        if variation is None or variation.id is None:
-            return Outcome(False)
-        if not active and self._still_held(channel_id, variation, message_ts, user_id, name):
-            return Outcome(False)
-        with self.store.transaction() as repo:
-            generation = repo.generations.get(variation.id)
-            if generation is None or generation.id is None:
-                return Outcome(False)
-            round_row = repo.rounds.get_for_update(generation.round_id)
-            assert round_row is not None and round_row.id is not None
-            rules = rules_of(round_row)
-            if name not in {votes.normalise_emoji(e) for e in rules.emoji}:
-                return Outcome(False)
-            if rules.blind:  # a reaction shows everyone who chose what: in a blind round it is no vote
-                return Outcome(False, _BLIND_NOTE.format(number=generation.number) if active else None)
-            if round_row.status != RoundStatus.OPEN.value:
-                return Outcome(False, _closed_note(repo, round_row) if active else None)
-            if active and user_id == round_row.owner_id and not rules.owner_votes:
-                return Outcome(False, _OWNER_NOTE)
-            generations = list(repo.generations.in_round(round_row.id))
-            before = self._vote_of(repo, round_row, generations, user_id)
-            changed = repo.votes.record(
-                round_id=round_row.id,
-                generation_id=generation.id,
-                user_id=user_id,
-                emoji=name,
-                active=active,
-                event_ts=event_ts,
-                now=self.clock.now(),
-            )
-            after = self._vote_of(repo, round_row, generations, user_id)
-            if changed:
-                # One vote per round: a move changes two variations' counts (rendered from rows when sent).
-                touched = [generation.id] if rules.multi else [g.id for g in generations if g.id is not None]
-                self.posting.votes_changed(repo, round_row.id, touched)
-            round_id = round_row.id
-        message = None
-        if changed and active and before and after and before != after and not rules.multi:
-            message = (
-                f"Your vote moved from {_numbers(before, generations)} to {_numbers(after, generations)}: "
-                "one vote per person in this round. Your other reaction stays in Slack but no longer counts."
-            )
-        if changed:
-            self.posting.deliver(round_id)
-            self._close_at_quorum(round_id)
-        return Outcome(changed, message)
-
     def cast_ballot(self, generation_id: int, *, user_id: str, action_ts: str) -> Outcome:
         """A blind round's *Vote* button: vote for this variation, or take the vote back (clicked again); under
         one vote per round, a vote elsewhere moves here. The answer is for the voter alone.
@@ -325,13 +215,13 @@ class Rounds:
             rules = rules_of(round_row)
             number = generation.number
             if round_row.status != RoundStatus.OPEN.value:
-                return Outcome(False, _closed_note(repo, round_row))
+                return Outcome(False, closed_note(repo, round_row))
             if not rules.blind:
                 return Outcome(False, f"This round counts reactions: react on #{number}'s message to vote.")
             if generation.status != JobStatus.COMPLETED.value:
                 return Outcome(False, f"#{number} has no finished clip to vote for.")
             if user_id == round_row.owner_id and not rules.owner_votes:
-                return Outcome(False, _OWNER_NOTE)
+                return Outcome(False, OWNER_NOTE)
             mine = repo.votes.of_user(round_row.id, user_id, votes.BALLOT)
             generations = list(repo.generations.in_round(round_row.id))
             if any(r.event_ts == action_ts for r in mine):  # the same click delivered twice
@@ -363,7 +253,7 @@ class Rounds:
             round_id = round_row.id
         if changed:
             self.posting.deliver(round_id)
-            self._close_at_quorum(round_id)
+            self.close_at_quorum(round_id)
         moved = sorted(held - after) if not rules.multi and generation.id in after else []
         return Outcome(
             changed,
@@ -385,7 +275,7 @@ class Rounds:
         )
         return counted.get(user_id, frozenset())
 
-    def _close_at_quorum(self, round_id: int) -> bool:
+    def close_at_quorum(self, round_id: int) -> bool:
         """Close the round once as many people as its quorum have voted (a replica racing it closes it once)."""
         with self.store.read() as repo:
             round_row = repo.rounds.get(round_id)
@@ -396,31 +286,19 @@ class Rounds:
                 return False
         return self._close(round_id, actor=None, why=CloseReason.QUORUM).done
 
-    # A variation is two messages in Slack: its own and its clip's (Slack shares an upload as a message of its
-    # own). A reaction on either is a vote for it, and one person's emoji counts once: the vote row is per
-    # (variation, person, emoji), and a removal counts only once the emoji is gone from both.
-
-    def _variation_at(self, channel_id: str, message_ts: str, *, learn: bool) -> Generation | None:
-        """The variation whose message or clip `message_ts` is. A clip whose message Slack had not shared yet
-        when it was uploaded is looked up now (`files.info`), once, when a reaction lands on a bot message."""
-        with self.store.read() as repo:
-            found = repo.generations.by_message(channel_id, message_ts)
-            if found is not None or not learn:
-                return found
-            pending = [
-                (g.id, g.clip_file_id, r.parent_ts)
-                for g in repo.generations.clips_without_message(channel_id)
-                if (r := repo.rounds.get(g.round_id)) is not None and r.parent_ts
-            ]
-        if not pending:
-            return None
-        self._learn_clip_messages(channel_id, pending)
-        with self.store.read() as repo:
-            return repo.generations.by_message(channel_id, message_ts)
-
-    def _learn_clip_messages(
-        self, channel_id: str, pending: Sequence[tuple[int | None, str | None, str | None]]
+    def learn_clip_messages(
+        self, channel_id: str, pending: Sequence[tuple[int | None, str | None, str | None]] | None = None
     ) -> None:
+        """Ask Slack (`files.info`) where clips were shared whose own message was not known when they were
+        uploaded: a reaction on the video is a vote for its variation. `pending`: (generation, file, thread);
+        by default the channel's newest clips without a message."""
+        if pending is None:
+            with self.store.read() as repo:
+                pending = [
+                    (g.id, g.clip_file_id, r.parent_ts)
+                    for g in repo.generations.clips_without_message(channel_id)
+                    if (r := repo.rounds.get(g.round_id)) is not None and r.parent_ts
+                ]
         learnt: dict[int, str] = {}
         for generation_id, file_id, thread_ts in pending:
             if generation_id is None or not file_id or not thread_ts:
@@ -436,22 +314,6 @@ class Rounds:
             with self.store.transaction() as repo:
                 for generation_id, ts in learnt.items():
                     repo.generations.set_clip(generation_id, file_id=None, ts=ts)
-
-    def _still_held(
-        self, channel_id: str, variation: Generation, message_ts: str, user_id: str, emoji: str
-    ) -> bool:
-        """Whether `user_id` still holds `emoji` on the variation's other message (its clip, or its message)."""
-        other = variation.clip_ts if message_ts == variation.message_ts else variation.message_ts
-        if not other or other == message_ts:
-            return False
-        try:
-            reactions = self.publisher.reactions(channel_id, other)
-        except PublishError as err:  # the close reconciles with Slack anyway
-            log.warning("could not read the reactions on %s: %s", other, err)
-            return False
-        return any(
-            votes.normalise_emoji(name) == emoji and user_id in users for name, users in reactions.items()
-        )
 
     def reconcile_votes(self, round_id: int) -> int:
         """Set the round's votes to Slack's reactions on each variation message; returns how many changed.
@@ -471,19 +333,21 @@ class Rounds:
             if g.clip_file_id and not g.clip_ts
         ]
         if unshared:
-            self._learn_clip_messages(round_row.channel_id, unshared)
+            self.learn_clip_messages(round_row.channel_id, unshared)
             with self.store.read() as repo:
                 generations = list(repo.generations.in_round(round_id))
-        held: dict[int, set[tuple[str, str]]] = {}
+        held: dict[int, set[tuple[str, str, str]]] = {}
         allowed = {votes.normalise_emoji(e) for e in rules.emoji}
         for generation in generations:
             if generation.id is None or not generation.message_ts:
                 continue
-            pairs: set[tuple[str, str]] = set()
-            for ts in filter(None, (generation.message_ts, generation.clip_ts)):
+            pairs: set[tuple[str, str, str]] = set()
+            for ts, source in ((generation.message_ts, MESSAGE), (generation.clip_ts, CLIP)):
+                if not ts:
+                    continue
                 reactions = self.publisher.reactions(round_row.channel_id, ts)
                 pairs |= {
-                    (user, votes.normalise_emoji(name))
+                    (user, votes.normalise_emoji(name), source)
                     for name, users in reactions.items()
                     if votes.normalise_emoji(name) in allowed
                     for user in users
@@ -522,7 +386,7 @@ class Rounds:
                 changed += self.reconcile_votes(round_id)
             except PublishError as err:
                 log.warning("could not reconcile round %s with Slack yet: %s", round_id, err)
-            self._close_at_quorum(round_id)
+            self.close_at_quorum(round_id)
         return changed
 
     # --- close --------------------------------------------------------------------------------
@@ -632,7 +496,7 @@ class Rounds:
             if round_row is None or round_row.id is None:
                 raise NotFound("That round no longer exists.")
             if round_row.status != RoundStatus.TIED.value:
-                return Outcome(False, _closed_note(repo, round_row))
+                return Outcome(False, closed_note(repo, round_row))
             generations = list(repo.generations.in_round(round_id))
             tally = round_tally(repo, round_row, generations)  # frozen since the tie: no vote lands now
             if pick is None:
@@ -756,7 +620,7 @@ def _picked(generations: list[Generation], number: int) -> Generation:
     return picked
 
 
-def _numbers(generation_ids: frozenset[int] | set[int], generations: list[Generation]) -> str:
+def numbers_text(generation_ids: frozenset[int] | set[int], generations: list[Generation]) -> str:
     return " and ".join(f"#{g.number}" for g in generations if g.id in generation_ids) or "nothing"
 
 
@@ -770,9 +634,9 @@ def _ballot_note(
     """What a blind round's voter is told privately after a click."""
     said = f"Your vote for #{taken_back} is taken back. " if taken_back is not None else ""
     if vote:
-        said += f"Your vote is on {_numbers(vote, generations)}"
+        said += f"Your vote is on {numbers_text(vote, generations)}"
         if moved_from:
-            said += f" (moved from {_numbers(set(moved_from), generations)})"
+            said += f" (moved from {numbers_text(set(moved_from), generations)})"
         said += ". Only you can see this; click the same button again to take it back."
     elif taken_back is None:
         said += "You have no vote in this round yet."
@@ -781,7 +645,7 @@ def _ballot_note(
     return said.strip()
 
 
-def _closed_note(repo: Repo, round_row: Round) -> str:
+def closed_note(repo: Repo, round_row: Round) -> str:
     if round_row.status == RoundStatus.TIED.value:
         return (
             "Voting on this round has ended in a tie, and its owner is picking the winner; "

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from bot.ballot_box import BallotBox
 from bot.jobs import JobReport, Jobs
 from bot.ports import Clock
 from bot.posting import Posting
@@ -34,6 +35,7 @@ class SweepReport:
     sheets: int = 0
     closed: int = 0
     reconciled: int = 0
+    votes: int = 0  # reactions applied that no listener had applied yet
     orphans: int = 0  # jobs at a provider that no generation owned, cancelled there
     errors: list[str] = field(default_factory=list)
     next_due: datetime | None = None  # the earliest thing waiting for a later sweep, for the ticker
@@ -56,6 +58,7 @@ class Sweep:
         jobs: Jobs,
         posting: Posting,
         rounds: Rounds,
+        ballots: BallotBox,
         clock: Clock,
         settings: CoreSettings,
     ) -> None:
@@ -63,6 +66,7 @@ class Sweep:
         self.jobs = jobs
         self.posting = posting
         self.rounds = rounds
+        self.ballots = ballots
         self.clock = clock
         self.wake: Callable[[], None] = lambda: None
         self.settings = settings
@@ -73,6 +77,7 @@ class Sweep:
         report = SweepReport()
         steps: list[Callable[[SweepReport], None]] = [
             self._reconcile_once,
+            self._apply_reactions,
             self._post,
             self._submit,
             self._poll,
@@ -103,6 +108,10 @@ class Sweep:
             return
         report.reconciled += self.rounds.reconcile_open_rounds()
         self._reconciled = True
+
+    def _apply_reactions(self, report: SweepReport) -> None:
+        """Reactions received but not applied yet: a process that died mid-batch, a batch that failed."""
+        report.votes += self.ballots.drain()
 
     def _post(self, report: SweepReport) -> None:
         report.posted += self.posting.deliver()
@@ -143,8 +152,9 @@ class Sweep:
         report.orphans += self.jobs.audit_orphans(window=ORPHAN_AUDIT_WINDOW)
 
     def _forget_events(self, report: SweepReport) -> None:
-        """Slack event ids older than a day, and outbox rows of posts long settled."""
+        """Slack event ids (and applied reactions) older than a day, and outbox rows of posts long settled."""
         now = self.clock.now()
         with self.store.transaction() as repo:
             repo.events.forget_before(now - EVENT_MEMORY)
+            repo.reactions.forget_applied_before(now - EVENT_MEMORY)
             repo.outbox.forget_finished_before(now - timedelta(days=self.settings.outbox_keep_days))

@@ -96,7 +96,8 @@ def build_app(
     socket_mode: bool = False,
     process_before_response: bool = False,
 ) -> App:
-    """`process_before_response`: listeners finish before the HTTP answer (tests read outcomes right after it)."""
+    """`process_before_response`: listeners finish before the HTTP answer (tests read outcomes right after it),
+    reactions applied to the votes included."""
     app = App(
         client=client,
         signing_secret=signing_secret,
@@ -143,8 +144,8 @@ def build_app(
     events.register(
         app,
         inbox=services.inbox,
-        meter=services.meter,
-        rounds=services.rounds,
+        ballots=services.ballots,
+        apply_at_once=process_before_response,
         variations=services.variations,
         jobs=services.jobs,
         publisher=services.publisher,

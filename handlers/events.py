@@ -10,11 +10,10 @@ from typing import Any, TypeVar
 from slack_bolt import App, BoltContext
 
 from bot import votes
+from bot.ballot_box import BallotBox, Reaction
 from bot.inbox import Inbox
 from bot.jobs import Jobs
-from bot.metrics import Meter
 from bot.ports import Publisher
-from bot.rounds import Rounds
 from bot.variations import Variations
 from handlers.errors import reported
 
@@ -53,8 +52,8 @@ def register(
     app: App,
     *,
     inbox: Inbox,
-    meter: Meter,
-    rounds: Rounds,
+    ballots: BallotBox,
+    apply_at_once: bool = False,
     variations: Variations,
     jobs: Jobs,
     publisher: Publisher,
@@ -66,49 +65,55 @@ def register(
         if text:
             publisher.tell_user(channel_id, user_id, text, thread_ts=thread_ts)
 
+    # A reaction is queued for the ballot box's thread, which keeps it (its id skips Slack's retries) and applies
+    # it to the votes in batches; a private note for the voter (a moved vote, a closed round) comes from there.
     @app.event("reaction_added")
     @guarded
-    @once
     def handle_reaction_added(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
-        if (
-            votes.normalise_emoji(event["reaction"]) in votes.CANCEL_EMOJI
-        ):  # ❌ on your own queued or running variation cancels it
+        if votes.normalise_emoji(event["reaction"]) in votes.CANCEL_EMOJI:
+            # ❌ on your own queued or running variation cancels it
+            event_id = body.get("event_id")
+            if event_id and not inbox.first_delivery(str(event_id)):
+                log.info("skipping retried event %s", event_id)
+                return
             outcome = jobs.cancel_by_reaction(
                 channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"]
             )
-        else:
-            outcome = rounds.record_vote(
-                channel_id=item["channel"],
-                message_ts=item["ts"],
-                user_id=event["user"],
-                emoji=event["reaction"],
-                event_ts=str(event.get("event_ts") or ""),
-                on_bot_message=_on_bot_message(event, context),
-            )
-            if outcome.done:
-                meter.vote("added")
-        tell(item["channel"], event["user"], outcome.message)
+            tell(item["channel"], event["user"], outcome.message)
+            return
+        take(event, body, context, active=True)
 
     @app.event("reaction_removed")
     @guarded
-    @once
     def handle_reaction_removed(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
-        removed = rounds.remove_vote(
-            channel_id=item["channel"],
-            message_ts=item["ts"],
-            user_id=event["user"],
-            emoji=event["reaction"],
-            event_ts=str(event.get("event_ts") or ""),
-            on_bot_message=_on_bot_message(event, context),
+        take(event, body, context, active=False)
+
+    def take(event: dict[str, Any], body: dict[str, Any], context: BoltContext, *, active: bool) -> None:
+        item = event["item"]
+        event_ts = str(event.get("event_ts") or "")
+        # Slack always sends an event id; without one, the event's own fields name it.
+        event_id = (
+            body.get("event_id") or f"{event['user']}/{item['ts']}/{event['reaction']}/{active}/{event_ts}"
         )
-        if removed.done:
-            meter.vote("removed")
+        ballots.take(
+            Reaction(
+                event_id=str(event_id),
+                channel_id=item["channel"],
+                message_ts=item["ts"],
+                user_id=event["user"],
+                emoji=event["reaction"],
+                active=active,
+                event_ts=event_ts,
+                on_bot_message=_on_bot_message(event, context),
+            ),
+            at_once=apply_at_once,
+        )
 
     @app.event("message")
     @guarded

@@ -8,7 +8,7 @@ requeued, rescheduled, cancelled, released. Nothing else writes a generation's s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, update
@@ -49,6 +49,20 @@ class Generations(Queries):
             )
         )
         return self.session.exec(statement).first()
+
+    def by_messages(self, channel_id: str, message_ts: Collection[str]) -> list[Generation]:
+        """The variations whose own message or clip's message is one of `message_ts` in `channel_id`."""
+        if not message_ts:
+            return []
+        statement = (
+            select(Generation)
+            .join(Round, col(Round.id) == col(Generation.round_id))
+            .where(
+                Round.channel_id == channel_id,
+                or_(col(Generation.message_ts).in_(message_ts), col(Generation.clip_ts).in_(message_ts)),
+            )
+        )
+        return list(self.session.exec(statement).all())
 
     def clips_without_message(self, channel_id: str, *, limit: int = 8) -> list[Generation]:
         """Clips uploaded into `channel_id` whose own message's ts is not known yet, newest first."""

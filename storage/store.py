@@ -27,6 +27,7 @@ from storage.events import Events
 from storage.generations import Generations
 from storage.outbox import OutboxQueries
 from storage.patterns import Patterns
+from storage.reactions import ReactionEvents
 from storage.rounds import Rounds
 from storage.spend import Channels, Ledger
 from storage.votes import Votes
@@ -124,6 +125,7 @@ class Repo:
         self.ledger = Ledger(session)
         self.patterns = Patterns(session)
         self.events = Events(session)
+        self.reactions = ReactionEvents(session)
         self.outbox = OutboxQueries(session)
 
     def ping(self) -> None:

@@ -92,7 +92,9 @@ def test_votes_slack_holds_but_the_bot_never_heard_of_count_at_close(core: Core)
     vote(core, ts[0], "UA", "+1")
     core.publisher.react(ts[2], "UB", "fire")  # acknowledged, then lost in a crash: no event reaches the core
     core.publisher.react(ts[2], "UC", "heart")
-    core.services.rounds.remove_vote(channel_id="C", message_ts=ts[0], user_id="UZ", emoji="+1")  # never cast
+    core.services.ballots.remove_vote(
+        channel_id="C", message_ts=ts[0], user_id="UZ", emoji="+1"
+    )  # never cast
     assert core.services.rounds.close_round(round_id, actor="U1").done
     winner = core.publisher.last("winner")
     assert isinstance(winner, RoundView) and winner.winner_number == 3 and winner.voters == 3
@@ -100,11 +102,11 @@ def test_votes_slack_holds_but_the_bot_never_heard_of_count_at_close(core: Core)
 
 def test_a_removal_delivered_before_its_add_leaves_no_vote(core: Core) -> None:
     round_id, ts = ready_round(core)
-    rounds = core.services.rounds
-    rounds.remove_vote(
+    rounds, ballots = core.services.rounds, core.services.ballots
+    ballots.remove_vote(
         channel_id="C", message_ts=ts[0], user_id="UA", emoji="+1", event_ts="1700000002.000000"
     )
-    rounds.record_vote(
+    ballots.record_vote(
         channel_id="C", message_ts=ts[0], user_id="UA", emoji="+1", event_ts="1700000001.000000"
     )
     assert [v.votes for v in rounds.round_view(round_id).variations] == [0, 0, 0]

@@ -57,7 +57,13 @@ def test_one_person_reacting_on_both_the_message_and_the_clip_is_one_vote(sora: 
     sora.sim.react(BOB, CHANNEL, messages[2].ts, "+1")
     sora.sim.react(BOB, CHANNEL, clip.ts, "thumbsup")  # the same emoji, spelt Slack's other way
     sora.sim.react(BOB, CHANNEL, clip.ts, "fire")  # another emoji from the same person: still one voter
-    wait_until(lambda: len(votes(sora)) == 2, "two vote rows")
+    # A row per reaction held, on the message that holds it; counted, they are one person's one vote.
+    wait_until(lambda: len(votes(sora)) == 3, "three vote rows")
+    assert sorted((v.emoji, v.source) for v in votes(sora)) == [
+        ("+1", "clip"),
+        ("+1", "message"),
+        ("fire", "clip"),
+    ]
     settle(sora)
     wait_until(lambda: "(1 voter)" in _all_text(sora.fake.message(CHANNEL, parent.ts)), "one voter")
     assert "*#2* ▇▇▇▇▇ 1" in _all_text(sora.fake.message(CHANNEL, parent.ts))
@@ -95,7 +101,8 @@ def test_reactions_on_clips_that_no_event_reported_count_when_the_round_closes(s
         what="the announcement",
     )
     assert "#1 wins" in announcement.text and "2 votes from 3 voters" in announcement.text
-    assert len([v for v in votes(sora) if v.generation_id == generation(sora, 1).id]) == 2
+    held = [v for v in votes(sora) if v.generation_id == generation(sora, 1).id]
+    assert sorted((v.user_id, v.source) for v in held) == [(BOB, "clip"), (CAROL, "clip"), (CAROL, "message")]
     assert set(variation_messages(sora, parent)) == {1, 2, 3}
 
 

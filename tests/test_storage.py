@@ -169,12 +169,12 @@ def test_reconcile_makes_a_variations_votes_exactly_what_slack_holds(store: Stor
         vote(repo, round_id, first, "U2", "heart", active=True, ts="1.2")  # still there
         vote(repo, round_id, first, "U3", "+1", active=False, ts="1.3")  # removed here, back in Slack
         vote(repo, round_id, second, "U1", "fire", active=True, ts="1.4")  # another variation: untouched
-    held = {("U2", "heart"), ("U3", "+1"), ("U4", "fire")}
+    held = {("U2", "heart", "message"), ("U3", "+1", "message"), ("U4", "fire", "message")}
     with store.transaction() as repo:
         assert repo.votes.reconcile(round_id=round_id, generation_id=first, held=held, now=NOW) == 3
     with store.transaction() as repo:
         assert repo.votes.reconcile(round_id=round_id, generation_id=first, held=held, now=NOW) == 0
-    assert active(store, round_id) == {(first, u, e) for u, e in held} | {(second, "U1", "fire")}
+    assert active(store, round_id) == {(first, u, e) for u, e, _ in held} | {(second, "U1", "fire")}
 
 
 # --- rounds ---------------------------------------------------------------------------------------

@@ -427,7 +427,7 @@ def test_the_new_core_carries_on_where_the_previous_release_stopped(
         assert {v.number: v.votes for v in running.variations} == {1: 2, 2: 0, 3: 0}
 
         # A vote now lands beside the old ones.
-        core.services.rounds.record_vote(
+        core.services.ballots.record_vote(
             channel_id=CHANNEL, message_ts="1900.000300", user_id=DAN, emoji="fire", event_ts="2000.000100"
         )
         assert {v.number: v.votes for v in core.services.rounds.round_view(p.running).variations}[2] == 1

@@ -488,7 +488,9 @@ def test_two_replicas_closing_at_the_deadline_at_once_close_and_announce_once(
         round_id, ts = replica_round(first)
         for user, message_ts in (("A", ts[1]), ("B", ts[2] if tied else ts[1])):
             first.publisher.react(message_ts, user, "+1")
-            first.services.rounds.record_vote(channel_id="C", message_ts=message_ts, user_id=user, emoji="+1")
+            first.services.ballots.record_vote(
+                channel_id="C", message_ts=message_ts, user_id=user, emoji="+1"
+            )
         first.clock.advance(minutes=31)
         assert sum(race(first.services.rounds.close_due, second.services.rounds.close_due)) == 1
         if tied:

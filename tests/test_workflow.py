@@ -29,7 +29,7 @@ def ready_round(core: Core, *, owner: str = "U1") -> tuple[int, list[str]]:
 def vote(core: Core, message_ts: str, user_id: str, emoji: str) -> None:
     """A reaction in Slack, and the event that tells the bot of it."""
     core.publisher.react(message_ts, user_id, emoji)
-    core.services.rounds.record_vote(channel_id="C", message_ts=message_ts, user_id=user_id, emoji=emoji)
+    core.services.ballots.record_vote(channel_id="C", message_ts=message_ts, user_id=user_id, emoji=emoji)
 
 
 def reply(core: Core, text: str, *, user: str = "U2") -> Outcome:

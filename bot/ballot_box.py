@@ -1,0 +1,456 @@
+"""Reactions become votes: each delivered reaction is kept with one insert, then applied to the votes in batches.
+
+A reaction listener does one thing on Slack's time: `take` writes the event (its unique id skips Slack's
+retries) and asks for the pending ones to be applied. Whoever asks first applies everything pending, in batches
+of up to `BATCH` events under one transaction each, while the others only add their event and return: a burst of
+votes costs a few transactions, not a dozen queries each, and a vote's cost does not grow with the votes the round
+holds (a batch reads only its voters' rows). The messages follow through the outbox, at most once a second each.
+
+Nothing acknowledged is lost: an event written but not applied (the process died mid-batch) is applied by the
+next `drain` — every sweep asks for one — and the votes are reconciled with Slack's reactions at start-up and on
+close besides. Applying is idempotent (a vote row keeps its newest event's state), so a replica applying the same
+event again, or events applied out of order, end the same.
+
+A variation is two messages in Slack: its own and its clip's (Slack shares an upload as a message of its own).
+A reaction on either is a vote for it. The rows are per message, so one person's emoji on both counts once, and
+taking it off one message leaves the vote held on the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot import votes
+from bot.domain import RoundStatus
+from bot.metrics import Meter
+from bot.ports import Clock, Publisher
+from bot.posting import Posting
+from bot.rounds import OWNER_NOTE, Rounds, closed_note, numbers_text
+from bot.views import rules_of
+from storage.models import Generation, ReactionEvent, Round, Vote
+from storage.store import Repo, Store
+from storage.votes import CLIP, MESSAGE, apply_event
+
+log = logging.getLogger(__name__)
+
+BATCH = 500  # events applied under one transaction
+BLIND_NOTE = (
+    "This round is blind, so reactions are not votes (everyone can see who reacted with what). "
+    "Vote with the *Vote* button under #{number}: nobody sees your choice."
+)
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A `reaction_added` (active) or `reaction_removed` as Slack delivered it."""
+
+    event_id: str
+    channel_id: str
+    message_ts: str
+    user_id: str
+    emoji: str
+    active: bool
+    event_ts: str = ""
+    on_bot_message: bool = True  # the reacted message is the bot's, or Slack did not say: maybe a clip's
+
+    @classmethod
+    def local(
+        cls, channel_id: str, message_ts: str, user_id: str, emoji: str, *, active: bool, event_ts: str
+    ) -> Reaction:
+        """A reaction known other than by a Slack event (scripts, tests): an id of its own."""
+        return cls(f"local-{uuid.uuid4().hex}", channel_id, message_ts, user_id, emoji, active, event_ts)
+
+    def row(self) -> dict[str, object]:
+        return {
+            "event_id": self.event_id,
+            "channel_id": self.channel_id,
+            "message_ts": self.message_ts,
+            "user_id": self.user_id,
+            "emoji": votes.normalise_emoji(self.emoji),
+            "active": self.active,
+            "event_ts": self.event_ts,
+            "on_bot_message": self.on_bot_message,
+        }
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something one voter is told privately after their reaction was applied."""
+
+    channel_id: str
+    user_id: str
+    text: str
+
+
+@dataclass
+class _Batch:
+    taken: int = 0
+    notes: list[Note] = field(default_factory=list)
+    changed_rounds: set[int] = field(default_factory=set)
+    learn: dict[str, list[str]] = field(default_factory=dict)  # channel → event ids waiting on a clip lookup
+
+
+@dataclass
+class _RoundState:
+    """A round as one batch sees it: locked, its rules, its variations, and its batch voters' rows."""
+
+    row: Round
+    rules: votes.VoteRules
+    emoji: frozenset[str]
+    numbers: dict[int, int]
+    generations: list[Generation]
+    rows: dict[tuple[int, str, str, str], Vote]  # (generation, user, emoji, source) → row
+    touched: set[int] = field(default_factory=set)
+
+
+class BallotBox:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        rounds: Rounds,
+        posting: Posting,
+        publisher: Publisher,
+        clock: Clock,
+        meter: Meter,
+    ) -> None:
+        self.store = store
+        self.rounds = rounds
+        self.posting = posting
+        self.publisher = publisher
+        self.clock = clock
+        self.meter = meter
+        self.wake: Callable[[], None] = lambda: None  # the ticker's, once wired: updates are due
+        self._queue: deque[Reaction] = deque()
+        self._arrived = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._applying = threading.Lock()
+        # Events already given one clip lookup: applied as they are next time.
+        self._looked_up: set[str] = set()
+        self._limit = BATCH
+
+    # --- taking events ------------------------------------------------------------------------
+
+    def take(self, reaction: Reaction, *, at_once: bool = False) -> None:
+        """Queue one reaction Slack delivered, for this process's applier thread (started on first use). No
+        database work here: a listener is done in microseconds, however busy the database is.
+
+        `at_once`: keep and apply it before returning, in this thread (when listeners finish before Slack's answer,
+        the vote is counted by then too)."""
+        if at_once:
+            self._now(reaction)
+            return
+        with self._arrived:
+            self._queue.append(reaction)
+            if self._thread is None and not self._closing:
+                self._thread = threading.Thread(target=self._run, name="sora-bot-ballots", daemon=True)
+                self._thread.start()
+            self._arrived.notify()
+
+    def record_vote(
+        self, *, channel_id: str, message_ts: str, user_id: str, emoji: str, event_ts: str = ""
+    ) -> None:
+        """A reaction added, kept and applied before this returns."""
+        self._now(Reaction.local(channel_id, message_ts, user_id, emoji, active=True, event_ts=event_ts))
+
+    def remove_vote(
+        self, *, channel_id: str, message_ts: str, user_id: str, emoji: str, event_ts: str = ""
+    ) -> None:
+        """A reaction removed, kept and applied before this returns."""
+        self._now(Reaction.local(channel_id, message_ts, user_id, emoji, active=False, event_ts=event_ts))
+
+    def _now(self, reaction: Reaction) -> None:
+        self._keep([reaction])
+        self.drain(wait=True)
+
+    def close(self, *, timeout: float = 10.0) -> None:
+        """Keep and apply what is queued, then stop the applier thread (a graceful stop loses no vote)."""
+        with self._arrived:
+            self._closing = True
+            self._arrived.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            with self._arrived:
+                while not self._queue and not self._closing:
+                    self._arrived.wait()
+                if not self._queue:
+                    return
+                taken = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+            try:
+                self._keep(taken)
+            except Exception:
+                failures += 1
+                if self._closing and failures >= 3:
+                    log.error(
+                        "stopping with %s reactions not kept; they are read back from Slack at the next start",
+                        len(taken) + len(self._queue),
+                    )
+                    return
+                log.exception("keeping %s reactions failed; trying again", len(taken))
+                with self._arrived:
+                    self._queue.extendleft(reversed(taken))
+                time.sleep(min(5.0, 0.2 * 2**failures))
+                continue
+            failures = 0
+            try:
+                self.drain(wait=True)
+            except Exception:  # they are kept: the next batch, or the sweep, applies them
+                log.exception("applying reactions failed")
+
+    def _keep(self, reactions: Sequence[Reaction]) -> int:
+        """Write a batch of reactions in one transaction; Slack's deliveries of known events are skipped."""
+        with self.store.transaction() as repo:
+            return repo.reactions.add_many([r.row() for r in reactions], now=self.clock.now())
+
+    # --- applying -----------------------------------------------------------------------------
+
+    def drain(self, *, wait: bool = False) -> int:
+        """Apply every kept reaction not applied yet; returns how many. One batch at a time per process: without
+        `wait`, a caller finding a batch under way leaves it to that (the sweep does)."""
+        if not self._applying.acquire(blocking=wait):
+            return 0
+        applied = 0
+        notes: list[Note] = []
+        try:
+            while True:
+                batch = self._apply_once()
+                applied += batch.taken
+                notes += batch.notes
+                if batch.learn:
+                    self._look_up_clips(batch.learn)
+                    continue
+                if batch.taken < self._limit:
+                    break
+        finally:
+            self._applying.release()
+        for note in notes:
+            self._tell(note)
+        return applied
+
+    def waiting(self) -> int:
+        with self.store.read() as repo:
+            return repo.reactions.waiting()
+
+    def _apply_once(self) -> _Batch:
+        """One batch, in one transaction; a batch that fails is retried one event at a time, and an event that
+        fails alone is set aside (logged; the close reconciles the votes with Slack's reactions anyway)."""
+        try:
+            batch = self._apply_batch(self._limit)
+        except Exception:
+            if self._limit > 1:
+                log.exception("applying %s reactions failed; applying them one at a time", self._limit)
+                self._limit = 1
+                return _Batch(taken=1)  # go round again, one at a time
+            log.exception("a reaction could not be applied; setting it aside")
+            self._set_aside_first()
+            return _Batch(taken=1)
+        if batch.taken < self._limit:
+            self._limit = BATCH
+        self._after(batch)
+        return batch
+
+    def _apply_batch(self, limit: int) -> _Batch:
+        batch = _Batch()
+        with self.store.transaction() as repo:
+            events = list(repo.reactions.pending(limit=limit))
+            batch.taken = len(events)
+            if not events:
+                return batch
+            now = self.clock.now()
+            where = self._variations_of(repo, events)
+            held_back: set[int] = set()
+            for event in events:
+                if (event.channel_id, event.message_ts) in where or not event.on_bot_message:
+                    continue
+                if event.event_id not in self._looked_up and repo.generations.clips_without_message(
+                    event.channel_id, limit=1
+                ):
+                    # Maybe a clip whose own message Slack had not shared when it was uploaded: ask, then apply.
+                    batch.learn.setdefault(event.channel_id, []).append(event.event_id)
+                    assert event.id is not None
+                    held_back.add(event.id)
+            states = self._lock_rounds(repo, events, where)
+            for event in events:
+                if event.id in held_back:
+                    continue
+                found = where.get((event.channel_id, event.message_ts))
+                if found is None:
+                    continue
+                generation, source = found
+                state = states[generation.round_id]
+                note = self._apply(repo, state, event, generation, source, now=now)
+                if note:
+                    batch.notes.append(Note(event.channel_id, event.user_id, note))
+            for round_id, state in states.items():
+                if not state.touched:
+                    continue
+                batch.changed_rounds.add(round_id)
+                # One vote per round: a move changes two variations' counts (rendered from rows when sent).
+                touched = state.touched if state.rules.multi else set(state.numbers)
+                self.posting.votes_changed(repo, round_id, sorted(touched))
+            repo.reactions.mark_applied(
+                [e.id for e in events if e.id is not None and e.id not in held_back], now=now
+            )
+        return batch
+
+    @staticmethod
+    def _variations_of(
+        repo: Repo, events: Sequence[ReactionEvent]
+    ) -> dict[tuple[str, str], tuple[Generation, str]]:
+        """(channel, message ts) → the variation and which of its messages that is, for the batch's events."""
+        by_channel: dict[str, set[str]] = {}
+        for event in events:
+            by_channel.setdefault(event.channel_id, set()).add(event.message_ts)
+        where: dict[tuple[str, str], tuple[Generation, str]] = {}
+        for channel_id, stamps in by_channel.items():
+            for generation in repo.generations.by_messages(channel_id, stamps):
+                if generation.message_ts in stamps:
+                    where[(channel_id, generation.message_ts)] = (generation, MESSAGE)
+                if generation.clip_ts in stamps:
+                    where[(channel_id, generation.clip_ts)] = (generation, CLIP)
+        return where
+
+    @staticmethod
+    def _lock_rounds(
+        repo: Repo,
+        events: Sequence[ReactionEvent],
+        where: dict[tuple[str, str], tuple[Generation, str]],
+    ) -> dict[int, _RoundState]:
+        """Lock every round the batch votes in (in id order, as every writer of votes does: no deadlock), and
+        read what applying needs once per round."""
+        voters: dict[int, set[str]] = {}
+        for event in events:
+            found = where.get((event.channel_id, event.message_ts))
+            if found is not None:
+                voters.setdefault(found[0].round_id, set()).add(event.user_id)
+        states: dict[int, _RoundState] = {}
+        for round_id in sorted(voters):
+            round_row = repo.rounds.get_for_update(round_id)
+            assert round_row is not None
+            rules = rules_of(round_row)
+            generations = list(repo.generations.in_round(round_id))
+            rows = {
+                (v.generation_id, v.user_id, v.emoji, v.source): v
+                for v in repo.votes.of_users(round_id, voters[round_id])
+            }
+            states[round_id] = _RoundState(
+                row=round_row,
+                rules=rules,
+                emoji=frozenset(votes.normalise_emoji(e) for e in rules.emoji),
+                numbers={g.id: g.number for g in generations if g.id is not None},
+                generations=generations,
+                rows=rows,
+            )
+        return states
+
+    def _apply(
+        self,
+        repo: Repo,
+        state: _RoundState,
+        event: ReactionEvent,
+        generation: Generation,
+        source: str,
+        *,
+        now: datetime,
+    ) -> str | None:
+        """One event under the round's rules; returns what its voter should be told, if anything."""
+        assert generation.id is not None and state.row.id is not None
+        name, user_id, active = event.emoji, event.user_id, event.active
+        if name in votes.CANCEL_EMOJI or name not in state.emoji:
+            return None
+        if state.rules.blind:  # a reaction shows everyone who chose what: in a blind round it is no vote
+            return BLIND_NOTE.format(number=generation.number) if active else None
+        if state.row.status != RoundStatus.OPEN.value:
+            return closed_note(repo, state.row) if active else None
+        if active and user_id == state.row.owner_id and not state.rules.owner_votes:
+            return OWNER_NOTE
+        before = self._vote_of(state, user_id)
+        key = (generation.id, user_id, name, source)
+        row = state.rows.get(key)
+        if row is None:
+            row = Vote(
+                round_id=state.row.id,
+                generation_id=generation.id,
+                user_id=user_id,
+                emoji=name,
+                source=source,
+                active=active,
+                event_ts=event.event_ts,
+                created_at=now,
+            )
+            repo.votes.add(row)
+            state.rows[key] = row
+            changed = active
+        else:
+            changed = apply_event(row, active=active, event_ts=event.event_ts)
+            repo.votes.add(row)
+        after = self._vote_of(state, user_id)
+        if before == after:
+            return None  # the same emoji on the variation's other message, or an event older than the row's
+        state.touched |= before | after
+        if changed:
+            self.meter.vote("added" if active else "removed")
+        if changed and active and before and after and not state.rules.multi:
+            return (
+                f"Your vote moved from {numbers_text(before, state.generations)} to "
+                f"{numbers_text(after, state.generations)}: one vote per person in this round. "
+                "Your other reaction stays in Slack but no longer counts."
+            )
+        return None
+
+    @staticmethod
+    def _vote_of(state: _RoundState, user_id: str) -> frozenset[int]:
+        """The variations this person's vote counts for now, under the round's rules."""
+        records = [
+            votes.VoteRecord(
+                generation_id=r.generation_id, user_id=r.user_id, emoji=r.emoji, event_ts=r.event_ts
+            )
+            for (_, user, _, _), r in state.rows.items()
+            if user == user_id and r.active
+        ]
+        counted = votes.counted(
+            records, numbers=state.numbers, rules=state.rules, owner_id=state.row.owner_id
+        )
+        return counted.get(user_id, frozenset())
+
+    def _after(self, batch: _Batch) -> None:
+        """After a batch's commit: a quorum reached closes its round; the outbox sends the new tallies."""
+        for round_id in sorted(batch.changed_rounds):
+            try:
+                self.rounds.close_at_quorum(round_id)
+            except Exception:  # the sweep closes it at its deadline anyway; never lose the batch over it
+                log.exception("closing round %s at its quorum failed", round_id)
+        if batch.changed_rounds:
+            self.wake()
+
+    def _look_up_clips(self, learn: dict[str, list[str]]) -> None:
+        for channel_id, event_ids in learn.items():
+            self.rounds.learn_clip_messages(channel_id)
+            self._looked_up.update(event_ids)
+        if len(self._looked_up) > 10 * BATCH:
+            self._looked_up.clear()
+
+    def _set_aside_first(self) -> None:
+        with self.store.transaction() as repo:
+            first = list(repo.reactions.pending(limit=1))
+            repo.reactions.mark_applied([e.id for e in first if e.id is not None], now=self.clock.now())
+        self._limit = BATCH
+
+    def _tell(self, note: Note) -> None:
+        try:
+            self.publisher.tell_user(note.channel_id, note.user_id, note.text)
+        except Exception as err:  # a private note is a courtesy: the vote stands without it
+            log.warning("could not tell %s about their vote: %s", note.user_id, err)
