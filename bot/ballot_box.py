@@ -94,6 +94,7 @@ class _Batch:
     taken: int = 0
     notes: list[Note] = field(default_factory=list)
     changed_rounds: set[int] = field(default_factory=set)
+    due: datetime | None = None  # when the earliest update this batch asked for may go out
     learn: dict[str, list[str]] = field(default_factory=dict)  # channel → event ids waiting on a clip lookup
 
 
@@ -127,7 +128,8 @@ class BallotBox:
         self.publisher = publisher
         self.clock = clock
         self.meter = meter
-        self.wake: Callable[[], None] = lambda: None  # the ticker's, once wired: updates are due
+        # The ticker's, once wired: a sweep (which sends the outbox's due updates) at a given time.
+        self.wake_at: Callable[[datetime], None] = lambda due: None
         self._queue: deque[Reaction] = deque()
         self._arrived = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -301,6 +303,8 @@ class BallotBox:
                 # One vote per round: a move changes two variations' counts (rendered from rows when sent).
                 touched = state.touched if state.rules.multi else set(state.numbers)
                 self.posting.votes_changed(repo, round_id, sorted(touched))
+            if batch.changed_rounds:
+                batch.due = repo.outbox.next_due()
             repo.reactions.mark_applied(
                 [e.id for e in events if e.id is not None and e.id not in held_back], now=now
             )
@@ -427,14 +431,15 @@ class BallotBox:
         return counted.get(user_id, frozenset())
 
     def _after(self, batch: _Batch) -> None:
-        """After a batch's commit: a quorum reached closes its round; the outbox sends the new tallies."""
+        """After a batch's commit: a quorum reached closes its round; the outbox sends the new tallies when they
+        are due (at most once a second per message: the ticker is woken for that time, not for every batch)."""
         for round_id in sorted(batch.changed_rounds):
             try:
                 self.rounds.close_at_quorum(round_id)
             except Exception:  # the sweep closes it at its deadline anyway; never lose the batch over it
                 log.exception("closing round %s at its quorum failed", round_id)
-        if batch.changed_rounds:
-            self.wake()
+        if batch.due is not None:
+            self.wake_at(batch.due)
 
     def _look_up_clips(self, learn: dict[str, list[str]]) -> None:
         for channel_id, event_ids in learn.items():

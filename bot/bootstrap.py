@@ -446,7 +446,8 @@ def build_runtime(
             [f"Slack refused or could not be reached at {settings.slack_api_url} ({err})"]
         ) from None
     ticker = Ticker(services.sweep, interval=settings.tick_seconds)
-    services.sweep.wake = services.rounds.wake = services.ballots.wake = ticker.wake
+    services.sweep.wake = services.rounds.wake = ticker.wake
+    services.ballots.wake_at = ticker.wake_at
     receivers = Receivers(
         openai_secret=settings.secret("openai_webhook_secret"),
         fal_keys=FalKeys.from_url(settings.fal_jwks_url) if settings.secret("fal_key") else None,

@@ -165,6 +165,7 @@ class StoreGauges(Collector):
             with self.store.read() as repo:
                 jobs = repo.generations.count_by_status()
                 backlog = repo.outbox.count_by_state()
+                reactions = repo.reactions.waiting()
         except Exception as err:  # a scrape must answer; the failure is itself the signal
             log.warning("metrics could not read the database: %s", type(err).__name__)
             up.add_metric([], 0)
@@ -182,7 +183,12 @@ class StoreGauges(Collector):
         )
         for state in OUTBOX_BACKLOG:
             waiting.add_metric([state], backlog.get(state, 0))
-        return [up, by_state, waiting]
+        unapplied = GaugeMetricFamily(
+            f"{PREFIX}_reactions_unapplied",
+            "Reactions kept but not applied to the votes yet (a batch under way, or left by a process that died).",
+        )
+        unapplied.add_metric([], reactions)
+        return [up, by_state, waiting, unapplied]
 
 
 def error_kind(err: BaseException) -> str:

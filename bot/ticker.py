@@ -59,10 +59,11 @@ class Ticker:
         if self._again.is_set():  # woken between the last look and the release: go again now
             self.wake()
         else:
-            self._wake_for(getattr(report, "next_due", None))
+            self.wake_at(getattr(report, "next_due", None))
 
-    def _wake_for(self, due: object) -> None:
-        """A job due before the next tick gets a sweep at its time, not up to a whole interval late."""
+    def wake_at(self, due: object) -> None:
+        """Something due before the next tick (a job, a coalesced update) gets a sweep at its time, not up to a
+        whole interval late."""
         if not isinstance(due, datetime) or not self._scheduler.running:
             return
         job = self._scheduler.get_job(JOB_ID)

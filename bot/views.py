@@ -243,14 +243,9 @@ def rules_of(round_row: Round) -> votes.VoteRules:
 
 
 def vote_records(repo: Repo, round_id: int, *, user_id: str | None = None) -> list[votes.VoteRecord]:
-    rows = (
-        repo.votes.active_in_round(round_id)
-        if user_id is None
-        else repo.votes.active_of_user(round_id, user_id)
-    )
     return [
-        votes.VoteRecord(generation_id=v.generation_id, user_id=v.user_id, emoji=v.emoji, event_ts=v.event_ts)
-        for v in rows
+        votes.VoteRecord(generation_id=generation_id, user_id=user, emoji=emoji, event_ts=event_ts)
+        for generation_id, user, emoji, event_ts in repo.votes.active_in_round(round_id, user_id=user_id)
     ]
 
 

@@ -108,6 +108,7 @@ def test_metrics_count_votes_provider_and_slack_calls_a_429_and_read_jobs_and_ba
     assert ("sora_bot_jobs", frozenset({("state", "in_progress")})) in samples, "every state is reported"
     assert value(samples, "sora_bot_outbox_backlog", state="pending") == 0
     assert value(samples, "sora_bot_outbox_backlog", state="failed") == 0
+    assert value(samples, "sora_bot_reactions_unapplied") == 0  # every vote above applied
     assert value(samples, "sora_bot_database_up") == 1
 
 

@@ -131,7 +131,10 @@ def vote(
 
 def active(store: Store, round_id: int) -> set[tuple[int, str, str]]:
     with store.read() as repo:
-        return {(v.generation_id, v.user_id, v.emoji) for v in repo.votes.active_in_round(round_id)}
+        return {
+            (generation_id, user, emoji)
+            for generation_id, user, emoji, _ in repo.votes.active_in_round(round_id)
+        }
 
 
 def test_the_same_vote_twice_is_one_vote_and_a_removal_ends_it(store: Store) -> None:
