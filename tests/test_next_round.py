@@ -258,3 +258,18 @@ def test_a_reaction_on_a_round_2_clip_slack_had_not_shared_yet_is_its_vote(sora:
     assert {(v.round_id, v.generation_id) for v in votes(sora) if v.user_id == CAROL} == {
         (second.id, four.id)
     }
+
+
+def test_round_2s_message_whose_post_answer_was_lost_is_found_in_the_thread_not_posted_again(
+    sora: Bot,
+) -> None:
+    parent, _ = closed_round_one(sora)
+    sora.fake.fail_next("chat.postMessage", lose_answer=True)  # round 2's message reaches the thread
+    sora.sim.reply(CAROL, CHANNEL, parent.ts, "remix #2 make it golden hour")
+    wait_until(lambda: len(the_rounds(sora)) == 2, "round 2")
+    sora.sweep_until_idle()
+    second = the_rounds(sora)[1]
+    [message] = [m for m in thread(sora, parent) if m.text.startswith("Round 2:")]
+    assert second.parent_ts == message.ts, "adopted from the thread by its key"
+    assert sora.fake.calls("conversations.replies"), "the bot looked in the thread before posting again"
+    assert 4 in variation_messages(sora, parent)
