@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import BOB, CAROL, CHANNEL, DAN, OWNER, Bot, make_bot
 from test_slack_loop import _all_text, close, ready_round, rows, settle, variation_messages, votes, wait_until
-from test_vote_rules import announcements, notes, settings, thread, tie_round
+from test_vote_rules import announcements, ballot, notes, settings, thread, tie_round
 
 from bot.domain import CloseReason
 from devkit.slack_api import FakeSlack, Message
@@ -273,3 +273,39 @@ def test_round_2s_message_whose_post_answer_was_lost_is_found_in_the_thread_not_
     assert second.parent_ts == message.ts, "adopted from the thread by its key"
     assert sora.fake.calls("conversations.replies"), "the bot looked in the thread before posting again"
     assert 4 in variation_messages(sora, parent)
+
+
+def test_a_blind_thread_runs_three_rounds_each_blind_and_each_with_its_own_winner(sora: Bot) -> None:
+    settings(sora, "blind=on")
+    parent, messages = ready_round(sora)
+    ballot(sora, BOB, messages[2])
+    close(sora, parent)
+    wait_until(lambda: the_rounds(sora)[0].status == "closed", "round 1's close")
+    sora.sweep_until_idle()
+    settings(sora, "blind=off")  # round 2 keeps round 1's rules: still blind
+    second = open_round_two(sora, parent)
+    assert second.blind and second.rules is not None and second.rules["blind"] is True
+    four = sora.fake.wait_for(
+        lambda: (m := variation_messages(sora, parent).get(4)) and blocks.VOTE in _all_text(m) and m,
+        what="#4's vote button",
+    )
+    assert "Your vote is on #4" in ballot(sora, CAROL, four)
+    assert "Votes are hidden until the round closes" in text_of(sora, round_message(sora, parent, 2).ts)
+    close(sora, round_message(sora, parent, 2))
+    wait_until(lambda: the_rounds(sora)[1].status == "closed", "round 2's close")
+    sora.sweep_until_idle()
+    sora.sim.reply(DAN, CHANNEL, parent.ts, "loop #4")  # after round 2's close: round 3
+    wait_until(lambda: len(the_rounds(sora)) == 3, "round 3")
+    sora.sweep_until_idle()
+    settle(sora)
+    first, second, third = the_rounds(sora)
+    assert third.previous_id == second.id and third.thread_ts == parent.ts and third.blind
+    assert [g.number for g in rows(sora, Generation) if g.round_id == third.id] == [5]
+    third_text = text_of(sora, round_message(sora, parent, 3).ts)
+    assert "Round 3 · " in third_text and "Follows round 2, won by #4" in third_text
+    assert "Round 3 follows in the thread" in text_of(sora, round_message(sora, parent, 2).ts)
+    assert "#2 won" in text_of(sora, parent.ts) and "#4 won" in text_of(
+        sora, round_message(sora, parent, 2).ts
+    )
+    patterns = sorted(rows(sora, Pattern), key=lambda p: p.id or 0)
+    assert [(p.round_id, p.outcome["winner_number"]) for p in patterns] == [(first.id, 2), (second.id, 4)]
