@@ -9,7 +9,7 @@ from bot import votes
 from bot.domain import JobStatus, PromptSpec
 from bot.errors import InvalidInput, NotFound
 from bot.ports import Clock
-from bot.views import Outcome, PatternCard, pattern_card, round_tally
+from bot.views import Outcome, PatternCard, pattern_card, round_tally, thread_rounds, with_ancestors
 from storage.models import Generation, Pattern, Round
 from storage.store import Repo, Store
 
@@ -27,14 +27,20 @@ class Patterns:
         generations: Sequence[Generation],
         tally: votes.RoundTally,
     ) -> None:
-        """Keep what won, inside the close's transaction. Every close is its own decision: a round reopened by
-        later work and closed again adds a new version of its pattern, and the earlier one stays as it was."""
+        """Keep what won, inside the close's transaction. Every close is its own decision: the next round in the
+        thread (work after a close opens one) adds a new version of the pattern when it closes, and the earlier
+        one stays as it was."""
         assert round_row.id is not None
         winner = next(g for g in generations if g.id == winner_id)
         pattern = self._new(round_row, winner)
-        _fill(pattern, winner, generations, tally)
+        _fill(pattern, winner, generations, tally, known=with_ancestors(repo, generations))
+        ids = [r.id for r in thread_rounds(repo, round_row)]
         pattern.outcome |= {
-            "close": round_row.closes,  # the version: the round's first close, second…
+            "round": ids.index(round_row.id) + 1
+            if round_row.id in ids
+            else 1,  # the version: its place in the thread
+            "follows": round_row.previous_id,
+            "close": round_row.closes,
             "tied": list(tally.tied),
             "closed_by": round_row.closed_by,
             "close_reason": round_row.close_reason,
@@ -61,7 +67,13 @@ class Patterns:
             generations = list(repo.generations.in_round(round_row.id))
             pattern = self._new(round_row, generation)
             pattern.saved_by = actor
-            _fill(pattern, generation, generations, round_tally(repo, round_row, generations))
+            _fill(
+                pattern,
+                generation,
+                generations,
+                round_tally(repo, round_row, generations),
+                known=with_ancestors(repo, generations),
+            )
             pattern.outcome["saved_by"] = actor
             repo.patterns.save(pattern)
         return Outcome(
@@ -94,17 +106,22 @@ class Patterns:
 
 
 def _fill(
-    pattern: Pattern, chosen: Generation, generations: Sequence[Generation], tally: votes.RoundTally
+    pattern: Pattern,
+    chosen: Generation,
+    generations: Sequence[Generation],
+    tally: votes.RoundTally,
+    *,
+    known: dict[int | None, Generation],
 ) -> None:
-    """What a pattern keeps of a variation: prompt, rhythm, settings, how it did, where it came from."""
+    """What a pattern keeps of a variation: prompt, rhythm, settings, how it did, where it came from (`known`:
+    its round's variations and their ancestors, also in earlier rounds of the thread)."""
     spec = PromptSpec.from_dict(chosen.spec)
     chosen_tally = next((t for t in tally.tallies if t.generation_id == chosen.id), None)
     lineage = []
-    by_id = {g.id: g for g in generations}
     cursor: Generation | None = chosen
     while cursor is not None:
         lineage.append(cursor.number)
-        cursor = by_id.get(cursor.parent_id) if cursor.parent_id else None
+        cursor = known.get(cursor.parent_id) if cursor.parent_id else None
     assert chosen.id is not None
     pattern.generation_id = chosen.id
     pattern.prompt = chosen.prompt

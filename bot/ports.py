@@ -52,11 +52,15 @@ class Publisher(Protocol):
     (`PublishUncertain` when Slack may have acted).
     """
 
-    def post_round(self, view: RoundView, *, key: str) -> str:
-        """Post the round's parent message; returns its ts (the thread)."""
+    def post_round(self, view: RoundView, *, key: str, thread_ts: str | None = None) -> str:
+        """Post the round's message; returns its ts. In the channel, it starts the round's thread; with
+        `thread_ts` (a round that follows another), it is a reply in that thread."""
         ...
 
-    def update_round(self, thread: ThreadRef, view: RoundView) -> None: ...
+    def update_round(self, thread: ThreadRef, view: RoundView) -> None:
+        """Update the round's own message, `thread.thread_ts` (a reply in the thread when the round follows
+        another there)."""
+        ...
 
     def post_variation(self, thread: ThreadRef, view: VariationView, *, key: str) -> str: ...
 

@@ -108,6 +108,12 @@ class Posting:
         for generation_id in generation_ids:
             self._enqueue(repo, PostKind.VARIATION, round_id, generation_id)
 
+    def round_followed(self, repo: Repo, round_id: int, *, previous_id: int) -> None:
+        """A round opened to follow `previous_id` in its thread: its own message (a reply there), and the
+        previous round's message says that a next round follows."""
+        self._enqueue(repo, PostKind.PARENT, round_id)
+        self._update(repo, PostKind.ROUND_UPDATE, previous_id)
+
     def variation_added(self, repo: Repo, round_id: int, generation_id: int) -> None:
         self._enqueue(repo, PostKind.VARIATION, round_id, generation_id)
         self._update(repo, PostKind.ROUND_UPDATE, round_id)
@@ -251,8 +257,8 @@ class Posting:
                     log.info("outbox row %s (%s) was already in Slack; adopted it", row.id, row.key)
                     return self._record(row, kind, found)
             if record is not None:
-                assert round_row.parent_ts is not None
-                thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
+                assert round_row.thread is not None
+                thread = ThreadRef(round_row.channel_id, round_row.thread)
                 result: _Sent | None = _Sent(ts=self.publisher.post_record(thread, record, key=row.key))
             else:
                 result = self._post(row, kind, round_row, generation, view, generations)
@@ -281,12 +287,14 @@ class Posting:
         view: views.RoundView,
         generations: list[Generation],
     ) -> _Sent | None:
-        if kind == PostKind.PARENT:
-            return _Sent(ts=self.publisher.post_round(view, key=row.key))
-        assert round_row.parent_ts is not None
-        thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
-        if kind == PostKind.ROUND_UPDATE:
-            self.publisher.update_round(thread, view)
+        if kind == PostKind.PARENT:  # a following round's message is a reply in its thread
+            return _Sent(ts=self.publisher.post_round(view, key=row.key, thread_ts=round_row.thread_ts))
+        assert round_row.parent_ts is not None and round_row.thread is not None
+        thread = ThreadRef(round_row.channel_id, round_row.thread)
+        if (
+            kind == PostKind.ROUND_UPDATE
+        ):  # the round's own message, which a following round has in the thread
+            self.publisher.update_round(ThreadRef(round_row.channel_id, round_row.parent_ts), view)
             return _Sent()
         if kind == PostKind.ANNOUNCE:
             return _Sent(ts=self.publisher.announce_winner(thread, view, key=row.key))
@@ -377,7 +385,7 @@ class Posting:
         assert round_row.id is not None
         clips = [(g, p) for g in generations if (p := self._clip(g)) is not None]
         ready = [g for g, _ in clips]
-        if not ready or view.status != RoundStatus.CLOSED:  # reopened by a remix before this went out
+        if not ready or view.status != RoundStatus.CLOSED:
             return None
         counts = {v.generation_id: v.votes or 0 for v in view.variations}
         labels = [
@@ -452,13 +460,15 @@ class Posting:
         """What an uncertain send may have left in Slack: a message with our key, or a file with our name."""
         if kind == PostKind.PARENT:
             since = row.created_at.timestamp() - 60
-            ts = self.publisher.find_message(round_row.channel_id, thread_ts=None, key=row.key, since=since)
+            ts = self.publisher.find_message(
+                round_row.channel_id, thread_ts=round_row.thread_ts, key=row.key, since=since
+            )
             return _Sent(ts=ts) if ts else None
-        assert round_row.parent_ts is not None and round_row.id is not None
-        thread = ThreadRef(round_row.channel_id, round_row.parent_ts)
+        assert round_row.thread is not None and round_row.id is not None
+        thread = ThreadRef(round_row.channel_id, round_row.thread)
         if kind in (PostKind.VARIATION, PostKind.ANNOUNCE, PostKind.TIE, PostKind.RECORD):
             ts = self.publisher.find_message(
-                round_row.channel_id, thread_ts=round_row.parent_ts, key=row.key, since=0
+                round_row.channel_id, thread_ts=round_row.thread, key=row.key, since=0
             )
             return _Sent(ts=ts) if ts else None
         if kind == PostKind.CLIP:

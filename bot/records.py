@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain import CloseReason, GenerationKind, RoundStatus
-from bot.views import round_tally, rules_of
+from bot.views import round_tally, rules_of, with_ancestors
 from storage.models import Round
 from storage.store import Repo
 
@@ -103,7 +103,7 @@ def decision_record(repo: Repo, round_row: Round) -> DecisionRecord:
     tally = round_tally(repo, round_row, generations)
     rules = rules_of(round_row)
     is_open = round_row.status == RoundStatus.OPEN.value
-    numbers = {g.id: g.number for g in generations}
+    numbers = {i: g.number for i, g in with_ancestors(repo, generations).items()}  # lineage across rounds
     by_id = {t.generation_id: t for t in tally.tallies}
     refunds = {g.id: repo.ledger.refunded(g.id) for g in generations if g.id is not None}
     variations = tuple(

@@ -1,4 +1,5 @@
-"""Rounds: start one from a draft, record and remove votes, reconcile them with Slack, close and announce.
+"""Rounds: start one from a draft (or the next one in its thread, when work follows a close), record and remove
+votes, reconcile them with Slack, close and announce.
 
 Reactions are Slack's own record. Live tallies come from events; when the bot starts (open rounds) and when a
 round closes, each variation's votes are set to what `reactions.get` reports, so a vote acknowledged but lost in
@@ -39,6 +40,7 @@ from bot.views import (
     round_tally,
     round_view,
     rules_of,
+    thread_rounds,
     vote_records,
 )
 from storage.models import Draft, Generation, Round
@@ -56,6 +58,16 @@ class RoundExport:
     round_id: int
     filename: str
     size: int
+
+
+@dataclass(frozen=True)
+class WorkRound:
+    """Where new work in a thread goes: the thread's open round, or the next round, opened for it."""
+
+    round: Round  # locked for the caller's transaction
+    earlier: tuple[int, ...]  # the thread's other rounds: the new variation is numbered after theirs
+    opened: bool  # the round was opened now, to follow the thread's closed (or tied) latest round
+    place: int  # its place in the thread (1: the round that started it)
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,7 @@ class Rounds:
         self.wake()
         with self.store.read() as repo:
             round_row = repo.rounds.get(round_id)
-            thread_ts = round_row.parent_ts if round_row else None
+            thread_ts = round_row.thread if round_row else None
         return RoundStarted(round_id=round_id, card=card, thread_ts=thread_ts)
 
     def _conversation(self, channel_id: str) -> Conversation:
@@ -197,6 +209,60 @@ class Rounds:
             assert row.id is not None
             ids.append(row.id)
         return round_row.id, ids
+
+    def round_for_work(self, repo: Repo, round_id: int) -> WorkRound:
+        """In the caller's transaction: the round new work in `round_id`'s thread goes into, locked. The thread's
+        latest round while it is open; once it has closed (or tied), the next round, opened now to follow it:
+        an announced winner is never taken back, and the next vote never mixes with the last one's."""
+        row = repo.rounds.get(round_id)
+        if row is None or row.id is None:
+            raise NotFound("That round no longer exists.")
+        latest = repo.rounds.get_for_update(thread_rounds(repo, row)[-1].id or row.id)
+        assert latest is not None and latest.id is not None
+        # PostgreSQL: a round another transaction opened while this one waited for the lock shows now.
+        while (following := repo.rounds.following(latest.id)) is not None and following.id is not None:
+            latest = repo.rounds.get_for_update(following.id)
+            assert latest is not None and latest.id is not None
+        latest_id = latest.id
+        assert latest_id is not None
+        earlier = tuple(r.id for r in thread_rounds(repo, latest) if r.id is not None and r.id != latest_id)
+        if latest.status == RoundStatus.OPEN.value:
+            return WorkRound(round=latest, earlier=earlier, opened=False, place=len(earlier) + 1)
+        opened = self._follow(repo, latest)
+        return WorkRound(round=opened, earlier=(*earlier, latest_id), opened=True, place=len(earlier) + 2)
+
+    def _follow(self, repo: Repo, previous: Round) -> Round:
+        """The next round of `previous`'s thread: the same draft, owner, title and privacy, the previous round's
+        own rules (not the channel's of today), its own deadline; its message a reply in the thread."""
+        assert previous.id is not None
+        thread = previous.thread
+        if thread is None:
+            raise InvalidInput("This round's message is not in Slack yet; try again in a moment.")
+        rules = rules_of(previous)
+        now = self.clock.now()
+        row = repo.rounds.insert(
+            Round(
+                draft_id=previous.draft_id,
+                team_id=previous.team_id,
+                channel_id=previous.channel_id,
+                owner_id=previous.owner_id,  # the thread's owner keeps the owner's powers
+                title=previous.title,
+                thread_ts=thread,
+                previous_id=previous.id,
+                closes_at=now + timedelta(minutes=rules.minutes),
+                blind=rules.blind,
+                rules=previous.rules,
+                private=previous.private,
+                estimated_cost=0.0,
+                created_at=now,
+            )
+        )
+        assert row.id is not None
+        self.posting.round_followed(repo, row.id, previous_id=previous.id)
+        log.info("round %s follows round %s in its thread", row.id, previous.id)
+        locked = repo.rounds.get_for_update(row.id)
+        assert locked is not None
+        return locked
 
     # --- votes --------------------------------------------------------------------------------
 
@@ -290,14 +356,15 @@ class Rounds:
         self, channel_id: str, pending: Sequence[tuple[int | None, str | None, str | None]] | None = None
     ) -> None:
         """Ask Slack (`files.info`) where clips were shared whose own message was not known when they were
-        uploaded: a reaction on the video is a vote for its variation. `pending`: (generation, file, thread);
-        by default the channel's newest clips without a message."""
+        uploaded: a reaction on the video is a vote for its variation. `pending`: (generation, file, the thread
+        it was shared in: its round's, which for a round that follows another is the first round's); by default
+        the channel's newest clips without a message."""
         if pending is None:
             with self.store.read() as repo:
                 pending = [
-                    (g.id, g.clip_file_id, r.parent_ts)
+                    (g.id, g.clip_file_id, r.thread)
                     for g in repo.generations.clips_without_message(channel_id)
-                    if (r := repo.rounds.get(g.round_id)) is not None and r.parent_ts
+                    if (r := repo.rounds.get(g.round_id)) is not None and r.thread
                 ]
         learnt: dict[int, str] = {}
         for generation_id, file_id, thread_ts in pending:
@@ -328,9 +395,7 @@ class Rounds:
                 return 0
             generations = list(repo.generations.in_round(round_id))
         unshared = [
-            (g.id, g.clip_file_id, round_row.parent_ts)
-            for g in generations
-            if g.clip_file_id and not g.clip_ts
+            (g.id, g.clip_file_id, round_row.thread) for g in generations if g.clip_file_id and not g.clip_ts
         ]
         if unshared:
             self.learn_clip_messages(round_row.channel_id, unshared)
@@ -401,8 +466,8 @@ class Rounds:
         tie_only: bool = False,
     ) -> Outcome:
         """The owner closes the round (*Close voting*), or picks #N (`pick #N [reason]`, or a tie's button:
-        `tie_only`, so an old tie's button never closes a round a remix reopened): count votes, save the
-        winner, announce it. Closes once."""
+        `tie_only`: a tie's button, which only ever settles that tie): count votes, save the winner, announce
+        it. Closes once."""
         with self.store.read() as repo:
             round_row = repo.rounds.get(round_id)
             if round_row is None:
@@ -534,6 +599,9 @@ class Rounds:
         if winner_id is not None:
             self.patterns.save_winner(repo, round_row, winner_id, generations, tally)
         self.posting.round_closed(repo, round_id, close_number=round_row.closes)
+        following = repo.rounds.following(round_id)  # a tie's next round says how this one ended
+        if following is not None and following.id is not None:
+            self.posting.round_changed(repo, following.id)
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -607,10 +675,10 @@ def distinct_seeds(count: int) -> list[int]:
     return sorted(seeds)
 
 
-def numbers_hint(generations: list[Generation]) -> str:
+def numbers_hint(generations: list[Generation], *, where: str = "round") -> str:
     if not generations:
-        return "This round has no variations yet."
-    return "This round has " + ", ".join(f"#{g.number}" for g in generations) + "."
+        return f"This {where} has no variations yet."
+    return f"This {where} has " + ", ".join(f"#{g.number}" for g in generations) + "."
 
 
 def _picked(generations: list[Generation], number: int) -> Generation:

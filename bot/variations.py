@@ -1,22 +1,24 @@
 """Variations: every reply verb in a round's thread (remix, again, recut, extend, loop, blend, pick, help) and
 every button on a variation's message becomes one command, and each new generation is linked to its parent
-through one factory."""
+through one factory.
+
+A thread holds its rounds one after another: `#N` names a variation of any of them, and new work goes into the
+thread's open round, or opens the next one once the last has closed."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import timedelta
 
 from bot import media, prompts, replies, safety
 from bot.assets import discard, finished_clip, last_frame_key
 from bot.channels import Channels
-from bot.domain import GenerationKind, PromptSpec, RoundStatus
+from bot.domain import GenerationKind, PromptSpec
 from bot.errors import InvalidInput, NotFound
 from bot.ports import AssetStore, Clock
 from bot.posting import Posting
 from bot.rounds import Rounds, distinct_seeds, numbers_hint
-from bot.views import Outcome, rules_of
+from bot.views import Outcome, thread_generations, thread_rounds
 from storage.models import Generation, Round
 from storage.store import Repo, Store
 
@@ -74,11 +76,11 @@ class Variations:
         if parsed is None:
             return Outcome(False)
         with self.store.read() as repo:
-            round_row = repo.rounds.by_thread(channel_id, thread_ts)
-            if round_row is None or round_row.id is None:
+            rounds = repo.rounds.in_thread(channel_id, thread_ts)
+            if not rounds or rounds[-1].id is None:
                 return Outcome(False)
-            round_id = round_row.id
-            generations = list(repo.generations.in_round(round_id))
+            round_id = rounds[-1].id
+            generations = thread_generations(repo, rounds)
         if isinstance(parsed, replies.ReplyError):
             return Outcome(False, f"{parsed.message} {parsed.hint}".strip())
         return self._perform(round_id, generations, parsed, actor=user_id)
@@ -90,7 +92,10 @@ class Variations:
             if target is None:
                 raise NotFound("That variation no longer exists.")
             round_id = target.round_id
-            generations = list(repo.generations.in_round(round_id))
+            round_row = repo.rounds.get(round_id)
+            if round_row is None:
+                raise NotFound("That round no longer exists.")
+            generations = thread_generations(repo, thread_rounds(repo, round_row))
         command = replace(command, numbers=(target.number, *command.numbers[1:]))
         return self._perform(round_id, generations, command, actor=actor)
 
@@ -113,18 +118,20 @@ class Variations:
     def _perform(
         self, round_id: int, generations: list[Generation], command: replies.ReplyCommand, *, actor: str
     ) -> Outcome:
-        """One command, from a reply or a button, on this round: pick, or one new variation."""
+        """One command, from a reply or a button, in `round_id`'s thread (`generations`: every round's there):
+        pick, on the round holding #N, or one new variation."""
         if command.verb == replies.Verb.HELP:
             return Outcome(True, replies.HELP_TEXT)
         if command.verb == replies.Verb.PICK:
+            picked = self._find(generations, command.numbers[0])
             return self.rounds.close_round(
-                round_id, actor=actor, pick=command.numbers[0], reason=command.change
+                picked.round_id, actor=actor, pick=picked.number, reason=command.change
             )
         if command.verb == replies.Verb.AGAIN and not command.numbers:
-            # A bare `again` re-rolls the round's own prompt (#1's), unlinked: it is a sibling, not a child.
+            # A bare `again` re-rolls the thread's own prompt (#1's), unlinked: it is a sibling, not a child.
             parent = generations[0] if generations else None
             if parent is None:
-                raise NotFound("This round has no variations yet.")
+                raise NotFound("This thread has no variations yet.")
             new = NewVariation(
                 kind=GenerationKind.AGAIN,
                 spec=PromptSpec.from_dict(parent.spec),
@@ -235,20 +242,21 @@ class Variations:
     def _add(
         self, round_id: int, *, actor: str, parent: Generation, new: NewVariation, linked: bool = True
     ) -> Outcome:
-        """The one factory: charge, reopen a closed round (a new variation is votable), add the next #N, ask the
-        outbox for its message. Everything in one transaction."""
+        """The one factory: the round it goes into (the thread's open round, or the next round, opened now: a
+        closed round and its winner stay as they were), charge, add the next #N of the thread, ask the outbox
+        for its message. Everything in one transaction."""
         provider = new.provider or parent.provider
         model = parent.model if provider == parent.provider else None
         with self.store.transaction() as repo:
-            round_row = repo.rounds.get_for_update(round_id)
-            if round_row is None or round_row.id is None:
-                raise NotFound("That round no longer exists.")
+            work = self.rounds.round_for_work(repo, round_id)
+            round_row = work.round
+            assert round_row.id is not None
             charged = self._charge(
                 repo, round_row, actor=actor, provider=provider, model=model, seconds=new.seconds
             )
             row = repo.generations.add_to_round(
                 Generation(
-                    round_id=round_id,
+                    round_id=round_row.id,
                     parent_id=parent.id if linked else None,
                     number=0,
                     kind=new.kind.value,
@@ -268,13 +276,21 @@ class Variations:
                     edit_end=new.edit_end,
                     charged=charged,
                     created_at=self.clock.now(),
-                )
+                ),
+                after=work.earlier,
             )
             assert row.id is not None
-            self.posting.variation_added(repo, round_id, row.id)
-        self.posting.deliver(round_id)
+            self.posting.variation_added(repo, round_row.id, row.id)
+            target_id, number = round_row.id, row.number
+        self.posting.deliver(target_id)
         self.rounds.wake()
-        return Outcome(True)
+        if not work.opened:
+            return Outcome(True)
+        return Outcome(
+            True,
+            f"#{number} opens round {work.place} in this thread, with its own vote: "
+            f"round {work.place - 1} and its result stay as they were.",
+        )
 
     def _charge(
         self, repo: Repo, round_row: Round, *, actor: str, provider: str, model: str | None, seconds: int
@@ -295,16 +311,16 @@ class Variations:
             seconds=seconds,
         )
         repo.rounds.add_cost(round_row.id, total)
-        if round_row.status in (RoundStatus.CLOSED.value, RoundStatus.TIED.value):
-            minutes = rules_of(round_row).minutes  # the round's own rules, not the channel's of today
-            repo.rounds.reopen(round_row.id, closes_at=self.clock.now() + timedelta(minutes=minutes))
         return total
 
     @staticmethod
     def _find(generations: list[Generation], number: int) -> Generation:
         found = next((g for g in generations if g.number == number), None)
         if found is None or found.id is None:
-            raise NotFound(f"There is no variation #{number} in this round.", hint=numbers_hint(generations))
+            raise NotFound(
+                f"There is no variation #{number} in this thread.",
+                hint=numbers_hint(generations, where="thread"),
+            )
         return found
 
 

@@ -75,6 +75,7 @@ class PatternCard:
     settings: dict[str, object]
     rhythm: tuple[dict[str, object], ...]
     saved_by: str | None = None  # saved with *Save* by this person; None: the round's winner
+    round_place: int = 1  # the round's place in its thread: a later round's winner is a later version
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,20 @@ class RoundView:
     closed_by: str | None = None
     # The uploaded still of the winner (this close), once Slack has it: the round message shows it by its id.
     winner_still_file_id: str | None = None
+    # Rounds follow each other in a thread: this one's place (1 started the thread), the round it follows and
+    # how that one ended, and the place of the round that follows it, once one has opened.
+    place: int = 1
+    previous: PreviousRound | None = None
+    next_place: int | None = None
+
+
+@dataclass(frozen=True)
+class PreviousRound:
+    """The round a following round follows, as its message shows it."""
+
+    place: int
+    status: RoundStatus
+    winner_number: int | None = None
 
 
 def winner_still_key(round_id: int, close_number: int) -> str:
@@ -249,6 +264,58 @@ def vote_records(repo: Repo, round_id: int, *, user_id: str | None = None) -> li
     ]
 
 
+def thread_rounds(repo: Repo, round_row: Round) -> list[Round]:
+    """Every round of the round's thread, first to latest (only itself while its message is not posted)."""
+    thread = round_row.thread
+    return list(repo.rounds.in_thread(round_row.channel_id, thread)) if thread else [round_row]
+
+
+def thread_generations(repo: Repo, rounds: Sequence[Round]) -> list[Generation]:
+    """The variations of a thread's rounds, by number: `#5` names one of them, whichever round holds it."""
+    rows = [g for r in rounds if r.id is not None for g in repo.generations.in_round(r.id)]
+    return sorted(rows, key=lambda g: g.number)
+
+
+def with_ancestors(repo: Repo, generations: Sequence[Generation]) -> dict[int | None, Generation]:
+    """The variations by id, with every variation they come from, also those of earlier rounds in the thread
+    (a remix in round 2 of round 1's #2 names #2): lineage reads across rounds."""
+    known: dict[int | None, Generation] = {g.id: g for g in generations}
+    missing = {g.parent_id for g in generations if g.parent_id and g.parent_id not in known}
+    while missing:
+        found = [row for pid in missing if pid is not None and (row := repo.generations.get(pid)) is not None]
+        known |= {g.id: g for g in found}
+        missing = {g.parent_id for g in found if g.parent_id and g.parent_id not in known}
+    return known
+
+
+def _winner_number(repo: Repo, round_row: Round) -> int | None:
+    if round_row.winner_generation_id is None or round_row.status != RoundStatus.CLOSED.value:
+        return None
+    winner = repo.generations.get(round_row.winner_generation_id)
+    return winner.number if winner else None
+
+
+def _thread_place(repo: Repo, round_row: Round) -> tuple[int, PreviousRound | None, int | None]:
+    """The round's place in its thread, the round it follows, and the place of the one following it."""
+    assert round_row.id is not None
+    following = repo.rounds.following(round_row.id)
+    if round_row.previous_id is None:
+        return 1, None, 2 if following is not None else None
+    ids = [r.id for r in thread_rounds(repo, round_row)]
+    place = ids.index(round_row.id) + 1 if round_row.id in ids else 2
+    before = repo.rounds.get(round_row.previous_id)
+    previous = (
+        PreviousRound(
+            place=ids.index(before.id) + 1 if before.id in ids else place - 1,
+            status=RoundStatus(before.status),
+            winner_number=_winner_number(repo, before),
+        )
+        if before is not None
+        else None
+    )
+    return place, previous, place + 1 if following is not None else None
+
+
 def round_tally(
     repo: Repo, round_row: Round, generations: list[Generation] | None = None
 ) -> votes.RoundTally:
@@ -273,9 +340,9 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
     is_open = round_row.status == RoundStatus.OPEN.value
     rules = rules_of(round_row)
     hide = rules.blind and is_open  # a blind round shows only how many have voted until voting ends
-    numbers = {g.id: g.number for g in generations}
-    specs = {g.id: g.spec for g in generations}
-    by_id = {g.id: g for g in generations}
+    by_id = with_ancestors(repo, generations)  # a remix of an earlier round's variation names it
+    numbers = {i: g.number for i, g in by_id.items()}
+    specs = {i: g.spec for i, g in by_id.items()}
     # A place in the provider's line, across every round waiting on it, not just this one.
     explored = _explored(generations)
     place = {
@@ -318,6 +385,7 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
         for g in generations
     )
     winner_number = numbers.get(round_row.winner_generation_id) if round_row.winner_generation_id else None
+    in_thread, previous, next_place = _thread_place(repo, round_row)
     return RoundView(
         round_id=round_row.id,
         channel_id=round_row.channel_id,
@@ -339,6 +407,9 @@ def round_view(repo: Repo, round_row: Round) -> RoundView:
         winner_still_file_id=_still_file(repo, round_row)
         if round_row.status == RoundStatus.CLOSED.value
         else None,
+        place=in_thread,
+        previous=previous,
+        next_place=next_place,
     )
 
 
@@ -396,4 +467,5 @@ def pattern_card(pattern: Pattern) -> PatternCard:
         settings=dict(pattern.settings),
         rhythm=tuple(pattern.rhythm),
         saved_by=pattern.saved_by,
+        round_place=int(outcome.get("round", 1)),
     )

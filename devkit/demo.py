@@ -117,8 +117,14 @@ def play(session: Session) -> None:
     session.wait_for_text(parent, "Decision record")  # the close's last post: its sheet and still are in
 
     say("5. bob replies in the thread  remix #2 make it golden hour")
+    say("   round 1 stays won by #2; the remix opens round 2, a new vote, in the same thread")
     session.expect_ok(sim.reply(BOB, CHANNEL, parent.ts, "remix #2 make it golden hour"), "a remix reply")
     session.wait_ready(parent, range(4, 5))
+    fake.wait_for(
+        lambda: sum(f.title == "Contact sheet" for f in fake.files()) == 2,
+        timeout=session.timeout,
+        what="round 2's contact sheet",
+    )
 
     seen = len(fake.ephemerals(CHANNEL, CAROL))
     say("6. carol types  /sora recall neon robot")

@@ -78,10 +78,10 @@ class RecordingPublisher:
 
     # --- the port ---------------------------------------------------------------------------
 
-    def post_round(self, view: RoundView, *, key: str) -> str:
+    def post_round(self, view: RoundView, *, key: str, thread_ts: str | None = None) -> str:
         def act() -> str:
             ts = self._ts()
-            self.posts.append(Posted("round", ts, view.channel_id, None, key=key, view=view))
+            self.posts.append(Posted("round", ts, view.channel_id, thread_ts, key=key, view=view))
             return ts
 
         return str(self._do("post_round", act))

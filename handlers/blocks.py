@@ -418,11 +418,28 @@ def _closed_line(view: RoundView) -> str:
     return said
 
 
+def _follows(view: RoundView) -> str:
+    """What a following round follows, and how that one ended."""
+    previous = view.previous
+    if previous is None:
+        return ""
+    said = f"Follows round {previous.place}"
+    if previous.status == RoundStatus.TIED:
+        said += ", a tie its owner is picking"
+    elif previous.status == RoundStatus.CLOSED:
+        said += f", won by #{previous.winner_number}" if previous.winner_number is not None else ", no winner"
+    return said + " · "
+
+
 def round_message(view: RoundView) -> Message:
     title = fit(view.title, 200)
     count = len(view.variations)
+    heading = f"Round {view.place} · {title}" if view.place > 1 else title
     blocks: list[dict[str, Any]] = [
-        _section(f":clapper: *{title}*\nA round by <@{view.owner_id}> · {count} variations in the thread"),
+        _section(
+            f":clapper: *{heading}*\n{_follows(view)}A round by <@{view.owner_id}> · "
+            f"{count} variation{'s' if count != 1 else ''} in the thread"
+        ),
     ]
     if view.status == RoundStatus.OPEN:
         blocks.append(_section(_how_to_vote(view)))
@@ -446,6 +463,10 @@ def round_message(view: RoundView) -> Message:
             }
         )
     blocks += tie_buttons(view)
+    if view.next_place is not None:
+        blocks.append(
+            _context(f"Round {view.next_place} follows in the thread: later work is voted on there.")
+        )
     if view.status == RoundStatus.CLOSED and view.winner_still_file_id and view.winner_number is not None:
         # An uploaded file shows in an image block by its id (`slack_file`): no public URL needed.
         blocks.append(
@@ -456,7 +477,7 @@ def round_message(view: RoundView) -> Message:
                 "title": {"type": "plain_text", "text": f"The winner, #{view.winner_number}"},
             }
         )
-    return _message(f"Round: {title}", blocks)
+    return _message(f"Round {view.place}: {title}" if view.place > 1 else f"Round: {title}", blocks)
 
 
 def vote_buttons(view: VariationView) -> list[dict[str, Any]]:
@@ -675,6 +696,8 @@ def recall_results(query: str, cards: Sequence[PatternCard]) -> Message:
         )
         if card.saved_by:
             outcome = f"#{card.winner_number} saved · {card.rounds_closed_at}"
+        elif card.round_place > 1:  # a later round of its thread: a later version of the pattern
+            outcome += f" · round {card.round_place} of its thread"
         settings = f"{card.settings.get('seconds', '?')} s · {card.settings.get('aspect', '?')}"
         if card.rhythm:
             settings += " · rhythm " + ", ".join(f"{float(str(b['start'])):g}s" for b in card.rhythm[:8])

@@ -77,11 +77,12 @@ class SlackPublisher:
             )
         return dict(response.data) if isinstance(response.data, dict) else {}
 
-    def post_round(self, view: RoundView, *, key: str) -> str:
+    def post_round(self, view: RoundView, *, key: str, thread_ts: str | None = None) -> str:
         message = blocks.round_message(view)
         data = self._call(
             "chat_postMessage",
             channel=view.channel_id,
+            thread_ts=thread_ts,  # None (dropped by the client): a round that starts its thread
             unfurl_links=False,
             metadata=_metadata(key),
             **message,

@@ -182,9 +182,11 @@ class Generations(Queries):
 
     # --- creation ---------------------------------------------------------------------------
 
-    def add_to_round(self, row: Generation) -> Generation:
-        """Insert `row` as the round's next #N (the caller holds the round's lock)."""
-        statement = select(func.max(Generation.number)).where(Generation.round_id == row.round_id)
+    def add_to_round(self, row: Generation, *, after: Sequence[int] = ()) -> Generation:
+        """Insert `row` as the round's next #N, numbered after the rounds `after` too (the earlier rounds of its
+        thread: one number names one variation in a thread). The caller holds the round's lock."""
+        rounds = [row.round_id, *after]
+        statement = select(func.max(Generation.number)).where(col(Generation.round_id).in_(rounds))
         row.number = int(self.session.exec(statement).one() or 0) + 1
         return self._insert(row)  # type: ignore[no-any-return]
 

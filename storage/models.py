@@ -51,7 +51,10 @@ class Draft(SQLModel, table=True):
 
 class Round(SQLModel, table=True):
     __tablename__ = "round"
-    __table_args__ = (Index("ix_round_channel_parent", "channel_id", "parent_ts"),)
+    __table_args__ = (
+        Index("ix_round_channel_parent", "channel_id", "parent_ts"),
+        Index("ix_round_channel_thread", "channel_id", "thread_ts"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="draft.id")
@@ -59,7 +62,11 @@ class Round(SQLModel, table=True):
     channel_id: str
     owner_id: str
     title: str = Field(sa_column=Column(Text, nullable=False))
-    parent_ts: str | None = None
+    parent_ts: str | None = None  # the round's own message, once the outbox has posted it
+    # The thread the round lives in, when it follows another round there (its message is a reply in that
+    # thread). None: the round started the thread, and its own message (`parent_ts`) is the thread's parent.
+    thread_ts: str | None = None
+    previous_id: int | None = Field(default=None, foreign_key="round.id")  # the round this one follows
     status: str = "open"  # open → (tied →) closed | cancelled
     blind: bool = False
     # The channel's voting rules when the round started (bot.votes.VoteRules); None for rounds from before them.
@@ -77,6 +84,11 @@ class Round(SQLModel, table=True):
     winner_generation_id: int | None = None
     closes: int = 0  # how many times it has closed: each close is announced once
     created_at: datetime = Field(sa_type=UtcDateTime)
+
+    @property
+    def thread(self) -> str | None:
+        """The thread to post into and to find the round by: the one it follows in, else its own message's."""
+        return self.thread_ts or self.parent_ts
 
 
 class Generation(SQLModel, table=True):

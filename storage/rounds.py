@@ -1,4 +1,5 @@
-"""Round queries: one voting round per Generate; closed exactly once per vote window, whoever asks twice.
+"""Round queries: a Generate opens a thread's first round, and work after a close opens the next one in the same
+thread (`previous_id`, `thread_ts`); each round is closed exactly once, whoever asks twice.
 
 `open → closed`, or `open → tied → closed` when the vote ends level and the owner has time to pick: each move
 is a conditional update on the status it starts from, so two clicks or two replicas make it once.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_
+from sqlalchemy import and_, or_
 from sqlmodel import col, func, select
 
 from storage.generations import TERMINAL
@@ -36,9 +37,30 @@ class Rounds(Queries):
     def insert(self, round_row: Round) -> Round:
         return self._insert(round_row)  # type: ignore[no-any-return]
 
-    def by_thread(self, channel_id: str, thread_ts: str) -> Round | None:
-        statement = select(Round).where(Round.channel_id == channel_id, Round.parent_ts == thread_ts)
+    def in_thread(self, channel_id: str, thread_ts: str) -> Sequence[Round]:
+        """The thread's rounds, first to latest: the one that started it (its message is the thread's parent)
+        and those that followed it there."""
+        statement = (
+            select(Round)
+            .where(
+                Round.channel_id == channel_id,
+                or_(
+                    col(Round.thread_ts) == thread_ts,
+                    and_(col(Round.thread_ts).is_(None), col(Round.parent_ts) == thread_ts),
+                ),
+            )
+            .order_by(col(Round.id))
+        )
+        return self.session.exec(statement.execution_options(populate_existing=True)).all()
+
+    def by_message(self, channel_id: str, parent_ts: str) -> Round | None:
+        """The round whose own message is `parent_ts`."""
+        statement = select(Round).where(Round.channel_id == channel_id, Round.parent_ts == parent_ts)
         return self.session.exec(statement).first()
+
+    def following(self, round_id: int) -> Round | None:
+        """The round that follows this one in its thread, if one has opened."""
+        return self.session.exec(select(Round).where(Round.previous_id == round_id)).first()
 
     def latest_in_channel(self, channel_id: str) -> Round | None:
         statement = (
@@ -94,20 +116,6 @@ class Rounds(Queries):
         """The round's cost so far moves by `amount`: a variation charged (positive) or refunded (negative)."""
         self._conditional_update(
             Round, col(Round.id) == round_id, {"estimated_cost": Round.estimated_cost + amount}
-        )
-
-    def reopen(self, round_id: int, *, closes_at: datetime) -> bool:
-        """A new variation in a closed (or tied) round makes it votable again until `closes_at`."""
-        return self._conditional_update(
-            Round,
-            and_(col(Round.id) == round_id, col(Round.status).in_((CLOSED, TIED))),
-            {
-                "status": OPEN,
-                "closes_at": closes_at,
-                "closed_at": None,
-                "close_reason": None,
-                "pick_reason": None,
-            },
         )
 
     def due(self, now: datetime, *, limit: int = 20) -> Sequence[Round]:

@@ -9,7 +9,7 @@ import io
 import json
 
 from conftest import BOB, CAROL, CHANNEL, DAN, OWNER, Bot
-from test_slack_loop import _all_text, close, ready_round, rows, settle, wait_until
+from test_slack_loop import _all_text, close, ready_round, rows, settle, variation_messages, wait_until
 from test_vote_rules import ballot, public_payloads, settings, tally, thread
 
 from bot.records import DecisionRecord, VariationRecord
@@ -145,17 +145,19 @@ def test_a_pick_with_its_reason_is_in_the_record_and_each_close_has_its_own(sora
     text = _all_text(record)
     assert "*Winner:* #3. Picked by the round's owner." in text
     assert "calmer &lt;!channel&gt; camera" in text and "<!channel>" not in text
-    sora.sim.reply(BOB, CHANNEL, parent.ts, "remix #3 make it golden hour")  # reopens the round
+    sora.sim.reply(BOB, CHANNEL, parent.ts, "remix #3 make it golden hour")  # opens round 2 in the thread
     sora.sweep_until_idle()
-    close(sora, parent)
+    [second] = [m for m in thread(sora, parent) if m.text.startswith("Round 2:")]
+    sora.sim.react(CAROL, CHANNEL, variation_messages(sora, parent)[4].ts, "+1")  # round 2's own vote
+    close(sora, second)
     sora.sweep_until_idle()
     keys = [m.metadata["event_payload"]["key"] for m in records(sora, parent) if m.metadata]
-    assert keys == ["round-1/close-1/record", "round-1/close-2/record"]
+    assert keys == ["round-1/close-1/record", "round-2/close-1/record"]
     # Each close is its own decision and its own version of the pattern: the first is kept as it was.
-    versions = sorted(rows(sora, Pattern), key=lambda p: p.outcome["close"])
-    assert [(p.outcome["close"], p.outcome["winner_number"], p.outcome["reason"]) for p in versions] == [
+    versions = sorted(rows(sora, Pattern), key=lambda p: p.outcome["round"])
+    assert [(p.outcome["round"], p.outcome["winner_number"], p.outcome["reason"]) for p in versions] == [
         (1, 3, "calmer <!channel> camera"),
-        (2, versions[1].outcome["winner_number"], None),
+        (2, 4, None),
     ]
 
 

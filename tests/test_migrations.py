@@ -44,7 +44,15 @@ CHANNEL, OTHER_CHANNEL, OWNER, BOB = "C0VIDEO", "C0ELSE", "U0OWNER", "U0BOB"
 NEW_COLUMNS = {
     "draft": {"explore": None},  # drafts from before re-roll one prompt
     # unknown counts as private: the narrower case; rounds from before keep the rules they ran under
-    "round": {"private": True, "rules": None, "close_reason": None, "pick_reason": None},
+    "round": {
+        "private": True,
+        "rules": None,
+        "close_reason": None,
+        "pick_reason": None,
+        # every round from before started its own thread and followed none
+        "thread_ts": None,
+        "previous_id": None,
+    },
     "pattern": {"private": True, "saved_by": None},  # every pattern from before is a round's winner
     # never recorded per variation: nothing is given back on a guess; the clip's message is looked up when needed
     "generation": {"charged": 0.0, "clip_ts": None, "clip_file_id": None, "clip_seconds": None},
@@ -299,8 +307,8 @@ def cli_env(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_revisions_are_the_baseline_then_this_release() -> None:
-    assert schema.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006"]
-    assert schema.head() == "0006"
+    assert schema.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+    assert schema.head() == "0007"
 
 
 def test_the_baseline_on_an_empty_database_is_the_previous_release_schema(url: str) -> None:
@@ -316,7 +324,7 @@ def test_an_empty_database_migrated_to_head_is_what_the_models_define(url: str) 
         migration = store.create_schema()
     finally:
         store.dispose()
-    assert (migration.before, migration.after, migration.ran) == (None, "0006", True)
+    assert (migration.before, migration.after, migration.ran) == (None, "0007", True)
     assert differences(url, SQLModel.metadata) == []
 
 
@@ -340,9 +348,9 @@ def test_migrate_upgrades_the_previous_release_keeping_every_row(
     assert all(before.values()), "a row in every table"
 
     assert main(["migrate"]) == 0
-    assert "from no revision to 0006 (head)" in capsys.readouterr().out
+    assert "from no revision to 0007 (head)" in capsys.readouterr().out
 
-    assert revision_of(url) == "0006"
+    assert revision_of(url) == "0007"
     assert dump(url, old.BaselineRelease.metadata) == before, "every row, every old column, as it was"
     after = dump(url, SQLModel.metadata)
     for table, values in NEW_COLUMNS.items():
@@ -390,7 +398,7 @@ def test_migrating_twice_changes_nothing(url: str, cli_env: None, capsys: pytest
     first = dump(url, SQLModel.metadata)
     capsys.readouterr()
     assert main(["migrate"]) == 0
-    assert "already at 0006 (head); nothing to do" in capsys.readouterr().out
+    assert "already at 0007 (head); nothing to do" in capsys.readouterr().out
     assert dump(url, SQLModel.metadata) == first
 
 
@@ -418,12 +426,12 @@ def test_two_migrations_at_once_run_once(url: str) -> None:
     for thread in threads:
         thread.join(timeout=120)
     assert errors == []
-    assert sorted((m.before or "", m.after) for m in results) == [("", "0006"), ("0006", "0006")]
+    assert sorted((m.before or "", m.after) for m in results) == [("", "0007"), ("0007", "0007")]
     assert dump(url, old.BaselineRelease.metadata) == before
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [("0006",)]
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [("0007",)]
     finally:
         engine.dispose()
 
@@ -456,7 +464,7 @@ def test_serve_on_the_previous_release_database_says_to_migrate_and_leaves_it_al
         result = run_cli("serve", "--host", "127.0.0.1", "--port", str(free_port()), env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        "sora-bot cannot start: the database schema is older than this release (unversioned, needs 0006): "
+        "sora-bot cannot start: the database schema is older than this release (unversioned, needs 0007): "
         "back it up and run `sora-bot migrate` (or set SORA_BOT_MIGRATE_ON_START=true)"
     ]
     assert revision_of(url) is None
@@ -490,8 +498,8 @@ def test_serve_with_migrate_on_start_upgrades_the_database_and_serves(url: str, 
         finally:
             process.terminate()
             _, stderr = process.communicate(timeout=20)
-    assert "database schema migrated from nothing to 0006" in stderr
-    assert revision_of(url) == "0006"
+    assert "database schema migrated from nothing to 0007" in stderr
+    assert revision_of(url) == "0007"
     assert dump(url, old.BaselineRelease.metadata) == before
 
 
@@ -512,12 +520,12 @@ def test_doctor_shows_the_migration_level_and_what_to_do_when_behind(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SLACK_API_URL", doctor_slack.api_url)
     assert main(["doctor"]) == 0
-    assert "schema: empty (head 0006); serve creates it" in capsys.readouterr().out
+    assert "schema: empty (head 0007); serve creates it" in capsys.readouterr().out
 
     make_previous_release_database(url)
     assert main(["doctor"]) == 1
     problems = capsys.readouterr().out.split("Problems:")[1]
-    assert "schema is older than this release (unversioned, needs 0006)" in problems
+    assert "schema is older than this release (unversioned, needs 0007)" in problems
     assert "run `sora-bot migrate`" in problems
 
     monkeypatch.setenv("SORA_BOT_MIGRATE_ON_START", "true")
@@ -526,7 +534,7 @@ def test_doctor_shows_the_migration_level_and_what_to_do_when_behind(
 
     assert main(["migrate"]) == 0
     assert main(["doctor"]) == 0
-    assert "schema: 0006 (head)" in capsys.readouterr().out
+    assert "schema: 0007 (head)" in capsys.readouterr().out
 
 
 def test_the_migrations_ship_with_the_package() -> None:

@@ -26,9 +26,10 @@ from devkit.slack_api import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# What the demo leaves in its thread, whatever the transport: four clips, the first contact sheet, the one the
-# close marks, and the winner's still.
+# What the demo leaves in its thread, whatever the transport: four clips, round 1's contact sheet, the one its
+# close marks, the winner's still, and the contact sheet of round 2 (the remix after the close).
 DEMO_FILES = [
+    "Contact sheet",
     "Contact sheet",
     "Contact sheet: #2 won",
     "The winner, #2",

@@ -183,7 +183,7 @@ def test_reconcile_makes_a_variations_votes_exactly_what_slack_holds(store: Stor
 # --- rounds ---------------------------------------------------------------------------------------
 
 
-def test_a_round_closes_once_per_vote_window_and_a_deadline_close_has_no_actor(store: Store) -> None:
+def test_a_round_closes_once_and_a_deadline_close_has_no_actor(store: Store) -> None:
     round_id, (first, *_) = seed(store)
     with store.transaction() as repo:
         assert repo.rounds.close(round_id, now=NOW, actor=None, winner_generation_id=first) is True
@@ -192,12 +192,53 @@ def test_a_round_closes_once_per_vote_window_and_a_deadline_close_has_no_actor(s
         row = repo.rounds.get(round_id)
         assert row is not None
         assert (row.status, row.closed_by, row.closes, row.winner_generation_id) == ("closed", None, 1, first)
-        assert repo.rounds.reopen(round_id, closes_at=NOW + timedelta(hours=1)) is True
-        assert repo.rounds.reopen(round_id, closes_at=NOW + timedelta(hours=1)) is False
+
+
+def test_a_threads_rounds_are_found_by_its_parent_and_number_their_variations_on(store: Store) -> None:
+    round_id, first_ids = seed(store)
     with store.transaction() as repo:
-        assert repo.rounds.close(round_id, now=NOW, actor="U", winner_generation_id=None) is True
-        row = repo.rounds.get_for_update(round_id)
-        assert row is not None and (row.closed_by, row.closes) == ("U", 2)
+        first = repo.rounds.get(round_id)
+        assert first is not None and first.thread == "1.0", "a round that started its thread: its own message"
+        second = repo.rounds.insert(
+            Round(
+                draft_id=first.draft_id,
+                team_id="T",
+                channel_id="C",
+                owner_id="U",
+                title="robot",
+                thread_ts="1.0",
+                previous_id=round_id,
+                closes_at=NOW + timedelta(hours=1),
+                created_at=NOW,
+            )
+        )
+        assert second.id is not None and second.thread == "1.0"
+        row = repo.generations.add_to_round(
+            Generation(
+                round_id=second.id,
+                number=0,
+                kind="remix",
+                requested_by="U",
+                prompt="p",
+                seconds=4,
+                aspect="16:9",
+                provider="local",
+                parent_id=first_ids[0],
+                created_at=NOW,
+            ),
+            after=(round_id,),
+        )
+        assert row.number == 4, "#N goes on across the thread's rounds"
+        repo.rounds.set_parent(second.id, "1.5")  # its message, a reply in the thread
+    with store.read() as repo:
+        assert [r.id for r in repo.rounds.in_thread("C", "1.0")] == [round_id, second.id]
+        assert repo.rounds.in_thread("C", "1.5") == [], "a following round's own message is no thread"
+        assert repo.rounds.in_thread("OTHER", "1.0") == []
+        following = repo.rounds.following(round_id)
+        assert following is not None and following.id == second.id
+        assert repo.rounds.following(second.id) is None
+        found = repo.rounds.by_message("C", "1.5")
+        assert found is not None and found.id == second.id
 
 
 def test_a_round_past_its_deadline_is_due_and_its_sheet_is_queued_once(store: Store) -> None:

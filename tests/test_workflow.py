@@ -77,14 +77,29 @@ def test_pick_is_for_the_owner_and_names_the_winner(core: Core) -> None:
     assert core.services.rounds.round_view(round_id).winner_number == 3
 
 
-def test_a_remix_after_close_reopens_the_round_for_a_new_vote(core: Core) -> None:
+def test_a_remix_after_close_opens_the_next_round_and_the_closed_one_stays_as_it_was(core: Core) -> None:
     round_id, _ = ready_round(core)
+    vote(core, core.publisher.of_kind("variation")[1].ts, "A", "+1")
     core.services.rounds.close_round(round_id, actor="U1")
     outcome = reply(core, "remix #1 at dusk", user="U2")
-    assert outcome.done
-    view = core.services.rounds.round_view(round_id)
-    assert view.status == "open" and len(view.variations) == 4
-    assert view.variations[3].parent_number == 1 and view.variations[3].change == "at dusk"
+    assert outcome.done and outcome.message and "opens round 2" in outcome.message
+    closed = core.services.rounds.round_view(round_id)
+    assert closed.status == "closed" and closed.winner_number == 2 and len(closed.variations) == 3
+    assert closed.next_place == 2
+    with core.store.read() as repo:
+        second = repo.rounds.following(round_id)
+    assert second is not None and second.id is not None and second.previous_id == round_id
+    view = core.services.rounds.round_view(second.id)
+    assert view.status == "open" and view.place == 2
+    assert view.previous is not None and (view.previous.place, view.previous.winner_number) == (1, 2)
+    [remix] = view.variations
+    assert (remix.number, remix.parent_number, remix.change) == (4, 1, "at dusk")
+    [posted] = [
+        p
+        for p in core.publisher.of_kind("round")
+        if isinstance(p.view, RoundView) and p.view.round_id == second.id
+    ]
+    assert posted.thread_ts == core.publisher.of_kind("round")[0].ts, "a reply in the same thread"
 
 
 def test_again_rerolls_the_draft_without_a_parent_link(core: Core) -> None:
