@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,13 +69,16 @@ class Bot:
     def services(self) -> Services:
         return self.runtime.services
 
-    def sweep_until_idle(self, *, rounds: int = 20) -> None:
+    def sweep_until_idle(self, *, rounds: int = 20, pause: float = 0.0) -> None:
+        """Sweep, moving the frozen clock 5 s a time, until nothing is left to do. `pause`: real seconds between
+        sweeps, for work other threads are doing at the same time (they need real time, not the frozen clock's)."""
         for _ in range(rounds):
             report = self.services.sweep()
             assert not report.errors, report.errors
             if not report.busy:
                 return
             self.clock.advance(seconds=5)
+            time.sleep(pause)
         raise AssertionError("the sweep never went idle")
 
 
