@@ -147,7 +147,7 @@ class BallotBox:
 
         `at_once`: keep and apply it before returning, in this thread (when listeners finish before Slack's answer,
         the vote is counted by then too)."""
-        if at_once:
+        if at_once or self._closing:  # a listener finishing during a graceful stop: its vote still counts
             self._now(reaction)
             return
         with self._arrived:
