@@ -274,12 +274,13 @@ def ready_round(
 @contextmanager
 def running_bot(fake: FakeSlack, tmp: Path, database_url: str | None) -> Iterator[tuple[Runtime, HttpServer]]:
     runtime = sora_runtime(fake, tmp / "data", database_url=database_url)
-    server = HttpServer(runtime.wsgi(), host="127.0.0.1", port=0).start()
+    serving = runtime.start(host="127.0.0.1", port=0)  # as `serve` starts it
+    assert serving.http is not None
     runtime.ticker.start()  # the real sweep: clips, and the outbox's coalesced chat.update calls
     try:
-        yield runtime, server
+        yield runtime, serving.http
     finally:
-        server.stop()
+        serving.stop()
         runtime.close()
 
 
