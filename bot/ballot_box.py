@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -135,8 +136,10 @@ class BallotBox:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._applying = threading.Lock()
+        self._notes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sora-bot-notes")
         # Events already given one clip lookup: applied as they are next time.
         self._looked_up: set[str] = set()
+        self._told_moved: set[tuple[int, str]] = set()  # (round, voter) told how a vote moves
         self._limit = BATCH
 
     # --- taking events ------------------------------------------------------------------------
@@ -171,7 +174,7 @@ class BallotBox:
 
     def _now(self, reaction: Reaction) -> None:
         self._keep([reaction])
-        self.drain(wait=True)
+        self.drain(wait=True, notes_here=True)
 
     def close(self, *, timeout: float = 10.0) -> None:
         """Keep and apply what is queued, then stop the applier thread (a graceful stop loses no vote)."""
@@ -181,6 +184,7 @@ class BallotBox:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        self._notes.shutdown(wait=True)
 
     def _run(self) -> None:
         failures = 0
@@ -219,9 +223,11 @@ class BallotBox:
 
     # --- applying -----------------------------------------------------------------------------
 
-    def drain(self, *, wait: bool = False) -> int:
+    def drain(self, *, wait: bool = False, notes_here: bool = False) -> int:
         """Apply every kept reaction not applied yet; returns how many. One batch at a time per process: without
-        `wait`, a caller finding a batch under way leaves it to that (the sweep does)."""
+        `wait`, a caller finding a batch under way leaves it to that (the sweep does). The voters' private notes
+        go out from a pool of their own, so Slack's time to take them never holds up the next batch
+        (`notes_here`: from this thread, before returning)."""
         if not self._applying.acquire(blocking=wait):
             return 0
         applied = 0
@@ -239,7 +245,10 @@ class BallotBox:
         finally:
             self._applying.release()
         for note in notes:
-            self._tell(note)
+            if notes_here:
+                self._tell(note)
+            else:
+                self._notes.submit(self._tell, note)
         return applied
 
     def waiting(self) -> int:
@@ -353,7 +362,7 @@ class BallotBox:
             states[round_id] = _RoundState(
                 row=round_row,
                 rules=rules,
-                emoji=frozenset(votes.normalise_emoji(e) for e in rules.emoji),
+                emoji=rules.names,
                 numbers={g.id: g.number for g in generations if g.id is not None},
                 generations=generations,
                 rows=rows,
@@ -407,13 +416,31 @@ class BallotBox:
         state.touched |= before | after
         if changed:
             self.meter.vote("added" if active else "removed")
-        if changed and active and before and after and not state.rules.multi:
+        if (
+            changed
+            and active
+            and before
+            and after
+            and not state.rules.multi
+            and self._first_move(state, user_id)
+        ):
             return (
                 f"Your vote moved from {numbers_text(before, state.generations)} to "
-                f"{numbers_text(after, state.generations)}: one vote per person in this round. "
-                "Your other reaction stays in Slack but no longer counts."
+                f"{numbers_text(after, state.generations)}: one vote per person in this round, and your latest "
+                "reaction is the one that counts (the others stay in Slack). I'll say this once per round."
             )
         return None
+
+    def _first_move(self, state: _RoundState, user_id: str) -> bool:
+        """Whether this is the first move of this person's vote in this round that this process has seen: the
+        note is said once, not at every move (and not at Slack's pace for a burst of them)."""
+        key = (state.row.id or 0, user_id)
+        if key in self._told_moved:
+            return False
+        if len(self._told_moved) >= 50_000:
+            self._told_moved.clear()
+        self._told_moved.add(key)
+        return True
 
     @staticmethod
     def _vote_of(state: _RoundState, user_id: str) -> frozenset[int]:

@@ -28,6 +28,7 @@ from bot.errors import AssetError, PublishError, PublishUncertain
 from bot.ports import AssetStore, Clock, Publisher
 from bot.tuning import CoreSettings
 from storage.models import Generation, Outbox, Round
+from storage.outbox import UpdateRequest
 from storage.store import Repo, Store
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,20 @@ class Posting:
         self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)
 
     def votes_changed(self, repo: Repo, round_id: int, generation_ids: Sequence[int]) -> None:
-        self._update(repo, PostKind.ROUND_UPDATE, round_id)
-        for generation_id in generation_ids:
-            self._update(repo, PostKind.VARIATION_UPDATE, round_id, generation_id)
+        requests = [
+            UpdateRequest(
+                _key(PostKind.ROUND_UPDATE, round_id, None), PostKind.ROUND_UPDATE.value, round_id, None
+            )
+        ]
+        requests += [
+            UpdateRequest(
+                _key(PostKind.VARIATION_UPDATE, round_id, g), PostKind.VARIATION_UPDATE.value, round_id, g
+            )
+            for g in generation_ids
+        ]
+        repo.outbox.request_updates(
+            requests, now=self.clock.now(), min_gap=timedelta(seconds=self.settings.update_gap_seconds)
+        )
 
     def round_closed(self, repo: Repo, round_id: int, *, close_number: int) -> None:
         """The announcement and the decision record of this close (each close of a round has its own, once) and

@@ -402,7 +402,7 @@ class Rounds:
             with self.store.read() as repo:
                 generations = list(repo.generations.in_round(round_id))
         held: dict[int, set[tuple[str, str, str]]] = {}
-        allowed = {votes.normalise_emoji(e) for e in rules.emoji}
+        allowed = rules.names
         for generation in generations:
             if generation.id is None or not generation.message_ts:
                 continue

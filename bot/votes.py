@@ -8,6 +8,7 @@ newest back leaves the one before.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,11 @@ def is_vote(name: str, *, allowed: Collection[str] = VOTE_EMOJI) -> bool:
     return normalise_emoji(name) in {normalise_emoji(a) for a in allowed}
 
 
+@functools.lru_cache(maxsize=256)
+def _names(emoji: frozenset[str]) -> frozenset[str]:
+    return frozenset(normalise_emoji(e) for e in emoji)
+
+
 @dataclass(frozen=True)
 class VoteRules:
     """A round's voting rules, copied from its channel when it starts (a later settings change leaves it be).
@@ -85,7 +91,12 @@ class VoteRules:
 
     def counts(self, emoji: str) -> bool:
         """Whether a reaction is a vote in this round (never in a blind one: there, buttons are the votes)."""
-        return not self.blind and normalise_emoji(emoji) in {normalise_emoji(e) for e in self.emoji}
+        return not self.blind and normalise_emoji(emoji) in self.names
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The vote emoji by their canonical names (worked out once per rules: a tally asks for every vote)."""
+        return _names(self.emoji)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -7,9 +7,10 @@ never from two places at once; on PostgreSQL the rounds are locked with SKIP LOC
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, delete, func, select
 
@@ -24,6 +25,19 @@ FAILED = "failed"
 # Kinds whose send needs the variation's own message (its ts) to exist first.
 NEEDS_VARIATION_MESSAGE = ("update_variation", "upload_clip")
 PARENT = "post_parent"
+
+
+class UpdateRequest(NamedTuple):
+    """A message to update: its outbox key and what to make the row of, if there is none yet."""
+
+    key: str
+    kind: str
+    round_id: int
+    generation_id: int | None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class OutboxQueries(Queries):
@@ -53,18 +67,47 @@ class OutboxQueries(Queries):
         now: datetime,
         min_gap: timedelta,
     ) -> None:
-        """Ask for a message to show the rows' current state. Requests coalesce: one pending row per message,
-        sent no sooner than `min_gap` after its last send; a request during a send makes it go once more."""
-        if self.enqueue(key=key, kind=kind, round_id=round_id, generation_id=generation_id, now=now):
+        """Ask for a message to show the rows' current state (see `request_updates`)."""
+        self.request_updates([UpdateRequest(key, kind, round_id, generation_id)], now=now, min_gap=min_gap)
+
+    def request_updates(
+        self, requests: Sequence[UpdateRequest], *, now: datetime, min_gap: timedelta
+    ) -> None:
+        """Ask for messages to show the rows' current state. Requests coalesce: one row per message, sent no
+        sooner than `min_gap` after its last send; a request during a send makes it go once more (the version
+        moves past the one claimed). One statement for every message already asked for, whatever its state."""
+        if not requests:
             return
-        row = self.by_key(key)
-        assert row is not None
-        row.version += 1
-        if row.state in (SENT, FAILED):
-            row.state = PENDING
-            row.attempts = 0
-            row.due_at = max(now, (row.sent_at or now) + min_gap)
-        self.session.add(row)
+        keys = [r.key for r in requests]
+        bumped = self.session.execute(
+            update(Outbox)
+            .where(col(Outbox.key).in_(keys))
+            .values(version=Outbox.version + 1)
+            .returning(col(Outbox.key), col(Outbox.state), col(Outbox.sent_at))
+        ).all()
+        settled = [(key, sent_at) for key, state, sent_at in bumped if state in (SENT, FAILED)]
+        for key, sent_at in settled:  # sent (or given up on) before: pending again, after the gap
+            due = max(now, _utc(sent_at) + min_gap) if sent_at is not None else now
+            self.session.execute(
+                update(Outbox)
+                .where(col(Outbox.key) == key, col(Outbox.state).in_((SENT, FAILED)))
+                .values(state=PENDING, attempts=0, due_at=due)
+            )
+        known = {key for key, _, _ in bumped}
+        for request in requests:
+            if request.key in known:
+                continue
+            if not self.enqueue(
+                key=request.key,
+                kind=request.kind,
+                round_id=request.round_id,
+                generation_id=request.generation_id,
+                now=now,
+            ):  # asked for by another transaction meanwhile: this request counts as one more
+                self.request_updates([request], now=now, min_gap=min_gap)
+        for loaded in list(self.session.identity_map.values()):  # rows this transaction loaded before
+            if isinstance(loaded, Outbox) and loaded.key in keys:
+                self.session.refresh(loaded)
 
     def by_key(self, key: str) -> Outbox | None:
         statement = select(Outbox).where(Outbox.key == key)

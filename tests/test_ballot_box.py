@@ -161,3 +161,8 @@ def test_a_vote_moved_by_a_later_reaction_tells_the_voter_privately(core: Core) 
     told = [text for user, text in core.publisher.told if user == "UA"]
     assert told and "Your vote moved from #1 to #3" in told[-1]
     assert [v.votes for v in core.services.rounds.round_view(round_id).variations] == [0, 0, 1]
+    # Once per round: later moves are not announced again (a burst of moves is not a burst of notes).
+    ballots.take(reaction(ts[1], "UA", "heart", n=3), at_once=True)
+    ballots.take(reaction(ts[0], "UA", "star", n=4), at_once=True)
+    assert len([text for user, text in core.publisher.told if user == "UA"]) == len(told)
+    assert [v.votes for v in core.services.rounds.round_view(round_id).variations] == [1, 0, 0]
