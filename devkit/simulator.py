@@ -442,9 +442,9 @@ class SlackSimulator:
             "item": {"type": "message", "channel": channel_id, "ts": ts},
             "event_ts": event_ts or now_ts(),
         }
-        target = self.fake.message(channel_id, ts)
-        if target is not None:
-            event["item_user"] = target.user
+        author = self.fake.author(channel_id, ts)
+        if author is not None:
+            event["item_user"] = author
         return self._post_event(event, event_id=event_id, retry_num=retry_num)
 
     def _post_event(

@@ -540,6 +540,12 @@ class FakeSlack:
             found = self._messages.get((channel, ts))
             return copy.deepcopy(found) if found is not None else None
 
+    def author(self, channel: str, ts: str) -> str | None:
+        """Who posted a message (Slack's `item_user` on a reaction), without copying the message."""
+        with self._lock:
+            found = self._messages.get((channel, ts))
+            return found.user if found is not None else None
+
     def ephemerals(self, channel: str | None = None, user: str | None = None) -> list[Ephemeral]:
         with self._lock:
             return [

@@ -122,6 +122,17 @@ def build_app(
         # Listeners report their own failures (see handlers.errors.reported); this catches the rest.
         report_error(error, context, services.publisher)
 
+    # Events first: Bolt tries listeners in the order they were registered, building each matcher's arguments,
+    # and a burst of reactions is the busiest traffic there is (commands and clicks then pass three matchers).
+    events.register(
+        app,
+        inbox=services.inbox,
+        ballots=services.ballots,
+        apply_at_once=process_before_response,
+        variations=services.variations,
+        jobs=services.jobs,
+        publisher=services.publisher,
+    )
     commands.register(
         app,
         drafts=services.drafts,
@@ -139,15 +150,6 @@ def build_app(
         patterns=services.patterns,
         jobs=services.jobs,
         providers=services.providers,
-        publisher=services.publisher,
-    )
-    events.register(
-        app,
-        inbox=services.inbox,
-        ballots=services.ballots,
-        apply_at_once=process_before_response,
-        variations=services.variations,
-        jobs=services.jobs,
         publisher=services.publisher,
     )
     return app
