@@ -465,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=9)
     args = parser.parse_args(argv)
     if args.growth < 2 * args.window:
-        parser.error("--growth must be at least twice --window (the first and the last votes are timed apart)")
+        parser.error(
+            "--growth must be at least twice --window (the first and the last votes are timed apart)"
+        )
     voters = [f"U0V{i:04d}" for i in range(args.users)]
     table: dict[str, dict[str, str]] = {}
     users = {OWNER: "owner", **{u: f"voter{i}" for i, u in enumerate(voters)}}

@@ -42,6 +42,9 @@ from storage.votes import CLIP, MESSAGE, apply_event
 log = logging.getLogger(__name__)
 
 BATCH = 500  # events applied under one transaction
+# Reactions waiting in memory while the database cannot take them. Beyond this (a long outage under heavy voting)
+# new ones are dropped with a warning: the votes are read back from Slack's reactions at start-up and on close.
+MAX_QUEUED = 50_000
 BLIND_NOTE = (
     "This round is blind, so reactions are not votes (everyone can see who reacted with what). "
     "Vote with the *Vote* button under #{number}: nobody sees your choice."
@@ -154,6 +157,13 @@ class BallotBox:
             self._now(reaction)
             return
         with self._arrived:
+            if len(self._queue) >= MAX_QUEUED:
+                log.warning(
+                    "%s reactions are waiting for the database; dropping one (the close reads votes back from "
+                    "Slack)",
+                    len(self._queue),
+                )
+                return
             self._queue.append(reaction)
             if self._thread is None and not self._closing:
                 self._thread = threading.Thread(target=self._run, name="sora-bot-ballots", daemon=True)
@@ -208,13 +218,17 @@ class BallotBox:
                 log.exception("keeping %s reactions failed; trying again", len(taken))
                 with self._arrived:
                     self._queue.extendleft(reversed(taken))
-                time.sleep(min(5.0, 0.2 * 2**failures))
+                self._back_off(min(5.0, 0.2 * 2**failures))
                 continue
             failures = 0
             try:
                 self.drain(wait=True)
             except Exception:  # they are kept: the next batch, or the sweep, applies them
                 log.exception("applying reactions failed")
+
+    @staticmethod
+    def _back_off(seconds: float) -> None:
+        time.sleep(seconds)
 
     def _keep(self, reactions: Sequence[Reaction]) -> int:
         """Write a batch of reactions in one transaction; Slack's deliveries of known events are skipped."""

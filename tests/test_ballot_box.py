@@ -166,3 +166,38 @@ def test_a_vote_moved_by_a_later_reaction_tells_the_voter_privately(core: Core) 
     ballots.take(reaction(ts[0], "UA", "star", n=4), at_once=True)
     assert len([text for user, text in core.publisher.told if user == "UA"]) == len(told)
     assert [v.votes for v in core.services.rounds.round_view(round_id).variations] == [1, 0, 0]
+
+
+def test_reactions_wait_in_memory_while_the_database_refuses_them_and_land_when_it_is_back(
+    core: Core, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    round_id, ts = ready_round(core)
+    ballots = core.services.ballots
+    keeping = BallotBox._keep
+    refusing, backing_off, resume = threading.Event(), threading.Event(), threading.Event()
+    refusing.set()
+
+    def flaky(self: BallotBox, reactions: list[Reaction]) -> int:
+        if refusing.is_set():
+            raise RuntimeError("the database is not answering")
+        return keeping(self, reactions)
+
+    def back_off(seconds: float) -> None:  # the thread waits here between tries until the test lets it go
+        backing_off.set()
+        resume.wait(10)
+
+    monkeypatch.setattr(BallotBox, "_keep", flaky)
+    monkeypatch.setattr("bot.ballot_box.MAX_QUEUED", 30)
+    monkeypatch.setattr(BallotBox, "_back_off", staticmethod(back_off))
+    with caplog.at_level(logging.WARNING, logger="bot.ballot_box"):
+        ballots.take(reaction(ts[0], "U000", n=0))
+        assert backing_off.wait(10), "the thread tried, was refused, and waits to try again"
+        for i in range(1, 36):  # 29 more wait beside the first; the last 6 find 30 waiting and are dropped
+            ballots.take(reaction(ts[i % 3], f"U{i:03d}", n=i))
+        assert held(core, round_id) == set()
+        refusing.clear()  # the database is back
+        resume.set()
+        ballots.close()
+    landed = {u for _, u, _ in held(core, round_id)}
+    assert landed == {f"U{i:03d}" for i in range(30)}
+    assert caplog.text.count("waiting for the database; dropping one") == 6
