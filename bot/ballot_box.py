@@ -36,7 +36,7 @@ from bot.posting import Posting
 from bot.rounds import OWNER_NOTE, Rounds, closed_note, numbers_text
 from bot.views import rules_of
 from storage.models import Generation, ReactionEvent, Round, Vote
-from storage.store import Repo, Store
+from storage.store import DatabaseTrouble, Repo, Store
 from storage.votes import CLIP, MESSAGE, apply_event
 
 log = logging.getLogger(__name__)
@@ -271,9 +271,14 @@ class BallotBox:
 
     def _apply_once(self) -> _Batch:
         """One batch, in one transaction; a batch that fails is retried one event at a time, and an event that
-        fails alone is set aside (logged; the close reconciles the votes with Slack's reactions anyway)."""
+        fails alone is set aside (logged; the close reconciles the votes with Slack's reactions anyway). When the
+        database is the trouble (unreachable, locked, a deadlock it broke) nothing is set aside: the reactions stay
+        kept, and the next batch or sweep applies them."""
         try:
             batch = self._apply_batch(self._limit)
+        except DatabaseTrouble as err:
+            log.warning("applying reactions must wait for the database: %s", type(err.orig).__name__)
+            return _Batch()
         except Exception:
             if self._limit > 1:
                 log.exception("applying %s reactions failed; applying them one at a time", self._limit)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
@@ -33,6 +34,10 @@ from storage.spend import Channels, Ledger
 from storage.votes import Votes
 
 log = logging.getLogger(__name__)
+
+# The database itself is the trouble: unreachable, locked past the wait, or a deadlock it broke. Worth trying the
+# same work again later, unlike an error in what was asked of it.
+DatabaseTrouble = OperationalError
 
 
 class Store:

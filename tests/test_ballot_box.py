@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Core, make_core
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 from test_workflow import ready_round
 
@@ -201,3 +202,25 @@ def test_reactions_wait_in_memory_while_the_database_refuses_them_and_land_when_
     landed = {u for _, u, _ in held(core, round_id)}
     assert landed == {f"U{i:03d}" for i in range(30)}
     assert caplog.text.count("waiting for the database; dropping one") == 6
+
+
+def test_when_the_database_is_the_trouble_nothing_is_set_aside_and_the_next_drain_applies_it(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    round_id, ts = ready_round(core)
+    ballots = core.services.ballots
+    applying = BallotBox._apply_batch
+    troubled = [True]
+
+    def once_locked(self: BallotBox, limit: int) -> object:
+        if troubled.pop() if troubled else False:
+            raise OperationalError("UPDATE vote …", {}, Exception("database is locked"))
+        return applying(self, limit)
+
+    monkeypatch.setattr(BallotBox, "_apply_batch", once_locked)
+    with core.store.transaction() as repo:
+        repo.reactions.add_many([reaction(ts[1], "UA", n=1).row()], now=core.clock.now())
+    assert ballots.drain(wait=True) == 0  # the database said no: it waits, kept
+    assert held(core, round_id) == set() and kept(core)[0].applied_at is None
+    assert ballots.drain(wait=True) == 1
+    assert [u for _, u, _ in held(core, round_id)] == ["UA"]
