@@ -402,7 +402,8 @@ def build_runtime(
     """Raises ConfigError when Slack refuses the bot token (Bolt checks it with auth.test).
 
     `providers` and `assets` replace the configured ones, and `listeners_finish_before_answer` makes each HTTP
-    answer wait for its listener: all for tests, which then read outcomes the moment Slack would have its answer."""
+    answer wait for its listener, and the posts it asked for: all for tests, which then read outcomes the moment
+    Slack would have its answer."""
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
 
@@ -438,6 +439,8 @@ def build_runtime(
         meter=metrics,
         assets=assets,
     )
+    # Posts a listener asks for go out from the outbox's own threads, unless the listener must be done first.
+    services.posting.inline = listeners_finish_before_answer
     try:
         app = build_app(
             client=client,

@@ -510,7 +510,7 @@ class Jobs:
             self.posting.variation_changed(repo, row.round_id, generation_id)
         if row.provider_job_id:
             self._cancel_at_provider(self.providers.get(row.provider), row.provider_job_id)
-        self.posting.deliver(row.round_id)
+        self.posting.deliver_soon(row.round_id)
         return Outcome(True)
 
     def cancel_by_reaction(self, *, channel_id: str, message_ts: str, user_id: str) -> Outcome:

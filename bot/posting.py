@@ -98,8 +98,14 @@ class Posting:
         self.settings = settings
         self.worker_id = worker_id
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox")
+        # What a click or a reply asked for goes out from here, so the listener is done at once: a Bolt listener
+        # thread held for seconds of uploads (a close posts an announcement, two images and a record) is one the
+        # next click waits for, past Slack's 3 s. `inline`: send before returning instead (tests, the demo).
+        self._soon = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbox-soon")
+        self.inline = True
 
     def close(self) -> None:
+        self._soon.shutdown(wait=True)  # what was asked for goes out before the pool closes
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- asking for posts (inside the caller's transaction) ----------------------------------
@@ -225,6 +231,23 @@ class Posting:
             else:
                 sent += sum(self._pool.map(self._send_round, by_round.values()))
         return sent
+
+    def deliver_soon(self, round_id: int) -> None:
+        """Send the round's due rows from the outbox's own threads (now, unless `inline`: before returning). A
+        failure is logged; the rows stay due, and the sweep sends them."""
+        if self.inline:
+            self.deliver(round_id)
+            return
+        try:
+            self._soon.submit(self._deliver_logged, round_id)
+        except RuntimeError:  # shutting down: the next process's sweep sends it
+            log.info("not sending round %s's posts now: stopping", round_id)
+
+    def _deliver_logged(self, round_id: int) -> None:
+        try:
+            self.deliver(round_id)
+        except Exception:
+            log.exception("sending round %s's posts failed; the sweep will send them", round_id)
 
     def next_due(self) -> datetime | None:
         with self.store.read() as repo:

@@ -132,7 +132,7 @@ class Rounds:
             self.posting.round_started(repo, round_id, generation_ids)
             draft.status = "submitted"
             card = self.drafts.card_for(draft)
-        self.posting.deliver(round_id)
+        self.posting.deliver_soon(round_id)
         self.wake()
         with self.store.read() as repo:
             round_row = repo.rounds.get(round_id)
@@ -318,7 +318,7 @@ class Rounds:
             after = self._vote_of(repo, round_row, generations, user_id)
             round_id = round_row.id
         if changed:
-            self.posting.deliver(round_id)
+            self.posting.deliver_soon(round_id)
             self.close_at_quorum(round_id)
         moved = sorted(held - after) if not rules.multi and generation.id in after else []
         return Outcome(
@@ -437,7 +437,7 @@ class Rounds:
                 self.posting.votes_changed(repo, round_id, touched)
         if changed_ids:
             log.info("round %s: votes on %s reconciled with Slack", round_id, changed_ids)
-            self.posting.deliver(round_id)
+            self.posting.deliver_soon(round_id)
         return len(changed_ids)
 
     def reconcile_open_rounds(self) -> int:
@@ -549,7 +549,7 @@ class Rounds:
                 ):
                     return Outcome(False, "This round is already closed.")
                 self._finish(repo, round_id, winner_id, generations, tally)
-        self.posting.deliver(round_id)
+        self.posting.deliver_soon(round_id)
         return Outcome(True)
 
     def _settle_tie(
@@ -582,7 +582,7 @@ class Rounds:
             ):
                 return Outcome(False, "This round is already closed.")
             self._finish(repo, round_id, winner_id, generations, tally)
-        self.posting.deliver(round_id)
+        self.posting.deliver_soon(round_id)
         return Outcome(True)
 
     def _finish(

@@ -282,7 +282,7 @@ class Variations:
             assert row.id is not None
             self.posting.variation_added(repo, round_row.id, row.id)
             target_id, number = round_row.id, row.number
-        self.posting.deliver(target_id)
+        self.posting.deliver_soon(target_id)
         self.rounds.wake()
         if not work.opened:
             return Outcome(True)

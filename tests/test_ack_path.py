@@ -132,3 +132,22 @@ def test_the_ack_check_catches_a_service_call_before_the_ack(tmp_path: Path) -> 
     bad = tmp_path / "bad.py"
     bad.write_text("def handle(ack, body):\n    drafts.cancel_draft(1)\n    ack()\n")
     assert service_calls_before_ack(bad) == ["bad.py:2 handle calls drafts.cancel_draft"]
+
+
+def test_clicks_are_answered_while_slack_is_slow_to_take_the_posts_they_asked_for(
+    answering_first: Bot,
+) -> None:
+    """Bolt runs listeners on five threads. A listener that waited for its posts (a round's message, a close's
+    announcement) held one of them for as long as Slack took; with Slack slow, the sixth click in a row waited
+    past Slack's 3 s and was never answered. The posts go out from the outbox's own threads now."""
+    bot = answering_first
+    cards = [draft(bot, f"a paper boat {i} drifts down a gutter, macro") for i in range(7)]
+    bot.fake.slow("chat.postMessage", 4.0)  # every new message is answered 4 s late
+    try:
+        answers = [
+            bot.sim.click_button(OWNER, message=card, action_id=blocks.GENERATE).status for card in cards
+        ]
+    finally:
+        bot.fake.slow("chat.postMessage", 0)
+    assert answers == [200] * 7
+    wait_until(lambda: len(rows(bot, Generation)) == 7 * 3, "seven rounds of three")
