@@ -213,7 +213,31 @@ class Deployment:
         return [job.id for job in jobs if job.id not in owned and not (job.deleted or job.cancelled)]
 
     def wait_settled(self, *, timeout: float = 90.0) -> None:
-        wait(self.settled, "every job finished, every post sent, no orphaned job billing", timeout=timeout)
+        try:
+            wait(
+                self.settled, "every job finished, every post sent, no orphaned job billing", timeout=timeout
+            )
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{self.unsettled()}") from None
+
+    def unsettled(self) -> str:
+        """What is still waiting, and the end of each replica's log: why a settle timed out."""
+        lines = [
+            f"generation {g.id} #{g.number}: {g.status} (job {g.provider_job_id}, next poll {g.next_poll_at})"
+            for g in self.rows(Generation)
+            if g.status in ("queued", "submitting", "in_progress")
+        ]
+        lines += [
+            f"outbox {o.key}: {o.state}, due {o.due_at}, lease {o.lease_until}, attempts {o.attempts}, "
+            f"uncertain {o.uncertain}, error {o.error}"
+            for o in self.rows(Outbox)
+            if o.state in ("pending", "sending")
+        ]
+        lines += [f"orphaned job {job}" for job in self.orphans()]
+        for n, replica in enumerate(self.replicas):
+            tail = replica.log.read_text(errors="replace")[-2500:] if replica.log.exists() else "(no log)"
+            lines.append(f"--- replica {n} log, last lines ---\n{tail}")
+        return "\n".join(lines)
 
     @property
     def store_cache(self) -> Store:
