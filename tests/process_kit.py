@@ -212,7 +212,8 @@ class Deployment:
             jobs = list(self.videos._jobs.values())
         return [job.id for job in jobs if job.id not in owned and not (job.deleted or job.cancelled)]
 
-    def wait_settled(self, *, timeout: float = 90.0) -> None:
+    def wait_settled(self, *, timeout: float = 150.0) -> None:
+        # Generous: four test workers and the replicas share two cores in CI, and a restart re-imports everything.
         try:
             wait(
                 self.settled, "every job finished, every post sent, no orphaned job billing", timeout=timeout
