@@ -1,4 +1,5 @@
-"""Reactions become votes: each delivered reaction is kept with one insert, then applied to the votes in batches.
+"""Every vote is cast here: reactions, kept with one insert and applied to the votes in batches, and a blind round's
+*Vote* buttons (`cast_ballot`).
 
 A reaction listener does one thing on Slack's time: `take` writes the event (its unique id skips Slack's
 retries) and asks for the pending ones to be applied. Whoever asks first applies everything pending, in batches
@@ -29,12 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot import votes
-from bot.domain import RoundStatus
+from bot.domain import JobStatus, RoundStatus
+from bot.errors import NotFound
 from bot.metrics import Meter
 from bot.ports import Clock, Publisher
 from bot.posting import Posting
 from bot.rounds import OWNER_NOTE, Rounds, closed_note, numbers_text
-from bot.views import rules_of
+from bot.views import Outcome, rules_of, vote_records
 from storage.models import Generation, ReactionEvent, Round, Vote
 from storage.store import DatabaseTrouble, Repo, Store
 from storage.votes import CLIP, MESSAGE, apply_event
@@ -234,6 +236,70 @@ class BallotBox:
         """Write a batch of reactions in one transaction; Slack's deliveries of known events are skipped."""
         with self.store.transaction() as repo:
             return repo.reactions.add_many([r.row() for r in reactions], now=self.clock.now())
+
+    # --- a blind round's ballots --------------------------------------------------------------
+
+    def cast_ballot(self, generation_id: int, *, user_id: str, action_ts: str) -> Outcome:
+        """A blind round's *Vote* button: vote for this variation, or take the vote back (clicked again); under
+        one vote per round, a vote elsewhere moves here. The answer is for the voter alone.
+
+        Only the round message changes (how many have voted): a variation's message never moves with a vote,
+        so nobody can tell from it who chose what."""
+        with self.store.transaction() as repo:
+            generation = repo.generations.get(generation_id)
+            if generation is None or generation.id is None:
+                raise NotFound("That variation no longer exists.")
+            round_row = repo.rounds.get_for_update(generation.round_id)
+            assert round_row is not None and round_row.id is not None
+            rules = rules_of(round_row)
+            number = generation.number
+            if round_row.status != RoundStatus.OPEN.value:
+                return Outcome(False, closed_note(repo, round_row))
+            if not rules.blind:
+                return Outcome(False, f"This round counts reactions: react on #{number}'s message to vote.")
+            if generation.status != JobStatus.COMPLETED.value:
+                return Outcome(False, f"#{number} has no finished clip to vote for.")
+            if user_id == round_row.owner_id and not rules.owner_votes:
+                return Outcome(False, OWNER_NOTE)
+            mine = repo.votes.of_user(round_row.id, user_id, votes.BALLOT)
+            generations = list(repo.generations.in_round(round_row.id))
+            if any(r.event_ts == action_ts for r in mine):  # the same click delivered twice
+                return Outcome(
+                    False, _ballot_note(_held_vote(repo, round_row, generations, user_id), generations)
+                )
+            held = {r.generation_id for r in mine if r.active}
+            now = self.clock.now()
+            changed = False
+            if generation.id in held:
+                changes = [(generation.id, False)]
+            else:
+                changes = [(generation.id, True)]
+                if not rules.multi:
+                    changes += [(other, False) for other in held]
+            for target, active in changes:
+                changed |= repo.votes.record(
+                    round_id=round_row.id,
+                    generation_id=target,
+                    user_id=user_id,
+                    emoji=votes.BALLOT,
+                    active=active,
+                    event_ts=action_ts,
+                    now=now,
+                )
+            if changed:
+                self.posting.votes_changed(repo, round_row.id, [])
+            after = _held_vote(repo, round_row, generations, user_id)
+            round_id = round_row.id
+        if changed:
+            self.posting.deliver_soon(round_id)
+            self.rounds.close_at_quorum(round_id)
+        moved = sorted(held - after) if not rules.multi and generation.id in after else []
+        return Outcome(
+            changed,
+            _ballot_note(
+                after, generations, moved_from=moved, taken_back=number if generation.id in held else None
+            ),
+        )
 
     # --- applying -----------------------------------------------------------------------------
 
@@ -505,3 +571,37 @@ class BallotBox:
             self.publisher.tell_user(note.channel_id, note.user_id, note.text)
         except Exception as err:  # a private note is a courtesy: the vote stands without it
             log.warning("could not tell %s about their vote: %s", note.user_id, err)
+
+
+def _held_vote(repo: Repo, round_row: Round, generations: list[Generation], user_id: str) -> frozenset[int]:
+    """The variations (generation ids) this person's vote counts for now, under the round's rules."""
+    assert round_row.id is not None
+    numbers = {g.id: g.number for g in generations if g.id is not None}
+    counted = votes.counted(
+        vote_records(repo, round_row.id, user_id=user_id),
+        numbers=numbers,
+        rules=rules_of(round_row),
+        owner_id=round_row.owner_id,
+    )
+    return counted.get(user_id, frozenset())
+
+
+def _ballot_note(
+    vote: frozenset[int],
+    generations: list[Generation],
+    *,
+    moved_from: list[int] | None = None,
+    taken_back: int | None = None,
+) -> str:
+    """What a blind round's voter is told privately after a click."""
+    said = f"Your vote for #{taken_back} is taken back. " if taken_back is not None else ""
+    if vote:
+        said += f"Your vote is on {numbers_text(vote, generations)}"
+        if moved_from:
+            said += f" (moved from {numbers_text(set(moved_from), generations)})"
+        said += ". Only you can see this; click the same button again to take it back."
+    elif taken_back is None:
+        said += "You have no vote in this round yet."
+    else:
+        said += "You have no vote in this round now."
+    return said.strip()

@@ -41,7 +41,6 @@ from bot.views import (
     round_view,
     rules_of,
     thread_rounds,
-    vote_records,
 )
 from storage.models import Draft, Generation, Round
 from storage.store import Repo, Store
@@ -263,83 +262,6 @@ class Rounds:
         locked = repo.rounds.get_for_update(row.id)
         assert locked is not None
         return locked
-
-    # --- votes --------------------------------------------------------------------------------
-
-    def cast_ballot(self, generation_id: int, *, user_id: str, action_ts: str) -> Outcome:
-        """A blind round's *Vote* button: vote for this variation, or take the vote back (clicked again); under
-        one vote per round, a vote elsewhere moves here. The answer is for the voter alone.
-
-        Only the round message changes (how many have voted): a variation's message never moves with a vote,
-        so nobody can tell from it who chose what."""
-        with self.store.transaction() as repo:
-            generation = repo.generations.get(generation_id)
-            if generation is None or generation.id is None:
-                raise NotFound("That variation no longer exists.")
-            round_row = repo.rounds.get_for_update(generation.round_id)
-            assert round_row is not None and round_row.id is not None
-            rules = rules_of(round_row)
-            number = generation.number
-            if round_row.status != RoundStatus.OPEN.value:
-                return Outcome(False, closed_note(repo, round_row))
-            if not rules.blind:
-                return Outcome(False, f"This round counts reactions: react on #{number}'s message to vote.")
-            if generation.status != JobStatus.COMPLETED.value:
-                return Outcome(False, f"#{number} has no finished clip to vote for.")
-            if user_id == round_row.owner_id and not rules.owner_votes:
-                return Outcome(False, OWNER_NOTE)
-            mine = repo.votes.of_user(round_row.id, user_id, votes.BALLOT)
-            generations = list(repo.generations.in_round(round_row.id))
-            if any(r.event_ts == action_ts for r in mine):  # the same click delivered twice
-                return Outcome(
-                    False, _ballot_note(self._vote_of(repo, round_row, generations, user_id), generations)
-                )
-            held = {r.generation_id for r in mine if r.active}
-            now = self.clock.now()
-            changed = False
-            if generation.id in held:
-                changes = [(generation.id, False)]
-            else:
-                changes = [(generation.id, True)]
-                if not rules.multi:
-                    changes += [(other, False) for other in held]
-            for target, active in changes:
-                changed |= repo.votes.record(
-                    round_id=round_row.id,
-                    generation_id=target,
-                    user_id=user_id,
-                    emoji=votes.BALLOT,
-                    active=active,
-                    event_ts=action_ts,
-                    now=now,
-                )
-            if changed:
-                self.posting.votes_changed(repo, round_row.id, [])
-            after = self._vote_of(repo, round_row, generations, user_id)
-            round_id = round_row.id
-        if changed:
-            self.posting.deliver_soon(round_id)
-            self.close_at_quorum(round_id)
-        moved = sorted(held - after) if not rules.multi and generation.id in after else []
-        return Outcome(
-            changed,
-            _ballot_note(
-                after, generations, moved_from=moved, taken_back=number if generation.id in held else None
-            ),
-        )
-
-    @staticmethod
-    def _vote_of(repo: Repo, round_row: Round, generations: list[Generation], user_id: str) -> frozenset[int]:
-        """The variations (generation ids) this person's vote counts for now, under the round's rules."""
-        assert round_row.id is not None
-        numbers = {g.id: g.number for g in generations if g.id is not None}
-        counted = votes.counted(
-            vote_records(repo, round_row.id, user_id=user_id),
-            numbers=numbers,
-            rules=rules_of(round_row),
-            owner_id=round_row.owner_id,
-        )
-        return counted.get(user_id, frozenset())
 
     def close_at_quorum(self, round_id: int) -> bool:
         """Close the round once as many people as its quorum have voted (a replica racing it closes it once)."""
@@ -690,27 +612,6 @@ def _picked(generations: list[Generation], number: int) -> Generation:
 
 def numbers_text(generation_ids: frozenset[int] | set[int], generations: list[Generation]) -> str:
     return " and ".join(f"#{g.number}" for g in generations if g.id in generation_ids) or "nothing"
-
-
-def _ballot_note(
-    vote: frozenset[int],
-    generations: list[Generation],
-    *,
-    moved_from: list[int] | None = None,
-    taken_back: int | None = None,
-) -> str:
-    """What a blind round's voter is told privately after a click."""
-    said = f"Your vote for #{taken_back} is taken back. " if taken_back is not None else ""
-    if vote:
-        said += f"Your vote is on {numbers_text(vote, generations)}"
-        if moved_from:
-            said += f" (moved from {numbers_text(set(moved_from), generations)})"
-        said += ". Only you can see this; click the same button again to take it back."
-    elif taken_back is None:
-        said += "You have no vote in this round yet."
-    else:
-        said += "You have no vote in this round now."
-    return said.strip()
 
 
 def closed_note(repo: Repo, round_row: Round) -> str:

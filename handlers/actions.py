@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from bot import prompts, replies
+from bot.ballot_box import BallotBox
 from bot.drafts import Drafts
 from bot.errors import InvalidInput, UserError
 from bot.jobs import Jobs
@@ -67,6 +68,7 @@ def register(
     *,
     drafts: Drafts,
     rounds: Rounds,
+    ballots: BallotBox,
     variations: Variations,
     patterns: Patterns,
     jobs: Jobs,
@@ -210,7 +212,7 @@ def register(
     def handle_vote(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
         action = body["actions"][0]
-        outcome = rounds.cast_ballot(
+        outcome = ballots.cast_ballot(
             _id(body), user_id=body["user"]["id"], action_ts=str(action.get("action_ts") or "")
         )
         if outcome.message:  # the voter's own choice, for their eyes only

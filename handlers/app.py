@@ -146,6 +146,7 @@ def build_app(
         app,
         drafts=services.drafts,
         rounds=services.rounds,
+        ballots=services.ballots,
         variations=services.variations,
         patterns=services.patterns,
         jobs=services.jobs,

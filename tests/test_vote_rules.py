@@ -348,7 +348,7 @@ def test_a_blind_vote_click_delivered_twice_counts_once(sora: Bot) -> None:
     ]
     # The same click (one action_ts) handled twice: a toggle must not undo itself.
     outcomes = [
-        sora.services.rounds.cast_ballot(int(value), user_id=BOB, action_ts="1800000000.000100")
+        sora.services.ballots.cast_ballot(int(value), user_id=BOB, action_ts="1800000000.000100")
         for _ in range(2)
     ]
     assert [o.done for o in outcomes] == [True, False]

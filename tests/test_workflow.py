@@ -62,7 +62,7 @@ def test_a_blind_round_hides_votes_until_it_closes(core: Core) -> None:
         first = next(g for g in repo.generations.in_round(round_id) if g.number == 1)
     assert first.id is not None
     vote(core, ts[0], "A", "+1")  # a reaction: no vote in a blind round
-    assert core.services.rounds.cast_ballot(first.id, user_id="B", action_ts="1700000000.000100").done
+    assert core.services.ballots.cast_ballot(first.id, user_id="B", action_ts="1700000000.000100").done
     view = core.services.rounds.round_view(round_id)
     assert all(v.votes is None for v in view.variations) and view.voters == 1
     core.services.rounds.close_round(round_id, actor="U1")
