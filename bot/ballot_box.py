@@ -110,7 +110,6 @@ class _RoundState:
 
     row: Round
     rules: votes.VoteRules
-    emoji: frozenset[str]
     numbers: dict[int, int]
     generations: list[Generation]
     rows: dict[tuple[int, str, str, str], Vote]  # (generation, user, emoji, source) → row
@@ -331,10 +330,6 @@ class BallotBox:
                 self._notes.submit(self._tell, note)
         return applied
 
-    def waiting(self) -> int:
-        with self.store.read() as repo:
-            return repo.reactions.waiting()
-
     def _apply_once(self) -> _Batch:
         """One batch, in one transaction; a batch that fails is retried one event at a time, and an event that
         fails alone is set aside (logged; the close reconciles the votes with Slack's reactions anyway). When the
@@ -368,12 +363,15 @@ class BallotBox:
             now = self.clock.now()
             where = self._variations_of(repo, events)
             held_back: set[int] = set()
+            unshared: dict[str, bool] = {}  # channel → has clips whose own message is not known yet
             for event in events:
                 if (event.channel_id, event.message_ts) in where or not event.on_bot_message:
                     continue
-                if event.event_id not in self._looked_up and repo.generations.clips_without_message(
-                    event.channel_id, limit=1
-                ):
+                if event.channel_id not in unshared:
+                    unshared[event.channel_id] = bool(
+                        repo.generations.clips_without_message(event.channel_id, limit=1)
+                    )
+                if event.event_id not in self._looked_up and unshared[event.channel_id]:
                     # Maybe a clip whose own message Slack had not shared when it was uploaded: ask, then apply.
                     batch.learn.setdefault(event.channel_id, []).append(event.event_id)
                     assert event.id is not None
@@ -447,7 +445,6 @@ class BallotBox:
             states[round_id] = _RoundState(
                 row=round_row,
                 rules=rules,
-                emoji=rules.names,
                 numbers={g.id: g.number for g in generations if g.id is not None},
                 generations=generations,
                 rows=rows,
@@ -467,7 +464,7 @@ class BallotBox:
         """One event under the round's rules; returns what its voter should be told, if anything."""
         assert generation.id is not None and state.row.id is not None
         name, user_id, active = event.emoji, event.user_id, event.active
-        if name in votes.CANCEL_EMOJI or name not in state.emoji:
+        if name in votes.CANCEL_EMOJI or name not in state.rules.names:
             return None
         if state.rules.blind:  # a reaction shows everyone who chose what: in a blind round it is no vote
             return BLIND_NOTE.format(number=generation.number) if active else None
@@ -529,18 +526,13 @@ class BallotBox:
 
     @staticmethod
     def _vote_of(state: _RoundState, user_id: str) -> frozenset[int]:
-        """The variations this person's vote counts for now, under the round's rules."""
+        """The variations this person's vote counts for now, from the batch's rows."""
         records = [
-            votes.VoteRecord(
-                generation_id=r.generation_id, user_id=r.user_id, emoji=r.emoji, event_ts=r.event_ts
-            )
+            votes.VoteRecord(generation_id=r.generation_id, user_id=user, emoji=r.emoji, event_ts=r.event_ts)
             for (_, user, _, _), r in state.rows.items()
             if user == user_id and r.active
         ]
-        counted = votes.counted(
-            records, numbers=state.numbers, rules=state.rules, owner_id=state.row.owner_id
-        )
-        return counted.get(user_id, frozenset())
+        return _counted_vote(records, state.rules, state.row.owner_id, state.numbers, user_id)
 
     def _after(self, batch: _Batch) -> None:
         """After a batch's commit: a quorum reached closes its round; the outbox sends the new tallies when they
@@ -574,15 +566,22 @@ class BallotBox:
 
 
 def _held_vote(repo: Repo, round_row: Round, generations: list[Generation], user_id: str) -> frozenset[int]:
-    """The variations (generation ids) this person's vote counts for now, under the round's rules."""
+    """The variations this person's vote counts for now, from the database."""
     assert round_row.id is not None
     numbers = {g.id: g.number for g in generations if g.id is not None}
-    counted = votes.counted(
-        vote_records(repo, round_row.id, user_id=user_id),
-        numbers=numbers,
-        rules=rules_of(round_row),
-        owner_id=round_row.owner_id,
-    )
+    records = vote_records(repo, round_row.id, user_id=user_id)
+    return _counted_vote(records, rules_of(round_row), round_row.owner_id, numbers, user_id)
+
+
+def _counted_vote(
+    records: list[votes.VoteRecord],
+    rules: votes.VoteRules,
+    owner_id: str,
+    numbers: dict[int, int],
+    user_id: str,
+) -> frozenset[int]:
+    """What one person's held rows count for under the round's rules (one vote per round: the latest)."""
+    counted = votes.counted(records, numbers=numbers, rules=rules, owner_id=owner_id)
     return counted.get(user_id, frozenset())
 
 

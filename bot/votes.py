@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.domain import Tally
+from storage.votes import ts_order  # Slack ts strings in order: the one parser the rows use too
 
 VOTE_EMOJI: frozenset[str] = frozenset(
     {"+1", "thumbsup", "heart", "fire", "star", "white_check_mark", "raised_hands", "star-struck", "100"}
@@ -134,15 +135,6 @@ class VoteRecord:
     user_id: str
     emoji: str
     event_ts: str = field(default="", compare=False)
-
-
-def ts_order(ts: str) -> tuple[int, int]:
-    """Slack ts strings ("1700000000.000100") compared as numbers; an empty ts (a reconciled vote) is oldest."""
-    seconds, _, fraction = ts.partition(".")
-    try:
-        return int(seconds or 0), int(fraction.ljust(6, "0")[:6] or 0)
-    except ValueError:
-        return 0, 0
 
 
 def counted(

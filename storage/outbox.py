@@ -7,7 +7,7 @@ never from two places at once; on PostgreSQL the rounds are locked with SKIP LOC
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, or_, update
@@ -34,10 +34,6 @@ class UpdateRequest(NamedTuple):
     kind: str
     round_id: int
     generation_id: int | None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class OutboxQueries(Queries):
@@ -87,7 +83,7 @@ class OutboxQueries(Queries):
         ).all()
         settled = [(key, sent_at) for key, state, sent_at in bumped if state in (SENT, FAILED)]
         for key, sent_at in settled:  # sent (or given up on) before: pending again, after the gap
-            due = max(now, _utc(sent_at) + min_gap) if sent_at is not None else now
+            due = max(now, sent_at + min_gap) if sent_at is not None else now
             self.session.execute(
                 update(Outbox)
                 .where(col(Outbox.key) == key, col(Outbox.state).in_((SENT, FAILED)))

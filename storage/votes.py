@@ -140,14 +140,14 @@ class Votes(Queries):
 def apply_event(row: Vote, *, active: bool, event_ts: str) -> bool:
     """One event on a row: True when it changed whether the vote is held. An event older than the row's last
     one is ignored, so events applied in any order (Slack's, or two replicas') end with the newest one's state."""
-    if _ts_key(event_ts) < _ts_key(row.event_ts):
+    if ts_order(event_ts) < ts_order(row.event_ts):
         return False
     changed = row.active != active
     row.active, row.event_ts = active, event_ts
     return changed
 
 
-def _ts_key(ts: str) -> tuple[int, int]:
+def ts_order(ts: str) -> tuple[int, int]:
     """Slack ts strings ("1700000000.000100") compared as numbers; an empty ts (reconciled) is oldest."""
     seconds, _, fraction = ts.partition(".")
     try:
