@@ -66,7 +66,11 @@ class WorkRound:
     round: Round  # locked for the caller's transaction
     earlier: tuple[int, ...]  # the thread's other rounds: the new variation is numbered after theirs
     opened: bool  # the round was opened now, to follow the thread's closed (or tied) latest round
-    place: int  # its place in the thread (1: the round that started it)
+
+    @property
+    def place(self) -> int:
+        """Its place in the thread (1: the round that started it)."""
+        return len(self.earlier) + 1
 
 
 @dataclass(frozen=True)
@@ -226,9 +230,9 @@ class Rounds:
         assert latest_id is not None
         earlier = tuple(r.id for r in thread_rounds(repo, latest) if r.id is not None and r.id != latest_id)
         if latest.status == RoundStatus.OPEN.value:
-            return WorkRound(round=latest, earlier=earlier, opened=False, place=len(earlier) + 1)
+            return WorkRound(round=latest, earlier=earlier, opened=False)
         opened = self._follow(repo, latest)
-        return WorkRound(round=opened, earlier=(*earlier, latest_id), opened=True, place=len(earlier) + 2)
+        return WorkRound(round=opened, earlier=(*earlier, latest_id), opened=True)
 
     def _follow(self, repo: Repo, previous: Round) -> Round:
         """The next round of `previous`'s thread: the same draft, owner, title and privacy, the previous round's

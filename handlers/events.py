@@ -74,17 +74,18 @@ def register(
         if item.get("type") != "message" or event.get("user") == context.bot_user_id:
             return
         if votes.normalise_emoji(event["reaction"]) in votes.CANCEL_EMOJI:
-            # ❌ on your own queued or running variation cancels it
-            event_id = body.get("event_id")
-            if event_id and not inbox.first_delivery(str(event_id)):
-                log.info("skipping retried event %s", event_id)
-                return
-            outcome = jobs.cancel_by_reaction(
-                channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"]
-            )
-            tell(item["channel"], event["user"], outcome.message)
-            return
-        take(event, body, context, active=True)
+            cancel(event=event, body=body)
+        else:
+            take(event, body, context, active=True)
+
+    @once
+    def cancel(event: dict[str, Any], body: dict[str, Any]) -> None:
+        """❌ on your own queued or running variation cancels it (once, however often Slack delivers it)."""
+        item = event["item"]
+        outcome = jobs.cancel_by_reaction(
+            channel_id=item["channel"], message_ts=item["ts"], user_id=event["user"]
+        )
+        tell(item["channel"], event["user"], outcome.message)
 
     @app.event("reaction_removed")
     @guarded
