@@ -224,3 +224,31 @@ def test_when_the_database_is_the_trouble_nothing_is_set_aside_and_the_next_drai
     assert held(core, round_id) == set() and kept(core)[0].applied_at is None
     assert ballots.drain(wait=True) == 1
     assert [u for _, u, _ in held(core, round_id)] == ["UA"]
+
+
+def test_slack_retrying_a_reaction_to_another_replica_at_the_same_moment_counts_it_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    first = make_core(tmp_path / "a", database_url=database_url, worker_id="a")
+    second = make_core(tmp_path / "b", database_url=database_url, worker_id="b")
+    try:
+        round_id, ts = ready_round(first)
+        events = [reaction(ts[i % 3], f"U{i:03d}", n=i) for i in range(30)]
+        start = threading.Barrier(2)
+
+        def deliver(box: BallotBox) -> None:  # every event reaches both replicas, at once
+            start.wait()
+            for event in events:
+                box.take(event, at_once=True)
+
+        racers = [threading.Thread(target=deliver, args=(c.services.ballots,)) for c in (first, second)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        assert len(kept(first)) == 30 and all(r.applied_at is not None for r in kept(first))
+        assert len(held(first, round_id)) == 30
+        assert sum(v.votes for v in first.services.rounds.round_view(round_id).variations) == 30
+    finally:
+        second.close()
+        first.close()
